@@ -1,0 +1,90 @@
+"""Rules that relate one part of a scenario to another (SPEC §4): ids, references, work in progress.
+
+Each check appends to a list of problems instead of raising, so a planner sees every error at once.
+"""
+
+from __future__ import annotations
+
+from .errors import Problem
+from .model import GeoNetwork, ScenarioModel
+
+TOL = 1e-9
+
+
+def _unique(items, path: str, what: str, problems: list[Problem], seen: dict | None = None) -> dict:
+    seen = {} if seen is None else seen
+    for i, item in enumerate(items):
+        if item.id in seen:
+            problems.append(Problem(f"{path}[{i}].id", f"duplicate {what} id '{item.id}' (first at {seen[item.id]})"))
+        else:
+            seen[item.id] = f"{path}[{i}]"
+    return seen
+
+
+def _location(place, path: str, geo: bool, problems: list[Problem]) -> None:
+    has_point = place.lat is not None or place.lon is not None
+    if has_point and (place.lat is None or place.lon is None):
+        problems.append(Problem(path, "give both 'lat' and 'lon'"))
+    if geo:
+        if place.node is not None:
+            problems.append(Problem(f"{path}.node", "a 'geo' network has no nodes; give 'lat' and 'lon'"))
+        elif not has_point:
+            problems.append(Problem(path, "a 'geo' network needs 'lat' and 'lon' for every place"))
+    elif place.node is None and not has_point:
+        problems.append(Problem(path, "give 'node' or 'lat' and 'lon'"))
+
+
+def check(model: ScenarioModel) -> list[Problem]:
+    """Every cross-reference problem of a scenario whose fields already validated."""
+    problems: list[Problem] = []
+    geo = isinstance(model.network, GeoNetwork)
+    places = _unique(model.hospitals, "hospitals", "place", problems)
+    places = _unique(model.sites, "sites", "place", problems, places)
+    places = _unique(model.stations, "stations", "place", problems, places)
+    _unique(model.responders, "responders", "responder", problems)
+    _unique(model.casualties, "casualties", "casualty", problems)
+    hospitals = {h.id for h in model.hospitals}
+    sites = {s.id for s in model.sites}
+    if not model.hospitals:
+        problems.append(Problem("hospitals", "at least one hospital is needed"))
+    for kind in ("hospitals", "sites", "stations"):
+        for i, place in enumerate(getattr(model, kind)):
+            _location(place, f"{kind}[{i}]", geo, problems)
+
+    for i, r in enumerate(model.responders):
+        path = f"responders[{i}]"
+        if r.kind == "fire" and r.hart:
+            problems.append(Problem(f"{path}.hart", "a fire team cannot be HART (HART is a paramedic capability)"))
+        if isinstance(r.start, str):
+            if r.start not in places:
+                problems.append(Problem(f"{path}.start", f"unknown place '{r.start}'"))
+        elif geo and hasattr(r.start, "node"):
+            problems.append(Problem(f"{path}.start", "a 'geo' network has no nodes; give 'lat' and 'lon'"))
+        if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
+            problems.append(Problem(f"{path}.shift_end", f"ends at {r.shift_end} before the team is available at {r.available_at}"))
+
+    t = model.time
+    for i, c in enumerate(model.casualties):
+        path = f"casualties[{i}]"
+        if c.site not in sites:
+            problems.append(Problem(f"{path}.site", f"unknown site '{c.site}'"))
+        if c.observed_at is not None and c.observed_at > t + TOL:
+            problems.append(Problem(f"{path}.observed_at", f"{c.observed_at} is after the scenario time {t}"))
+        if c.rescue_ends_at is not None:
+            if not c.trapped:
+                problems.append(Problem(f"{path}.rescue_ends_at", "only a trapped casualty can have a rescue under way"))
+            if c.rescue_ends_at < t - TOL:
+                problems.append(Problem(f"{path}.rescue_ends_at", f"{c.rescue_ends_at} is before the scenario time {t}"))
+        if c.treatment_ends_at is not None:
+            if c.treated:
+                problems.append(Problem(f"{path}.treatment_ends_at", "a treated casualty has no treatment under way"))
+            if c.treatment_ends_at < t - TOL:
+                problems.append(Problem(f"{path}.treatment_ends_at", f"{c.treatment_ends_at} is before the scenario time {t}"))
+        if c.in_transit is not None:
+            if c.in_transit.hospital not in hospitals:
+                problems.append(Problem(f"{path}.in_transit.hospital", f"unknown hospital '{c.in_transit.hospital}'"))
+            if c.in_transit.arrival < t - TOL:
+                problems.append(Problem(f"{path}.in_transit.arrival", f"{c.in_transit.arrival} is before the scenario time {t}"))
+            if c.trapped or c.rescue_ends_at is not None or c.treatment_ends_at is not None:
+                problems.append(Problem(f"{path}.in_transit", "a casualty in transit cannot be trapped or have a rescue or treatment under way"))
+    return problems

@@ -1,0 +1,289 @@
+"""The scenario file format of SPEC §4 as pydantic models: the field rules and the JSON Schema.
+
+These models check each value in place (types, ranges, probability vectors, chains). Rules that
+relate one part of a file to another (ids, references, networks) live in ``checks.py``.
+Union members carry tags written ``<like-this>`` so that error paths name the file's own keys.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+)
+
+from .health import CATEGORIES
+
+FORMAT = "goldenhour.scenario/1"
+TOL = 1e-9
+
+Number = StrictFloat  # strict: ints are accepted, strings and booleans are not
+NonNegative = Annotated[Number, Field(ge=0)]
+Positive = Annotated[Number, Field(gt=0)]
+Probability = Annotated[Number, Field(ge=0, le=1)]
+Latitude = Annotated[Number, Field(ge=-90, le=90)]
+Longitude = Annotated[Number, Field(ge=-180, le=180)]
+Id = Annotated[StrictStr, Field(min_length=1)]
+NodeId = Annotated[Union[StrictStr, StrictInt], AfterValidator(str)]
+
+
+class Strict(BaseModel):
+    """Unknown keys and NaN/Infinity are errors everywhere in a scenario."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+def _check_vector(v: list[float]) -> list[float]:
+    if len(v) != 4:
+        raise ValueError(f"a health vector has 4 entries (delayed, urgent, immediate, deceased), got {len(v)}")
+    if any(x < 0 for x in v):
+        raise ValueError("probabilities must be >= 0")
+    total = math.fsum(v)
+    if abs(total - 1.0) > TOL:
+        raise ValueError(f"probabilities sum to {total:.12g}, expected 1")
+    return v
+
+
+def _check_matrix(m: list[list[float]]) -> list[list[float]]:
+    if len(m) != 4 or any(len(row) != 4 for row in m):
+        raise ValueError("a chain is a 4x4 matrix (rows and columns: delayed, urgent, immediate, deceased)")
+    for i, row in enumerate(m):
+        if any(x < 0 for x in row):
+            raise ValueError(f"row {i} has a negative probability")
+        total = math.fsum(row)
+        if abs(total - 1.0) > TOL:
+            raise ValueError(f"row {i} sums to {total:.12g}, expected 1 (the matrix must be row-stochastic)")
+    if m[3] != [0.0, 0.0, 0.0, 1.0]:
+        raise ValueError("row 3 must be [0, 0, 0, 1]: deceased is absorbing")
+    return m
+
+
+HealthVector = Annotated[list[Number], AfterValidator(_check_vector)]
+Matrix = Annotated[list[list[Number]], AfterValidator(_check_matrix)]
+Category = Literal[tuple(CATEGORIES)]  # type: ignore[valid-type]
+
+
+class SieveObservations(Strict):
+    walking: StrictBool | None = None
+    breathing: StrictBool | None = None
+    respiratory_rate: NonNegative | None = None
+    capillary_refill: NonNegative | None = None
+    pulse: NonNegative | None = None
+
+
+class StartObservations(Strict):
+    walking: StrictBool | None = None
+    breathing: StrictBool | None = None
+    respiratory_rate: NonNegative | None = None
+    radial_pulse: StrictBool | None = None
+    capillary_refill: NonNegative | None = None
+    follows_commands: StrictBool | None = None
+
+
+class SieveHealth(Strict):
+    sieve: SieveObservations
+
+
+class StartHealth(Strict):
+    start: StartObservations
+
+
+def _health_kind(v: Any) -> str | None:
+    if isinstance(v, (list, tuple)):
+        return "<vector>"
+    if isinstance(v, str):
+        return "<category>"
+    if isinstance(v, dict):
+        return "<start>" if "start" in v and "sieve" not in v else "<sieve>"
+    if isinstance(v, BaseModel):
+        return "<start>" if isinstance(v, StartHealth) else "<sieve>"
+    return None
+
+
+Health = Annotated[
+    Union[
+        Annotated[HealthVector, Tag("<vector>")],
+        Annotated[Category, Tag("<category>")],
+        Annotated[SieveHealth, Tag("<sieve>")],
+        Annotated[StartHealth, Tag("<start>")],
+    ],
+    Discriminator(
+        _health_kind,
+        custom_error_type="health",
+        custom_error_message="expected a vector of 4 probabilities, a category (delayed, urgent, "
+        "immediate, deceased, P1, P2, P3, dead), or {\"sieve\": {...}} / {\"start\": {...}}",
+    ),
+]
+
+
+class NodeLocation(Strict):
+    node: NodeId
+
+
+class PointLocation(Strict):
+    lat: Latitude
+    lon: Longitude
+
+
+def _location_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "<place>"
+    if isinstance(v, dict):
+        return "<node>" if "node" in v else "<point>"
+    if isinstance(v, NodeLocation):
+        return "<node>"
+    if isinstance(v, PointLocation):
+        return "<point>"
+    return None
+
+
+Start = Annotated[
+    Union[
+        Annotated[Id, Tag("<place>")],
+        Annotated[NodeLocation, Tag("<node>")],
+        Annotated[PointLocation, Tag("<point>")],
+    ],
+    Discriminator(
+        _location_kind,
+        custom_error_type="start",
+        custom_error_message='expected a place id, {"node": id} or {"lat": ..., "lon": ...}',
+    ),
+]
+
+
+class Place(Strict):
+    id: Id
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    node: NodeId | None = None
+
+
+class Hospital(Place):
+    capacity: Annotated[StrictInt, Field(ge=0)]
+    overflow_risk: Probability | None = None
+
+
+class Site(Place):
+    pass
+
+
+class Station(Place):
+    pass
+
+
+class Responder(Strict):
+    id: Id
+    kind: Literal["paramedic", "fire"]
+    start: Start
+    hart: StrictBool = False
+    available_at: Number | None = None
+    shift_end: Number | None = None
+
+
+class InTransit(Strict):
+    hospital: Id
+    arrival: Number
+
+
+class Casualty(Strict):
+    id: Id
+    site: Id
+    health: Health
+    trapped: StrictBool = False
+    rescue_minutes: NonNegative | None = None
+    treatment_minutes: NonNegative | None = None
+    observed_at: Number | None = None
+    treated: StrictBool = False
+    rescue_ends_at: Number | None = None
+    treatment_ends_at: Number | None = None
+    in_transit: InTransit | None = None
+
+
+class Durations(Strict):
+    load: NonNegative = 2.0
+    handover: NonNegative = 5.0
+    treatment: NonNegative = 10.0
+    rescue: NonNegative = 20.0
+
+
+class Chains(Strict):
+    trapped: Matrix | None = None
+    ccs: Matrix | None = None
+    ambulance: Matrix | None = None
+    trapped_treated: Matrix | None = None
+    ccs_treated: Matrix | None = None
+
+
+class Node(Strict):
+    id: NodeId
+    lat: Latitude
+    lon: Longitude
+
+
+class Edge(Strict):
+    from_: NodeId = Field(alias="from")
+    to: NodeId
+    minutes: NonNegative | None = None
+    length_m: NonNegative | None = None
+    speed_kmh: Positive | None = None
+    oneway: StrictBool = False
+
+
+class GeoNetwork(Strict):
+    kind: Literal["geo"]
+    speed_kmh: Positive
+    detour_factor: Positive = 1.0
+
+
+class GraphNetwork(Strict):
+    kind: Literal["graph"]
+    speed_kmh: Positive | None = None
+    nodes: list[Node] | None = None
+    edges: list[Edge] | None = None
+    nodes_file: Id | None = None
+    edges_file: Id | None = None
+
+
+def _network_kind(v: Any) -> str | None:
+    kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    return {"geo": "<geo>", "graph": "<graph>"}.get(kind)
+
+
+Network = Annotated[
+    Union[Annotated[GeoNetwork, Tag("<geo>")], Annotated[GraphNetwork, Tag("<graph>")]],
+    Discriminator(
+        _network_kind,
+        custom_error_type="network",
+        custom_error_message='expected an object with "kind": "geo" or "graph"',
+    ),
+]
+
+
+class ScenarioModel(Strict):
+    """A goldenhour scenario file: the incident at one moment (SPEC §4)."""
+
+    format: Literal["goldenhour.scenario/1"]
+    name: StrictStr = ""
+    time: Number = 0.0
+    network: Network
+    hospitals: list[Hospital]
+    sites: list[Site]
+    stations: list[Station] = []
+    responders: list[Responder]
+    casualties: list[Casualty]
+    durations: Durations = Durations()
+    chains: Chains = Chains()
+    treatment_slowdown: Probability = 0.5
+    hospital_overflow_risk: Probability = 0.05
+    delivered_fatalities: NonNegative = 0.0

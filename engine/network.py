@@ -1,0 +1,154 @@
+"""Travel minutes between the places that matter (SPEC §4, ``network``).
+
+``geo`` networks use great-circle distance; ``graph`` networks snap places to road nodes and run
+Dijkstra (scipy.sparse.csgraph) once from each place's node. Either way the result is one dense
+matrix over the scenario's locations, computed once per scenario.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from .errors import Problem
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def haversine_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance in km (broadcasts over numpy arrays)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp = p2 - p1
+    dl = np.radians(lon2) - np.radians(lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def geo_travel(lat: np.ndarray, lon: np.ndarray, speed_kmh: float, detour: float) -> np.ndarray:
+    """Minutes between every pair of points: distance × detour ÷ speed."""
+    km = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    minutes = km * detour / speed_kmh * 60.0
+    same = (lat[:, None] == lat[None, :]) & (lon[:, None] == lon[None, :])
+    minutes[same] = 0.0
+    return np.ascontiguousarray(minutes)
+
+
+@dataclass
+class RoadGraph:
+    """A directed road graph with minutes on its arcs, node ids as strings."""
+
+    ids: list[str]
+    lat: np.ndarray
+    lon: np.ndarray
+    matrix: csr_matrix
+
+    def index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.ids)}
+
+    def snap(self, lat: float, lon: float) -> int:
+        """The nearest node by great-circle distance; ties go to the first node."""
+        return int(np.argmin(haversine_km(lat, lon, self.lat, self.lon)))
+
+    def travel(self, nodes: np.ndarray) -> np.ndarray:
+        """Shortest-path minutes between the given nodes (rows: from, columns: to)."""
+        unique, inverse = np.unique(nodes, return_inverse=True)
+        dist = dijkstra(self.matrix, directed=True, indices=unique)
+        return np.ascontiguousarray(dist[inverse][:, nodes])
+
+
+def _read_table(path: Path) -> pa.Table:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pq.read_table(path)
+    return pacsv.read_csv(path)
+
+
+def _rows(network, key: str, base_dir: Path | None, problems: list[Problem]) -> list[dict] | None:
+    """The inline list under ``key``, or the rows of ``key_file``: exactly one must be given."""
+    inline, file = getattr(network, key), getattr(network, f"{key}_file")
+    path = f"network.{key}"
+    if (inline is None) == (file is None):
+        problems.append(Problem(path, f"give exactly one of '{key}' (inline) or '{key}_file'"))
+        return None
+    if inline is not None:
+        return [row.model_dump(by_alias=True) for row in inline]
+    full = (base_dir or Path.cwd()) / file
+    try:
+        table = _read_table(full)
+    except Exception as exc:  # pyarrow raises many types for a missing or broken file
+        problems.append(Problem(f"network.{key}_file", f"cannot read {full}: {str(exc).splitlines()[0]}"))
+        return None
+    return table.to_pylist()
+
+
+def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> RoadGraph | None:
+    """Validate and build the road graph of a ``graph`` network, adding problems as found."""
+    from .model import Edge, Node  # the file rows follow the inline models exactly
+    from pydantic import ValidationError
+
+    from .errors import json_path
+
+    node_rows = _rows(network, "nodes", base_dir, problems)
+    edge_rows = _rows(network, "edges", base_dir, problems)
+    if node_rows is None or edge_rows is None:
+        return None
+    start = len(problems)
+    nodes, edges = [], []
+    for kind, rows, model, out in (("nodes", node_rows, Node, nodes), ("edges", edge_rows, Edge, edges)):
+        for i, row in enumerate(rows):
+            row = {k: v for k, v in row.items() if v is not None}
+            if kind == "edges":
+                # File columns may hold ints; ids are strings everywhere in goldenhour.
+                row = {k: (str(v) if k in ("from", "to") and isinstance(v, int) else v) for k, v in row.items()}
+            try:
+                out.append(model.model_validate(row))
+            except ValidationError as err:
+                for e in err.errors():
+                    problems.append(Problem(json_path(("network", kind, i) + tuple(e["loc"])), e["msg"]))
+    if len(problems) > start:
+        return None
+    ids = [n.id for n in nodes]
+    index = {}
+    for i, n in enumerate(ids):
+        if n in index:
+            problems.append(Problem(f"network.nodes[{i}].id", f"duplicate node id '{n}'"))
+        index[n] = i
+    src, dst, minutes = [], [], []
+    for i, e in enumerate(edges):
+        path = f"network.edges[{i}]"
+        for end in ("from_", "to"):
+            if getattr(e, end) not in index:
+                problems.append(Problem(f"{path}.{end.rstrip('_')}", f"unknown node '{getattr(e, end)}'"))
+        if (e.minutes is None) == (e.length_m is None):
+            problems.append(Problem(path, "give exactly one of 'minutes' or 'length_m'"))
+            continue
+        if e.minutes is not None:
+            m = e.minutes
+        else:
+            speed = e.speed_kmh or network.speed_kmh
+            if speed is None:
+                problems.append(Problem(path, "'length_m' needs 'speed_kmh' on the edge or the network"))
+                continue
+            m = e.length_m / 1000.0 / speed * 60.0
+        if e.from_ in index and e.to in index:
+            src.append(index[e.from_]); dst.append(index[e.to]); minutes.append(m)
+            if not e.oneway:
+                src.append(index[e.to]); dst.append(index[e.from_]); minutes.append(m)
+    if len(problems) > start:
+        return None
+    src, dst, w = np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64), np.array(minutes)
+    # Parallel arcs keep the fastest: sort by (from, to, minutes) and keep each pair's first.
+    order = np.lexsort((w, dst, src))
+    src, dst, w = src[order], dst[order], w[order]
+    first = np.ones(len(src), dtype=bool)
+    first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    n = len(ids)
+    matrix = csr_matrix((w[first], (src[first], dst[first])), shape=(n, n))
+    lat = np.array([nd.lat for nd in nodes]); lon = np.array([nd.lon for nd in nodes])
+    return RoadGraph(ids, lat, lon, matrix)

@@ -1,0 +1,63 @@
+"""Flatten a ``Scenario`` into the arrays the kernels take, once per model state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.layout import ACTIVE, DEAD, IN_TRANSIT, ProblemArrays
+
+from .health import is_known_dead, power_tables
+from .scenario import Scenario
+
+
+def _opt(values, default=np.nan) -> np.ndarray:
+    return np.array([default if v is None else v for v in values], dtype=np.float64)
+
+
+def build_problem(sc: Scenario) -> ProblemArrays:
+    """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
+    m = sc.model
+    cas = m.casualties
+    time = float(m.time)
+    status = np.array(
+        [DEAD if is_known_dead(sc.health[i]) else IN_TRANSIT if c.in_transit is not None else ACTIVE
+         for i, c in enumerate(cas)], dtype=np.int64)
+    active = status == ACTIVE
+    trapped = np.array([c.trapped for c in cas], dtype=np.bool_) & active
+    rescue_fixed = _opt([c.rescue_ends_at for c in cas])
+    treat_fixed = _opt([c.treatment_ends_at for c in cas])
+    treated = np.array([c.treated for c in cas], dtype=np.bool_) & active
+    small, big = power_tables(sc.chains)
+    transit_hosp = np.array([sc.hospital_index[c.in_transit.hospital] if c.in_transit else -1 for c in cas],
+                            dtype=np.int64)
+    avail = _opt([r.available_at for r in m.responders], time)
+    return ProblemArrays(
+        travel=np.ascontiguousarray(sc.travel, dtype=np.float64),
+        site_loc=np.array([sc.site_loc[sc.site_index[c.site]] for c in cas], dtype=np.int64),
+        h0=np.ascontiguousarray(sc.health, dtype=np.float64).reshape(-1, 4),
+        obs=_opt([c.observed_at for c in cas], time),
+        status=status,
+        trapped=trapped,
+        needs_rescue=trapped & np.isnan(rescue_fixed),
+        rescue_fixed=np.where(trapped, rescue_fixed, np.nan),
+        treat_fixed=np.where(active, treat_fixed, np.nan),
+        treated=treated,
+        can_treat=active & ~treated & np.isnan(treat_fixed),
+        rescue_dur=_opt([c.rescue_minutes for c in cas], m.durations.rescue),
+        treat_dur=_opt([c.treatment_minutes for c in cas], m.durations.treatment),
+        transit_hosp=transit_hosp,
+        transit_arrival=_opt([c.in_transit.arrival if c.in_transit else None for c in cas]),
+        resp_fire=np.array([r.kind == "fire" for r in m.responders], dtype=np.bool_),
+        resp_hart=np.array([r.hart for r in m.responders], dtype=np.bool_),
+        resp_loc=np.ascontiguousarray(sc.responder_loc, dtype=np.int64),
+        resp_avail=avail,
+        resp_free=np.maximum(avail, time),
+        resp_shift=_opt([r.shift_end for r in m.responders], np.inf),
+        hosp_loc=np.arange(len(m.hospitals), dtype=np.int64),
+        hosp_cap=np.array([h.capacity for h in m.hospitals], dtype=np.int64),
+        hosp_risk=_opt([h.overflow_risk for h in m.hospitals], m.hospital_overflow_risk),
+        small=small,
+        big=big,
+        chains=np.ascontiguousarray(sc.chains),
+        scalars=np.array([time, m.durations.load, m.durations.handover, m.delivered_fatalities]),
+    )

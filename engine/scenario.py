@@ -1,0 +1,202 @@
+"""Loading a scenario: parse, validate, resolve health and build travel minutes, once.
+
+``load_scenario`` is the only way in. It gathers every problem (field rules from ``model.py``,
+cross-references from ``checks.py``, then the network) and raises one ``ScenarioError`` listing
+them all; on success the returned ``Scenario`` holds the validated file plus the derived arrays
+(health vectors, chains, travel matrix) that ``problem.py`` flattens for the kernels.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from . import checks, health, triage
+from .errors import Problem, ScenarioError, json_path
+from .model import GeoNetwork, ScenarioModel, SieveHealth, StartHealth
+from .network import build_graph, geo_travel
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "finite_number": "must be a finite number (NaN and Infinity are not allowed)",
+}
+
+
+@dataclass
+class Scenario:
+    """A validated incident model with its derived arrays; treat it as read-only.
+
+    Locations (rows and columns of ``travel``) are the hospitals, then the sites, then the
+    stations, then responders' own start points, in file order.
+    """
+
+    model: ScenarioModel
+    base_dir: Path | None
+    travel: np.ndarray
+    site_loc: np.ndarray
+    responder_loc: np.ndarray
+    health: np.ndarray
+    chains: np.ndarray
+    location_names: list[str]
+    hospital_index: dict[str, int] = field(default_factory=dict)
+    site_index: dict[str, int] = field(default_factory=dict)
+    responder_index: dict[str, int] = field(default_factory=dict)
+    casualty_index: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def time(self) -> float:
+        return self.model.time
+
+    def to_dict(self) -> dict:
+        """The scenario file as a JSON-able dict (defaults made explicit)."""
+        return self.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _parse(source: Any) -> tuple[Any, Path | None, str]:
+    """Read JSON from a path, a JSON string or take a dict; return (data, base_dir, label)."""
+    if isinstance(source, dict):
+        return source, None, "scenario"
+    if isinstance(source, ScenarioModel):
+        return source.model_dump(by_alias=True, exclude_none=True), None, "scenario"
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(Problem(str(path), "no such file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(Problem(str(path), f"cannot read: {exc}")) from None
+    return loads(text, str(path), ScenarioError), path.resolve().parent, str(path)
+
+
+def loads(text: str, label: str, error: type) -> Any:
+    """Parse JSON text; an empty file or a syntax error is one clear problem."""
+    if not text.strip():
+        raise error(Problem(label, "the file is empty"))
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(Problem(label, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")) from None
+
+
+def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem]:
+    out = []
+    for e in err.errors():
+        msg = _MESSAGES.get(e["type"], e["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        out.append(Problem(json_path(prefix + tuple(e["loc"])), msg))
+    return out
+
+
+def health_vector(value: Any) -> np.ndarray:
+    """A validated health input (vector, category or observations) as a probability vector."""
+    if isinstance(value, SieveHealth):
+        return health.category_vector(triage.sieve(value.sieve.model_dump()))
+    if isinstance(value, StartHealth):
+        return health.category_vector(triage.start(value.start.model_dump()))
+    if isinstance(value, str):
+        return health.category_vector(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def load_scenario(source: Any) -> Scenario:
+    """Load and validate a scenario from a path, a dict, or a ``ScenarioModel``.
+
+    Raises
+    ------
+    ScenarioError
+        With every problem found, each naming its JSON path.
+    """
+    if isinstance(source, Scenario):
+        return source
+    data, base_dir, label = _parse(source)
+    if not isinstance(data, dict):
+        raise ScenarioError(Problem(label, "a scenario is a JSON object"))
+    if data.get("format") != "goldenhour.scenario/1":
+        raise ScenarioError(Problem("format", f"expected \"goldenhour.scenario/1\", got {json.dumps(data.get('format'))}"))
+    try:
+        model = ScenarioModel.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(pydantic_problems(err)) from None
+    problems = checks.check(model)
+    if problems:
+        raise ScenarioError(problems)
+    travel, site_loc, responder_loc, names = _travel(model, base_dir, problems)
+    if problems:
+        raise ScenarioError(problems)
+    hv = np.array([health_vector(c.health) for c in model.casualties], dtype=np.float64).reshape(-1, 4)
+    chains = health.resolve_chains(model.chains.model_dump(exclude_none=True), model.treatment_slowdown)
+    return Scenario(
+        model=model, base_dir=base_dir, travel=travel, site_loc=site_loc, responder_loc=responder_loc,
+        health=hv, chains=chains, location_names=names,
+        hospital_index={h.id: i for i, h in enumerate(model.hospitals)},
+        site_index={s.id: i for i, s in enumerate(model.sites)},
+        responder_index={r.id: i for i, r in enumerate(model.responders)},
+        casualty_index={c.id: i for i, c in enumerate(model.casualties)},
+    )
+
+
+def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]):
+    """The travel matrix over all locations, plus each site's and responder's location index."""
+    places = [("hospitals", p) for p in model.hospitals] + [("sites", p) for p in model.sites] + [
+        ("stations", p) for p in model.stations]
+    place_loc = {p.id: i for i, (_, p) in enumerate(places)}
+    names = [f"{kind[:-1]} '{p.id}'" for kind, p in places]
+    points: list[tuple[str, Any]] = [(f"{kind}[{i}]", p) for kind in ("hospitals", "sites", "stations")
+                                     for i, p in enumerate(getattr(model, kind))]
+    responder_loc = np.empty(len(model.responders), dtype=np.int64)
+    for i, r in enumerate(model.responders):
+        if isinstance(r.start, str):
+            responder_loc[i] = place_loc[r.start]
+        else:
+            responder_loc[i] = len(points)
+            points.append((f"responders[{i}].start", r.start))
+            names.append(f"the start of responder '{r.id}'")
+    H, S = len(model.hospitals), len(model.sites)
+    site_loc = np.arange(H, H + S, dtype=np.int64)
+
+    if isinstance(model.network, GeoNetwork):
+        lat = np.array([p.lat for _, p in points], dtype=np.float64)
+        lon = np.array([p.lon for _, p in points], dtype=np.float64)
+        travel = geo_travel(lat, lon, model.network.speed_kmh, model.network.detour_factor)
+    else:
+        graph = build_graph(model.network, base_dir, problems)
+        if graph is None:
+            return None, site_loc, responder_loc, names
+        index = graph.index()
+        nodes = np.zeros(len(points), dtype=np.int64)
+        for j, (path, p) in enumerate(points):
+            node = getattr(p, "node", None)
+            if node is not None:
+                if node not in index:
+                    problems.append(Problem(f"{path}.node", f"unknown node '{node}'"))
+                else:
+                    nodes[j] = index[node]
+            else:
+                nodes[j] = graph.snap(p.lat, p.lon)
+        if problems:
+            return None, site_loc, responder_loc, names
+        travel = graph.travel(nodes)
+    _reachability(model, travel, site_loc, responder_loc, names, problems)
+    return travel, site_loc, responder_loc, names
+
+
+def _reachability(model, travel, site_loc, responder_loc, names, problems) -> None:
+    """Every responder start reaches every site; sites reach each other and every hospital, and back."""
+    H = len(model.hospitals)
+    needed = [(int(a), int(s)) for a in np.unique(responder_loc) for s in site_loc]
+    needed += [(int(s), int(t)) for s in site_loc for t in list(site_loc) + list(range(H))]
+    needed += [(h, int(s)) for h in range(H) for s in site_loc]
+    for a, b in needed:
+        if not np.isfinite(travel[a, b]):
+            problems.append(Problem("network", f"no route from {names[a]} to {names[b]}"))

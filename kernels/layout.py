@@ -1,0 +1,95 @@
+"""The flat data the kernels work on: problem arrays, solution arrays, and scratch space.
+
+The engine fills a ``ProblemArrays`` once per scenario. A solution is three integer arrays:
+``starts`` (responder ``r``'s tasks are ``order[starts[r]:starts[r+1]]``), ``order`` (task codes
+``3·casualty + kind``) and ``hosp`` (destination hospital of each casualty's transport, -1 if
+none). ``pins[r]`` counts the issued tasks at the front of ``r``'s list.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from .config import JIT
+
+RESCUE, TREAT, TRANSPORT = 0, 1, 2
+KINDS = 3
+
+#: Casualty status codes.
+ACTIVE, DEAD, IN_TRANSIT = 0, 1, 2
+
+#: Schedule status codes: feasible, a cycle of waits, or a task ending after its shift.
+FEASIBLE, CYCLE, SHIFT = 0, 1, 2
+
+#: Environment indices of the chain arrays (trapped, ccs, ambulance, then the treated variants).
+ENV_TRAPPED, ENV_CCS, ENV_AMBULANCE, ENV_TRAPPED_TREATED, ENV_CCS_TREATED = range(5)
+
+ProblemArrays = namedtuple(
+    "ProblemArrays",
+    [
+        "travel",          # f8[L, L] minutes between locations
+        "site_loc",        # i8[C] location of each casualty's site
+        "h0",              # f8[C, 4] health at observation
+        "obs",             # f8[C] observation time
+        "status",          # i8[C] ACTIVE / DEAD / IN_TRANSIT
+        "trapped",         # b1[C] still trapped (a rescue is needed or under way)
+        "needs_rescue",    # b1[C] a rescue task is required
+        "rescue_fixed",    # f8[C] end of a rescue under way (nan if none)
+        "treat_fixed",     # f8[C] end of a treatment under way (nan if none)
+        "treated",         # b1[C] treated before the observation: treated chains throughout
+        "can_treat",       # b1[C] a treat task may be planned
+        "rescue_dur",      # f8[C]
+        "treat_dur",       # f8[C]
+        "transit_hosp",    # i8[C] hospital of a casualty in transit (-1 otherwise)
+        "transit_arrival", # f8[C]
+        "resp_fire",       # b1[R]
+        "resp_hart",       # b1[R]
+        "resp_loc",        # i8[R] start location
+        "resp_avail",      # f8[R] available_at: the free time when the first task is pinned
+        "resp_free",       # f8[R] max(available_at, time): the free time otherwise
+        "resp_shift",      # f8[R] shift end (inf if none)
+        "hosp_loc",        # i8[H]
+        "hosp_cap",        # i8[H] beds free at the model's time
+        "hosp_risk",       # f8[H] overflow risk
+        "small",           # f8[5, T, 4, 4] P^n for n < T
+        "big",             # f8[5, B, 4, 4] P^(T·2^j)
+        "chains",          # f8[5, 4, 4]
+        "scalars",         # f8[4]: time, load, handover, delivered fatalities
+    ],
+)
+
+Workspace = namedtuple(
+    "Workspace",
+    [
+        "rescued", "treated_at", "pickup", "arrival", "pdead",  # f8[C]
+        "r_known", "t_known",                                   # b1[C]
+        "owner_treat", "owner_transport",                       # i8[C]
+        "ptr", "free", "loc", "blocked", "stack",               # per responder
+        "start", "end",                                         # f8[slots]
+        "count",                                                # i8[H]
+        "buf",                                                  # i8[C]
+    ],
+)
+
+
+@njit(**JIT)
+def make_workspace(n_cas, n_resp, n_hosp, n_slots):
+    """Scratch arrays for one evaluation at a time (one per thread in batch kernels)."""
+    return Workspace(
+        np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas),
+        np.empty(n_cas, np.bool_), np.empty(n_cas, np.bool_),
+        np.empty(n_cas, np.int64), np.empty(n_cas, np.int64),
+        np.empty(n_resp, np.int64), np.empty(n_resp), np.empty(n_resp, np.int64),
+        np.empty(n_resp, np.bool_), np.empty(n_resp, np.int64),
+        np.empty(max(n_slots, 1)), np.empty(max(n_slots, 1)),
+        np.empty(n_hosp, np.int64),
+        np.empty(max(n_cas, 1), np.int64),
+    )
+
+
+def workspace_for(p: ProblemArrays) -> Workspace:
+    n_cas = p.h0.shape[0]
+    return make_workspace(n_cas, p.resp_loc.shape[0], p.hosp_loc.shape[0], KINDS * n_cas)
