@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from .config import JIT, PARALLEL
 from .layout import CYCLE, make_workspace
@@ -39,7 +39,7 @@ def row_width(n_resp: int, n_cas: int) -> int:
 
 
 @njit(**PARALLEL)
-def evaluate_batch(P, rows, pins, out_F, out_overflow, out_T, out_status):
+def evaluate_batch(P, rows, pins, out_F, out_overflow, out_T, out_status, n_threads):
     """Evaluate every row of ``rows`` (see ``row_width``) in parallel.
 
     Rows are split into one contiguous chunk per thread; each chunk has its own workspace, and
@@ -49,7 +49,7 @@ def evaluate_batch(P, rows, pins, out_F, out_overflow, out_T, out_status):
     n_cas = P.h0.shape[0]
     n_resp = P.resp_loc.shape[0]
     n_hosp = P.hosp_loc.shape[0]
-    n_chunks = min(get_num_threads(), max(n_rows, 1))
+    n_chunks = min(n_threads, max(n_rows, 1))
     for chunk in prange(n_chunks):
         W = make_workspace(n_cas, n_resp, n_hosp, 3 * n_cas)
         lo = chunk * n_rows // n_chunks

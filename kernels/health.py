@@ -48,3 +48,26 @@ def propagate(h0, h1, h2, h3, env, delta, small, big, chains):
         g = 1.0 - f
         h0, h1, h2, h3 = g * h0 + f * p0, g * h1 + f * p1, g * h2 + f * p2, g * h3 + f * p3
     return h0, h1, h2, h3
+
+
+@njit(**JIT)
+def dead_after(h0, h1, h2, h3, env, delta, small, big, chains):
+    """Only the deceased entry of ``propagate``: what the last segment of a timeline needs.
+
+    Uses ``P(δ) = (1 − f)·P^n + f·P^(n+1)``, so below the table size it costs two dot products
+    with table columns instead of two vector-matrix products.
+    """
+    if delta <= 0.0:
+        return h3
+    whole = math.floor(delta)
+    f = delta - whole
+    n = int(whole)
+    if n + 1 >= small.shape[1]:
+        return propagate(h0, h1, h2, h3, env, delta, small, big, chains)[3]
+    m = small[env, n]
+    p = h0 * m[0, 3] + h1 * m[1, 3] + h2 * m[2, 3] + h3 * m[3, 3]
+    if f > 0.0:
+        m = small[env, n + 1]
+        q = h0 * m[0, 3] + h1 * m[1, 3] + h2 * m[2, 3] + h3 * m[3, 3]
+        p = (1.0 - f) * p + f * q
+    return p

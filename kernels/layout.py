@@ -70,6 +70,8 @@ Workspace = namedtuple(
         "ptr", "free", "loc", "blocked", "stack",               # per responder
         "start", "end",                                         # f8[slots]
         "count",                                                # i8[H]
+        "over",                                                 # f8[H] overflow per hospital
+        "dirty",                                                # b1[H] scratch for delta scoring
         "buf",                                                  # i8[C]
     ],
 )
@@ -86,6 +88,8 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.empty(n_resp, np.bool_), np.empty(n_resp, np.int64),
         np.empty(max(n_slots, 1)), np.empty(max(n_slots, 1)),
         np.empty(n_hosp, np.int64),
+        np.zeros(n_hosp),
+        np.zeros(n_hosp, np.bool_),
         np.empty(max(n_cas, 1), np.int64),
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .health import propagate
+from .health import dead_after, propagate
 from .layout import (
     DEAD,
     ENV_AMBULANCE,
@@ -25,37 +25,41 @@ from .layout import (
 
 
 @njit(**JIT, inline="always")
-def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, P):
+def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big, chains):
     """Propagate from ``t`` to ``end`` in ``env``, switching to ``env_treated`` at ``treated_at``."""
     if end <= t:
         return h0, h1, h2, h3, t
     if treated_at <= t:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - t, P.small, P.big, P.chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - t, small, big, chains)
     elif treated_at >= end:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, end - t, P.small, P.big, P.chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, end - t, small, big, chains)
     else:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, treated_at - t, P.small, P.big, P.chains)
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - treated_at, P.small, P.big, P.chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, treated_at - t, small, big, chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - treated_at, small, big, chains)
     return h0, h1, h2, h3, end
+
+
+@njit(**JIT)
+def pdead_at_arrival(h, t, trapped, rescued, treated_at, pickup, arrival, small, big, chains):
+    """``p_dead`` at ``arrival`` of a casualty with health ``h`` observed at ``t`` (not in transit)."""
+    h0, h1, h2, h3 = h[0], h[1], h[2], h[3]
+    if trapped:
+        h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t, rescued,
+                                     treated_at, small, big, chains)
+    h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, pickup, treated_at,
+                                 small, big, chains)
+    return dead_after(h0, h1, h2, h3, ENV_AMBULANCE, arrival - t, small, big, chains)
 
 
 @njit(**JIT)
 def casualty_pdead(P, c, W):
     """``p_dead`` of casualty ``c`` at its arrival, from the times in ``W``."""
-    h = P.h0[c]
-    h0, h1, h2, h3 = h[0], h[1], h[2], h[3]
-    t = P.obs[c]
     if P.status[c] == IN_TRANSIT:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, ENV_AMBULANCE, P.transit_arrival[c] - t,
-                                   P.small, P.big, P.chains)
-        return h3
-    ta = W.treated_at[c]
-    if P.trapped[c]:
-        h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t,
-                                     W.rescued[c], ta, P)
-    h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, W.pickup[c], ta, P)
-    h0, h1, h2, h3 = propagate(h0, h1, h2, h3, ENV_AMBULANCE, W.arrival[c] - t, P.small, P.big, P.chains)
-    return h3
+        h = P.h0[c]
+        return dead_after(h[0], h[1], h[2], h[3], ENV_AMBULANCE, P.transit_arrival[c] - P.obs[c],
+                          P.small, P.big, P.chains)
+    return pdead_at_arrival(P.h0[c], P.obs[c], P.trapped[c], W.rescued[c], W.treated_at[c],
+                            W.pickup[c], W.arrival[c], P.small, P.big, P.chains)
 
 
 @njit(**JIT)
@@ -65,52 +69,80 @@ def objective(P, hosp, W):
     In-transit casualties get their arrival copied into ``W.arrival`` so that admission order
     treats them like the plan's own arrivals.
     """
-    n_cas = P.h0.shape[0]
-    n_hosp = P.hosp_loc.shape[0]
+    status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
+    small, big, chains = P.small, P.big, P.chains
+    rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
+    count = W.count
+    n_cas = h0.shape[0]
     F = P.scalars[3]
     T = 0.0
-    for h in range(n_hosp):
-        W.count[h] = 0
+    count[:] = 0
     for c in range(n_cas):
-        st = P.status[c]
+        st = status[c]
         if st == DEAD:
-            W.pdead[c] = 1.0
+            pdead[c] = 1.0
             F += 1.0
             continue
         if st == IN_TRANSIT:
-            W.arrival[c] = P.transit_arrival[c]
-            W.count[P.transit_hosp[c]] += 1
+            arrival[c] = P.transit_arrival[c]
+            count[P.transit_hosp[c]] += 1
+            h = h0[c]
+            p = dead_after(h[0], h[1], h[2], h[3], ENV_AMBULANCE, arrival[c] - obs[c], small, big, chains)
         else:
-            W.count[hosp[c]] += 1
-        p = casualty_pdead(P, c, W)
-        W.pdead[c] = p
+            if np.isnan(arrival[c]):
+                pdead[c] = np.nan  # no transport yet: a partial plan under construction
+                continue
+            count[hosp[c]] += 1
+            p = pdead_at_arrival(h0[c], obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
+                                 arrival[c], small, big, chains)
+        pdead[c] = p
         F += p
-        T += W.arrival[c] - P.obs[c]
+        T += arrival[c] - obs[c]
+    over = W.over
+    for h in range(count.shape[0]):
+        if count[h] > P.hosp_cap[h]:
+            over[h] = hospital_overflow(P.status, P.transit_hosp, hosp, arrival, pdead, W.buf,
+                                        h, P.hosp_cap[h], P.hosp_risk[h])
+        else:
+            over[h] = 0.0
     overflow = 0.0
-    for h in range(n_hosp):
-        if W.count[h] > P.hosp_cap[h]:
-            overflow += _overflow(P, hosp, W, h)
+    for h in range(count.shape[0]):
+        overflow += over[h]
     return F + overflow, overflow, T
 
 
 @njit(**JIT)
-def _overflow(P, hosp, W, h):
-    """Overflow fatalities at hospital ``h``: admissions beyond its beds, in arrival order."""
+def hospital_overflow(status, transit_hosp, hosp, arrival, pdead, buf, h, cap, risk):
+    """Overflow fatalities at hospital ``h``: admissions beyond its ``cap`` beds, in arrival order.
+
+    Members are gathered in casualty-index order and sorted stably by arrival, so equal arrivals
+    stay in index order, as SPEC §7 breaks ties. Small hospitals use an in-place insertion sort
+    (no allocation); large ones a merge sort.
+    """
     n = 0
-    for c in range(P.h0.shape[0]):
-        st = P.status[c]
-        if st == DEAD:
+    for c in range(status.shape[0]):
+        st = status[c]
+        if st == DEAD or np.isnan(arrival[c]):
             continue
-        dest = P.transit_hosp[c] if st == IN_TRANSIT else hosp[c]
+        dest = transit_hosp[c] if st == IN_TRANSIT else hosp[c]
         if dest == h:
-            W.buf[n] = c
+            buf[n] = c
             n += 1
-    members = W.buf[:n]
-    # A stable sort of casualties listed in index order breaks arrival ties by casualty index.
-    order = np.argsort(W.arrival[members], kind="mergesort")
+    if n <= 64:
+        for j in range(1, n):
+            c = buf[j]
+            a = arrival[c]
+            i = j
+            while i > 0 and arrival[buf[i - 1]] > a:
+                buf[i] = buf[i - 1]
+                i -= 1
+            buf[i] = c
+    else:
+        members = buf[:n].copy()
+        order = np.argsort(arrival[members], kind="mergesort")
+        for i in range(n):
+            buf[i] = members[order[i]]
     total = 0.0
-    risk = P.hosp_risk[h]
-    for i in range(P.hosp_cap[h], n):
-        c = members[order[i]]
-        total += (1.0 - W.pdead[c]) * risk
+    for i in range(cap, n):
+        total += (1.0 - pdead[buf[i]]) * risk
     return total

@@ -18,11 +18,11 @@ SHIFT_TOL = 1e-9
 
 
 @njit(**JIT, inline="always")
-def _wake(r, c, order, starts, W, top):
+def _wake(r, c, order, starts, blocked, ptr, stack, top):
     """Push responder ``r`` if it is blocked on a task of casualty ``c``; returns the new top."""
-    if r >= 0 and W.blocked[r] and W.ptr[r] < starts[r + 1] and order[W.ptr[r]] // 3 == c:
-        W.blocked[r] = False
-        W.stack[top] = r
+    if r >= 0 and blocked[r] and ptr[r] < starts[r + 1] and order[ptr[r]] // 3 == c:
+        blocked[r] = False
+        stack[top] = r
         top += 1
     return top
 
@@ -34,103 +34,111 @@ def schedule(P, starts, order, hosp, pins, W):
     Returns FEASIBLE, CYCLE (no times for the tasks caught in it) or SHIFT (a task ends after its
     responder's shift; all times are still set).
     """
+    # Arrays are taken out of the tuples once: a store into a boolean array may alias anything for
+    # LLVM, which would otherwise reload every tuple field after each such store (10x slower).
+    rescued, treated_at, pickup, arrival = W.rescued, W.treated_at, W.pickup, W.arrival
+    r_known, t_known, owner_treat, owner_transport = W.r_known, W.t_known, W.owner_treat, W.owner_transport
+    ptr, free, loc, blocked, stack = W.ptr, W.free, W.loc, W.blocked, W.stack
+    t_start, t_end = W.start, W.end
+    travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
+    rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
     n_cas = P.h0.shape[0]
     n_resp = P.resp_loc.shape[0]
     inf = np.inf
     for c in range(n_cas):
-        W.owner_treat[c] = -1
-        W.owner_transport[c] = -1
-        W.pickup[c] = np.nan
-        W.arrival[c] = np.nan
-        if P.trapped[c]:
-            W.rescued[c] = P.rescue_fixed[c]  # nan until the planned rescue is timed
-            W.r_known[c] = not P.needs_rescue[c]
+        owner_treat[c] = -1
+        owner_transport[c] = -1
+        pickup[c] = np.nan
+        arrival[c] = np.nan
+        if trapped[c]:
+            rescued[c] = P.rescue_fixed[c]  # nan until the planned rescue is timed
+            r_known[c] = not P.needs_rescue[c]
         else:
-            W.rescued[c] = -inf
-            W.r_known[c] = True
-        W.t_known[c] = True
+            rescued[c] = -inf
+            r_known[c] = True
+        t_known[c] = True
         if P.treated[c]:
-            W.treated_at[c] = -inf
+            treated_at[c] = -inf
         elif not np.isnan(P.treat_fixed[c]):
-            W.treated_at[c] = P.treat_fixed[c]
+            treated_at[c] = P.treat_fixed[c]
         else:
-            W.treated_at[c] = inf
+            treated_at[c] = inf
     for r in range(n_resp):
         for s in range(starts[r], starts[r + 1]):
             t = order[s]
             c = t // 3
             k = t - 3 * c
             if k == TREAT:
-                W.owner_treat[c] = r
-                W.t_known[c] = False
+                owner_treat[c] = r
+                t_known[c] = False
             elif k != RESCUE:
-                W.owner_transport[c] = r
+                owner_transport[c] = r
     top = 0
     for r in range(n_resp - 1, -1, -1):
-        W.ptr[r] = starts[r]
-        W.free[r] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]
-        W.loc[r] = P.resp_loc[r]
-        W.blocked[r] = False
-        W.stack[top] = r
+        ptr[r] = starts[r]
+        free[r] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]
+        loc[r] = P.resp_loc[r]
+        blocked[r] = False
+        stack[top] = r
         top += 1
     load = P.scalars[1]
     handover = P.scalars[2]
     while top > 0:
         top -= 1
-        r = W.stack[top]
+        r = stack[top]
         end_r = starts[r + 1]
-        while W.ptr[r] < end_r:
-            s = W.ptr[r]
+        while ptr[r] < end_r:
+            s = ptr[r]
             t = order[s]
             c = t // 3
             k = t - 3 * c
-            site = P.site_loc[c]
-            arrive = W.free[r] + P.travel[W.loc[r], site]
+            site = site_loc[c]
+            arrive = free[r] + travel[loc[r], site]
             if k == RESCUE:
                 start = arrive
-                end = start + P.rescue_dur[c]
-                W.rescued[c] = end
-                W.r_known[c] = True
-                top = _wake(W.owner_treat[c], c, order, starts, W, top)
-                top = _wake(W.owner_transport[c], c, order, starts, W, top)
-                W.loc[r] = site
+                end = start + rescue_dur[c]
+                rescued[c] = end
+                r_known[c] = True
+                top = _wake(owner_treat[c], c, order, starts, blocked, ptr, stack, top)
+                top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                loc[r] = site
             elif k == TREAT:
                 start = arrive
-                if P.trapped[c] and not P.resp_hart[r]:
-                    if not W.r_known[c]:
-                        W.blocked[r] = True
+                if trapped[c] and not resp_hart[r]:
+                    if not r_known[c]:
+                        blocked[r] = True
                         break
-                    if W.rescued[c] > start:
-                        start = W.rescued[c]
-                end = start + P.treat_dur[c]
-                W.treated_at[c] = end
-                W.t_known[c] = True
-                top = _wake(W.owner_transport[c], c, order, starts, W, top)
-                W.loc[r] = site
+                    if rescued[c] > start:
+                        start = rescued[c]
+                end = start + treat_dur[c]
+                treated_at[c] = end
+                t_known[c] = True
+                top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                loc[r] = site
             else:
-                if not (W.r_known[c] and W.t_known[c]):
-                    W.blocked[r] = True
+                if not (r_known[c] and t_known[c]):
+                    blocked[r] = True
                     break
                 start = arrive
-                if P.trapped[c] and W.rescued[c] > start:
-                    start = W.rescued[c]
-                ta = W.treated_at[c]
+                if trapped[c] and rescued[c] > start:
+                    start = rescued[c]
+                ta = treated_at[c]
                 if ta < inf and ta > start:
                     start = ta
-                dest = P.hosp_loc[hosp[c]]
-                arrival = start + load + P.travel[site, dest]
-                end = arrival + handover
-                W.pickup[c] = start
-                W.arrival[c] = arrival
-                W.loc[r] = dest
-            W.start[s] = start
-            W.end[s] = end
-            W.free[r] = end
-            W.ptr[r] = s + 1
+                dest = hosp_loc[hosp[c]]
+                arrive_h = start + load + travel[site, dest]
+                end = arrive_h + handover
+                pickup[c] = start
+                arrival[c] = arrive_h
+                loc[r] = dest
+            t_start[s] = start
+            t_end[s] = end
+            free[r] = end
+            ptr[r] = s + 1
     status = FEASIBLE
     for r in range(n_resp):
-        if W.ptr[r] < starts[r + 1]:
+        if ptr[r] < starts[r + 1]:
             return CYCLE
-        if starts[r + 1] > starts[r] and W.end[starts[r + 1] - 1] > P.resp_shift[r] + SHIFT_TOL:
+        if starts[r + 1] > starts[r] and t_end[starts[r + 1] - 1] > P.resp_shift[r] + SHIFT_TOL:
             status = SHIFT
     return status

@@ -1,0 +1,155 @@
+"""Construction heuristics: the dispatcher's ``rule`` and ``greedy`` cheapest insertion.
+
+``rule`` is the baseline a control room follows by hand (SPEC-silent details are chosen as a
+dispatcher would): most severe casualty first by ``p(immediate) + p(urgent)``, to the paramedic
+team that can be there first, then to the nearest hospital with a bed left; each fire team, when
+free, goes to the nearest trapped casualty still waiting. Both keep any pinned prefix in front.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
+from kernels.moves import INSERT_TASK
+from kernels.search import commit, pick_best, sweep
+
+from .plan import problem_arrays
+from .scenario import Scenario
+from .solution import Solution
+
+
+def severity_order(P) -> np.ndarray:
+    """Casualties most severe first: ``p(immediate) + p(urgent)``, then ``p(immediate)``, then index."""
+    h = P.h0
+    return np.lexsort((np.arange(len(h)), -h[:, 2], -(h[:, 1] + h[:, 2])))
+
+
+def _pinned_prefix(sc: Scenario, pinned: dict[int, list[int]] | None):
+    """Per responder: pinned task codes, and a rough free time and place after them."""
+    P = problem_arrays(sc)
+    n_resp = len(P.resp_loc)
+    lists = [list((pinned or {}).get(r, [])) for r in range(n_resp)]
+    free = np.where([bool(x) for x in lists], P.resp_avail, P.resp_free).astype(float)
+    loc = P.resp_loc.copy()
+    load, handover = P.scalars[1], P.scalars[2]
+    for r, codes in enumerate(lists):
+        for code in codes:  # waits are ignored: a heuristic start, scored exactly afterwards
+            c, k = divmod(code, KINDS)
+            site = P.site_loc[c]
+            free[r] += P.travel[loc[r], site]
+            loc[r] = site
+            if k == RESCUE:
+                free[r] += P.rescue_dur[c]
+            elif k == TREAT:
+                free[r] += P.treat_dur[c]
+    return lists, free, loc, load, handover
+
+
+def _nearest_with_bed(P, site, taken) -> int:
+    """Nearest hospital (by travel from ``site``) with a bed left, else the nearest of all."""
+    dist = P.travel[site, P.hosp_loc]
+    order = np.lexsort((np.arange(len(dist)), dist))
+    free_beds = order[taken[order] < P.hosp_cap[order]]
+    return int(free_beds[0] if len(free_beds) else order[0])
+
+
+def _arrays(sc, lists, hosp, pins):
+    starts = np.zeros(len(lists) + 1, dtype=np.int32)
+    flat = []
+    for r, codes in enumerate(lists):
+        starts[r] = len(flat)
+        flat.extend(codes)
+    starts[-1] = len(flat)
+    return Solution.from_arrays(sc, starts, np.array(flat, dtype=np.int32), hosp, pins)
+
+
+def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: dict[int, int] | None = None) -> Solution:
+    """The dispatcher's plan (see module docstring). ``pinned[r]`` lists r's issued task codes."""
+    P = problem_arrays(sc)
+    lists, free, loc, load, handover = _pinned_prefix(sc, pinned)
+    pins = np.array([len(x) for x in lists], dtype=np.int32)
+    planned = {code for codes in lists for code in codes}
+    n_cas = len(P.h0)
+    hosp = np.full(n_cas, -1, dtype=np.int32)
+    taken = np.zeros(len(P.hosp_loc), dtype=np.int64)
+    for c, h in (hosp_pinned or {}).items():
+        hosp[c] = h
+        taken[h] += 1
+    taken += np.bincount(P.transit_hosp[P.transit_hosp >= 0], minlength=len(taken))
+    rank = np.empty(n_cas, dtype=np.int64)
+    sev = severity_order(P)
+    rank[sev] = np.arange(n_cas)
+    rescued_at = np.where(P.trapped, np.nan_to_num(P.rescue_fixed, nan=0.0), -np.inf)
+
+    fires = np.flatnonzero(P.resp_fire)
+    waiting = [c for c in sev if P.needs_rescue[c] and KINDS * c + RESCUE not in planned]
+    for c in range(n_cas):
+        if KINDS * c + RESCUE in planned:
+            rescued_at[c] = P.resp_avail[0]  # rescue already issued: unknown end, assume under way
+    if len(fires):
+        while waiting:
+            f = fires[np.lexsort((fires, free[fires]))[0]]
+            dist = np.array([P.travel[loc[f], P.site_loc[c]] for c in waiting])
+            j = int(np.lexsort((np.array([rank[c] for c in waiting]), dist))[0])
+            c = waiting.pop(j)
+            end = free[f] + dist[j] + P.rescue_dur[c]
+            lists[f].append(KINDS * c + RESCUE)
+            free[f], loc[f], rescued_at[c] = end, P.site_loc[c], end
+
+    medics = np.flatnonzero(~P.resp_fire)
+    for c in sev:
+        code = KINDS * c + TRANSPORT
+        if P.status[c] != ACTIVE or code in planned or not len(medics):
+            continue
+        site = P.site_loc[c]
+        arrive = free[medics] + P.travel[loc[medics], site]
+        r = medics[np.lexsort((medics, arrive))[0]]
+        pickup = max(arrive[np.searchsorted(medics, r)], rescued_at[c])
+        h = _nearest_with_bed(P, site, taken)
+        taken[h] += 1
+        hosp[c] = h
+        lists[r].append(code)
+        arrival = pickup + load + P.travel[site, P.hosp_loc[h]]
+        free[r], loc[r] = arrival + handover, P.hosp_loc[h]
+    return _arrays(sc, lists, hosp, pins)
+
+
+def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200_000) -> Solution:
+    """Cheapest insertion: rescues as in ``rule``, then each transport (most severe first) at the
+    paramedic and position that raise the exact objective least.
+
+    Falls back to ``rule`` when one insertion would try more than ``max_positions`` positions.
+    """
+    base = rule(sc, pinned, hosp_pinned)
+    P = problem_arrays(sc)
+    pins = base.pins
+    medics = np.flatnonzero(~P.resp_fire)
+    keep = [[int(x) for x in base.order[base.starts[r]:base.starts[r] + pins[r]]] for r in range(len(pins))]
+    if base.starts[-1] + len(medics) > max_positions:
+        return base
+    # start from the pinned prefixes and the rule's rescues; transports are inserted one by one
+    lists = [list(keep[r]) + [int(x) for x in base.order[base.starts[r] + pins[r]:base.starts[r + 1]]
+                              if x % KINDS == RESCUE] for r in range(len(pins))]
+    hosp = base.hosp.copy()
+    placed = {code for codes in lists for code in codes}
+    sol = _arrays(sc, lists, hosp, pins)
+    taken = np.zeros(len(P.hosp_loc), dtype=np.int64)
+    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    for c in severity_order(P):
+        code = KINDS * c + TRANSPORT
+        if P.status[c] != ACTIVE or code in placed:
+            continue
+        h = _nearest_with_bed(P, P.site_loc[c], taken)
+        taken[h] += 1
+        sol.hosp[c] = h
+        sol.reevaluate()
+        moves = np.array([(INSERT_TASK, code, r, pos) for r in medics
+                          for pos in range(pins[r], sol.starts[r + 1] - sol.starts[r] + 1)], dtype=np.int64)
+        F = np.empty(len(moves)); T = np.empty(len(moves)); st = np.empty(len(moves), dtype=np.int64)
+        sweep(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, len(moves), F, T, st,
+              numba.get_num_threads())
+        best = pick_best(F, T, st, len(moves), np.ones(len(moves), dtype=np.bool_))
+        sol.cur[:] = commit(problem_arrays(sc), *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+    return sol

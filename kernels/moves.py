@@ -1,0 +1,292 @@
+"""Moves over the solution arrays: how they are encoded, enumerated, sampled and applied.
+
+A move is four integers ``(kind, a, b, c)``:
+
+=================  ==========================================================================
+``RELOCATE``       task at slot ``a`` to responder ``b`` at index ``c`` of its list (the list
+                   without the task, so a move within one list is expressed the same way)
+``SWAP``           tasks at slots ``a`` and ``b`` exchange places
+``HOSPITAL``       casualty ``a``'s transport goes to hospital ``b``
+``INSERT_TREAT``   a treat of casualty ``a`` into responder ``b``'s list at index ``c``
+``REMOVE_TREAT``   the treat at slot ``a`` is dropped
+``TWO_OPT``        slots ``a..b`` of one list are reversed
+``INSERT_TASK``    task code ``a`` into responder ``b``'s list at index ``c`` (construction only)
+=================  ==========================================================================
+
+Pinned tasks (the first ``pins[r]`` of each list) are never moved, and nothing is inserted in
+front of them. Rescues stay with fire teams, treats and transports with paramedics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .config import JIT
+from .layout import ACTIVE, RESCUE, TRANSPORT, TREAT
+
+RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, INSERT_TASK = range(7)
+MOVE_NAMES = ("relocate", "swap", "hospital", "insert_treat", "remove_treat", "two_opt", "insert_task")
+N_KINDS = 6
+
+
+@njit(**JIT)
+def slot_tables(starts, order, n_cas, slot_owner, slot_of):
+    """Fill ``slot_owner[s]`` (responder of slot ``s``) and ``slot_of[code]`` (slot, -1 if absent)."""
+    slot_of[:] = -1
+    for r in range(starts.shape[0] - 1):
+        for s in range(starts[r], starts[r + 1]):
+            slot_owner[s] = r
+            slot_of[order[s]] = s
+
+
+@njit(**JIT, inline="always")
+def fits(P, code, r):
+    """A rescue belongs to a fire team, a treat or transport to a paramedic team."""
+    return (code % 3 == RESCUE) == P.resp_fire[r]
+
+
+@njit(**JIT)
+def _rebuild(starts, order, out_starts, out_order, skip, r_ins, pos, code):
+    """Copy the lists without slot ``skip`` and with ``code`` inserted at ``pos`` of ``r_ins``."""
+    n_resp = starts.shape[0] - 1
+    w = 0
+    for r in range(n_resp):
+        out_starts[r] = w
+        k = 0
+        for s in range(starts[r], starts[r + 1]):
+            if s == skip:
+                continue
+            if r == r_ins and k == pos:
+                out_order[w] = code
+                w += 1
+            out_order[w] = order[s]
+            w += 1
+            k += 1
+        if r == r_ins and k == pos:
+            out_order[w] = code
+            w += 1
+    out_starts[n_resp] = w
+
+
+@njit(**JIT)
+def apply_move(kind, a, b, c, starts, order, hosp, out_starts, out_order, out_hosp):
+    """Write the solution after move ``(kind, a, b, c)`` into the ``out_*`` arrays."""
+    out_hosp[:] = hosp
+    if kind == RELOCATE:
+        _rebuild(starts, order, out_starts, out_order, a, b, c, order[a])
+    elif kind == INSERT_TREAT:
+        _rebuild(starts, order, out_starts, out_order, -1, b, c, 3 * a + TREAT)
+    elif kind == INSERT_TASK:
+        _rebuild(starts, order, out_starts, out_order, -1, b, c, a)
+    elif kind == REMOVE_TREAT:
+        _rebuild(starts, order, out_starts, out_order, a, -1, 0, 0)
+    else:
+        n = starts[starts.shape[0] - 1]
+        out_starts[:] = starts
+        out_order[:n] = order[:n]
+        if kind == SWAP:
+            out_order[a] = order[b]
+            out_order[b] = order[a]
+        elif kind == TWO_OPT:
+            for i in range(b - a + 1):
+                out_order[a + i] = order[b - i]
+        elif kind == HOSPITAL:
+            out_hosp[a] = b
+
+
+@njit(**JIT, inline="always")
+def _push(out, n, kind, a, b, c):
+    if n < out.shape[0]:
+        out[n, 0] = kind
+        out[n, 1] = a
+        out[n, 2] = b
+        out[n, 3] = c
+    return n + 1
+
+
+@njit(**JIT)
+def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
+    """Write every move of the neighbourhood into ``out`` (rows of 4); return how many there are.
+
+    With ``neigh`` of shape ``(C, k > 0)`` the neighbourhood is granular: a task is only tried
+    next to the tasks of its ``k`` nearest casualties, and a transport only at the hospitals in
+    ``hosp_neigh``; so a sweep costs the same per task at any scale. With ``k = 0`` it is full.
+    If the return value exceeds ``len(out)``, only the first ``len(out)`` were written.
+    """
+    n_resp = starts.shape[0] - 1
+    n_cas = P.h0.shape[0]
+    n_slots = starts[n_resp]
+    slot_owner = np.empty(max(n_slots, 1), np.int64)
+    slot_of = np.empty(3 * n_cas, np.int64)
+    slot_tables(starts, order, n_cas, slot_owner, slot_of)
+    granular = neigh.shape[1] > 0
+    n = 0
+    for s in range(n_slots):
+        r1 = slot_owner[s]
+        if s - starts[r1] < pins[r1]:
+            continue
+        code = order[s]
+        c = code // 3
+        # relocate
+        if not granular:
+            for r2 in range(n_resp):
+                if not fits(P, code, r2):
+                    continue
+                length = starts[r2 + 1] - starts[r2] - (1 if r2 == r1 else 0)
+                for pos in range(pins[r2], length + 1):
+                    if r2 == r1 and pos == s - starts[r1]:
+                        continue
+                    n = _push(out, n, RELOCATE, s, r2, pos)
+        else:
+            for j in range(neigh.shape[1]):
+                c2 = neigh[c, j]
+                for kind2 in range(3):
+                    s2 = slot_of[3 * c2 + kind2]
+                    if s2 < 0 or s2 == s:
+                        continue
+                    r2 = slot_owner[s2]
+                    if not fits(P, code, r2):
+                        continue
+                    idx = s2 - starts[r2]
+                    if r2 == r1 and s < s2:
+                        idx -= 1  # index in the list without the moved task
+                    for pos in (idx, idx + 1):
+                        if pos < pins[r2] or (r2 == r1 and pos == s - starts[r1]):
+                            continue
+                        n = _push(out, n, RELOCATE, s, r2, pos)
+                    # swap with the neighbour's task
+                    if s < s2 and s2 - starts[r2] >= pins[r2] and fits(P, order[s2], r1):
+                        n = _push(out, n, SWAP, s, s2, 0)
+        # swap (full)
+        if not granular:
+            for s2 in range(s + 1, n_slots):
+                r2 = slot_owner[s2]
+                if s2 - starts[r2] < pins[r2]:
+                    continue
+                if fits(P, code, r2) and fits(P, order[s2], r1):
+                    n = _push(out, n, SWAP, s, s2, 0)
+        kind = code - 3 * c
+        if kind == TRANSPORT:
+            if not granular:
+                for h in range(P.hosp_loc.shape[0]):
+                    if h != hosp[c]:
+                        n = _push(out, n, HOSPITAL, c, h, 0)
+            else:
+                for j in range(hosp_neigh.shape[1]):
+                    h = hosp_neigh[c, j]
+                    if h != hosp[c]:
+                        n = _push(out, n, HOSPITAL, c, h, 0)
+        elif kind == TREAT:
+            n = _push(out, n, REMOVE_TREAT, s, 0, 0)
+        # 2-opt within the list, windowed for long lists
+        end = starts[r1 + 1]
+        for s2 in range(s + 2, min(end, s + 12)):
+            n = _push(out, n, TWO_OPT, s, s2, 0)
+    # treat insertions
+    for c in range(n_cas):
+        if not (P.can_treat[c] and P.status[c] == ACTIVE) or slot_of[3 * c + TREAT] >= 0:
+            continue
+        if not granular:
+            for r in range(n_resp):
+                if P.resp_fire[r]:
+                    continue
+                for pos in range(pins[r], starts[r + 1] - starts[r] + 1):
+                    n = _push(out, n, INSERT_TREAT, c, r, pos)
+        else:
+            # next to its own transport, and next to the tasks of its nearest casualties
+            for j in range(-1, neigh.shape[1]):
+                c2 = c if j < 0 else neigh[c, j]
+                for kind2 in (TREAT, TRANSPORT):
+                    s2 = slot_of[3 * c2 + kind2]
+                    if s2 < 0:
+                        continue
+                    r2 = slot_owner[s2]
+                    if P.resp_fire[r2]:
+                        continue
+                    idx = s2 - starts[r2]
+                    for pos in (idx, idx + 1):
+                        if pos >= pins[r2]:
+                            n = _push(out, n, INSERT_TREAT, c, r2, pos)
+    return n
+
+
+@njit(**JIT)
+def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights):
+    """Draw one applicable move at random (numba's seeded generator); kind -1 if none was found.
+
+    ``weights`` gives the chance of each move kind; a kind that has no applicable move here is
+    retried a few times before giving up.
+    """
+    n_resp = starts.shape[0] - 1
+    n_slots = starts[n_resp]
+    n_cas = P.h0.shape[0]
+    for _attempt in range(16):
+        u = np.random.random() * weights.sum()
+        kind = 0
+        while kind < N_KINDS - 1 and u >= weights[kind]:
+            u -= weights[kind]
+            kind += 1
+        if kind == INSERT_TREAT:
+            c = np.random.randint(0, n_cas)
+            if not (P.can_treat[c] and P.status[c] == ACTIVE) or slot_of[3 * c + TREAT] >= 0:
+                continue
+            if paramedics.shape[0] == 0:
+                continue
+            r = paramedics[np.random.randint(0, paramedics.shape[0])]
+            length = starts[r + 1] - starts[r]
+            if length < pins[r]:
+                continue
+            return INSERT_TREAT, c, r, np.random.randint(pins[r], length + 1)
+        if n_slots == 0:
+            continue
+        s = np.random.randint(0, n_slots)
+        r1 = slot_owner[s]
+        if s - starts[r1] < pins[r1]:
+            continue
+        code = order[s]
+        c = code // 3
+        if kind == RELOCATE:
+            pool = fires if P.resp_fire[r1] else paramedics
+            r2 = pool[np.random.randint(0, pool.shape[0])]
+            length = starts[r2 + 1] - starts[r2] - (1 if r2 == r1 else 0)
+            if length < pins[r2]:
+                continue
+            pos = np.random.randint(pins[r2], length + 1)
+            if r2 == r1 and pos == s - starts[r1]:
+                continue
+            return RELOCATE, s, r2, pos
+        if kind == SWAP:
+            s2 = np.random.randint(0, n_slots)
+            r2 = slot_owner[s2]
+            if s2 == s or s2 - starts[r2] < pins[r2]:
+                continue
+            if not (fits(P, code, r2) and fits(P, order[s2], r1)):
+                continue
+            return SWAP, min(s, s2), max(s, s2), 0
+        if kind == HOSPITAL:
+            tslot = slot_of[3 * c + TRANSPORT]
+            if tslot < 0:
+                continue
+            rt = slot_owner[tslot]
+            if tslot - starts[rt] < pins[rt]:
+                continue
+            h = np.random.randint(0, P.hosp_loc.shape[0])
+            if h == hosp[c]:
+                continue
+            return HOSPITAL, c, h, 0
+        if kind == REMOVE_TREAT:
+            tslot = slot_of[3 * c + TREAT]
+            if tslot < 0:
+                continue
+            rt = slot_owner[tslot]
+            if tslot - starts[rt] < pins[rt]:
+                continue
+            return REMOVE_TREAT, tslot, 0, 0
+        if kind == TWO_OPT:
+            end = starts[r1 + 1]
+            if end - s < 3:
+                continue
+            s2 = np.random.randint(s + 2, min(end, s + 12))
+            return TWO_OPT, s, s2, 0
+    return -1, 0, 0, 0

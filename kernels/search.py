@@ -1,0 +1,209 @@
+"""Compiled inner loops of the search: neighbourhood sweeps, commits and annealing chunks.
+
+Python (``engine/``) drives these between chunks, where it checks stopping criteria, callbacks
+and model changes; everything per move runs here, with the GIL released.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .config import JIT, PARALLEL
+from .delta import evaluate_move
+from .evaluate import evaluate
+from .layout import CYCLE, FEASIBLE, make_workspace
+from .local import count_shift
+from .moves import HOSPITAL, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_move, random_move, slot_tables
+
+TIE = 1e-9
+
+
+@njit(**JIT, inline="always")
+def _rank(status):
+    # feasible < over a shift end < a cycle of waits (which has no objective at all)
+    return 0 if status == FEASIBLE else (2 if status == CYCLE else 1)
+
+
+@njit(**JIT)
+def better(F1, T1, s1, F2, T2, s2):
+    """SPEC §7 comparison: feasibility first, then ``F``, then ``T`` when ``F`` ties within 1e-9."""
+    r1, r2 = _rank(s1), _rank(s2)
+    if r1 != r2:
+        return r1 < r2
+    if r1 == 2:
+        return False
+    if abs(F1 - F2) > TIE:
+        return F1 < F2
+    return T1 < T2 - TIE
+
+
+@njit(**PARALLEL)
+def sweep(P, starts, order, hosp, pins, Winc, inc_status, moves, n_moves, out_F, out_T, out_status, n_threads):
+    """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
+
+    Each thread owns a contiguous slice of the moves and its own candidate buffers and workspace;
+    it writes only its slice of the outputs, so the choice among them is made afterwards,
+    serially and deterministically (``pick_best``).
+    """
+    n_cas = P.h0.shape[0]
+    n_resp = P.resp_loc.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
+    slot_of = np.empty(3 * n_cas, np.int64)
+    slot_tables(starts, order, n_cas, slot_owner, slot_of)
+    n_shift = count_shift(P, starts, Winc)
+    n_chunks = min(n_threads, max(n_moves, 1))
+    for chunk in prange(n_chunks):
+        W = make_workspace(n_cas, n_resp, n_hosp, order.shape[0])
+        cs = np.empty_like(starts)
+        co = np.empty_like(order)
+        ch = np.empty_like(hosp)
+        lo = chunk * n_moves // n_chunks
+        hi = (chunk + 1) * n_moves // n_chunks
+        for i in range(lo, hi):
+            F, _o, T, st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
+                                         hosp, pins, Winc, inc_status, slot_owner, slot_of, n_shift,
+                                         cs, co, ch, W)
+            out_F[i] = F
+            out_T[i] = T
+            out_status[i] = st
+
+
+@njit(**JIT)
+def pick_best(out_F, out_T, out_status, n_moves, allowed):
+    """Index of the best allowed move (first index on exact ties), or -1."""
+    best = -1
+    for i in range(n_moves):
+        if not allowed[i]:
+            continue
+        if best < 0 or better(out_F[i], out_T[i], out_status[i], out_F[best], out_T[best], out_status[best]):
+            best = i
+    return best
+
+
+@njit(**JIT)
+def commit(P, kind, a, b, c, starts, order, hosp, pins, Winc, cs, co, ch):
+    """Apply a move to the incumbent in place and re-evaluate it in full; returns the objective."""
+    apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
+    starts[:] = cs
+    order[:] = co
+    hosp[:] = ch
+    return evaluate(P, starts, order, hosp, pins, Winc)
+
+
+@njit(**JIT)
+def tabu_allowed(moves, n_moves, starts, order, hosp, tabu_resp, tabu_until, tabu_hosp, tabu_hosp_until,
+                 it, out_F, out_T, out_status, bestF, bestT, best_status, allowed):
+    """Mark the moves that are not tabu, or that would beat the best plan (aspiration)."""
+    n_resp = starts.shape[0] - 1
+    owner = np.empty(max(starts[n_resp], 1), np.int64)
+    for r in range(n_resp):
+        for s in range(starts[r], starts[r + 1]):
+            owner[s] = r
+    for i in range(n_moves):
+        kind, a, b = moves[i, 0], moves[i, 1], moves[i, 2]
+        tabu = False
+        if kind == RELOCATE:
+            code = order[a]
+            tabu = tabu_resp[code] == b and it < tabu_until[code]
+        elif kind == SWAP:
+            c1, c2 = order[a], order[b]
+            tabu = ((tabu_resp[c1] == owner[b] and it < tabu_until[c1])
+                    or (tabu_resp[c2] == owner[a] and it < tabu_until[c2]))
+        elif kind == HOSPITAL:
+            tabu = tabu_hosp[a] == b and it < tabu_hosp_until[a]
+        elif kind == INSERT_TREAT:
+            code = 3 * a + 1
+            tabu = tabu_resp[code] == b and it < tabu_until[code]
+        allowed[i] = (not tabu) or better(out_F[i], out_T[i], out_status[i], bestF, bestT, best_status)
+
+
+@njit(**JIT)
+def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hosp, tabu_hosp_until, until):
+    """Before a move is committed: forbid undoing it (task back to its responder) until ``until``."""
+    n_resp = starts.shape[0] - 1
+    if kind == RELOCATE or kind == SWAP or kind == REMOVE_TREAT:
+        slots = (a, b) if kind == SWAP else (a, a)
+        for s in slots:
+            for r in range(n_resp):
+                if starts[r] <= s < starts[r + 1]:
+                    tabu_resp[order[s]] = r
+                    tabu_until[order[s]] = until
+    elif kind == HOSPITAL:
+        tabu_hosp[a] = hosp[a]
+        tabu_hosp_until[a] = until
+
+
+@njit(**JIT)
+def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best,
+                 paramedics, fires, weights, temp0, temp_end, it0, total, n_iter, seed, Wc, cs, co, ch, stats):
+    """Run ``n_iter`` Metropolis steps from iteration ``it0`` of ``total``; all state updated in place.
+
+    ``cur`` and ``best`` are ``[F, overflow, T, status]`` arrays. The temperature falls
+    geometrically from ``temp0`` to ``temp_end`` over ``total`` iterations. ``stats`` accumulates
+    ``[evaluations, accepted, improved_best]``. Seeding per chunk from ``seed`` keeps a run
+    reproducible whatever thread it runs on.
+    """
+    np.random.seed(seed)
+    n_cas = P.h0.shape[0]
+    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
+    slot_of = np.empty(3 * n_cas, np.int64)
+    slot_tables(starts, order, n_cas, slot_owner, slot_of)
+    n_shift = count_shift(P, starts, Winc)
+    ratio = temp_end / temp0 if temp0 > 0 else 0.0
+    for k in range(n_iter):
+        frac = min(1.0, (it0 + k) / max(total, 1))
+        temp = temp0 * ratio ** frac if temp0 > 0 else 0.0
+        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
+        if kind < 0:
+            continue
+        F, o, T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, int(cur[3]),
+                                    slot_owner, slot_of, n_shift, cs, co, ch, Wc)
+        stats[0] += 1
+        if st == CYCLE:
+            continue
+        accept = better(F, T, st, cur[0], cur[2], int(cur[3]))
+        if not accept and _rank(st) == _rank(int(cur[3])) and temp > 0:
+            dF = F - cur[0]
+            accept = dF <= 0 or np.random.random() < math.exp(-dF / temp)
+        if accept:
+            stats[1] += 1
+            starts[:] = cs
+            order[:] = co
+            hosp[:] = ch
+            # a full re-timing keeps every incumbent array exact for the next local delta
+            F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
+            cur[0], cur[1], cur[2], cur[3] = F, o, T, st
+            slot_tables(starts, order, n_cas, slot_owner, slot_of)
+            n_shift = count_shift(P, starts, Winc)
+            if better(F, T, st, best[0], best[2], int(best[3])):
+                best[0], best[1], best[2], best[3] = F, o, T, st
+                best_starts[:] = starts
+                best_order[:] = order
+                best_hosp[:] = hosp
+                stats[2] += 1
+
+
+@njit(**JIT)
+def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, weights, n, seed, Wc, cs, co, ch, out):
+    """``F`` differences of ``n`` random moves from the incumbent (for auto-fitting temperatures)."""
+    np.random.seed(seed)
+    n_cas = P.h0.shape[0]
+    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
+    slot_of = np.empty(3 * n_cas, np.int64)
+    slot_tables(starts, order, n_cas, slot_owner, slot_of)
+    n_shift = count_shift(P, starts, Winc)
+    m = 0
+    for _ in range(n):
+        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
+        if kind < 0:
+            continue
+        F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, int(cur[3]),
+                                      slot_owner, slot_of, n_shift, cs, co, ch, Wc)
+        if st != CYCLE and _rank(st) == _rank(int(cur[3])):
+            out[m] = F - cur[0]
+            m += 1
+    return m

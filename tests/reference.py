@@ -1,0 +1,285 @@
+"""A slow, obviously-correct reference of SPEC §6 (schedule) and §7 (objective).
+
+Written from the SPEC, not from the kernels: plain Python loops, one casualty and one task at a
+time, ``numpy.linalg.matrix_power`` for ``P_k(δ)``. It reads only the validated scenario
+(``sc.model``), the travel matrix with its location indices (``sc.travel``, ``sc.site_loc``,
+``sc.responder_loc``; hospital ``i`` is location ``i``), the initial health vectors (``sc.health``)
+and the five chains (``sc.chains``, in the order trapped, ccs, ambulance, trapped_treated,
+ccs_treated).
+
+Times are computed with exactly the float operations the SPEC writes, in the same order, so that
+ties (hospital admission order) come out bit for bit the same as in any faithful implementation:
+
+- ``arrive = free + travel[loc, site]``
+- rescue: ``end = start + rescue_minutes``
+- treat: ``start = max(arrive, rescued_at)`` (only a non-HART team on a still-trapped casualty),
+  ``end = start + treatment_minutes``
+- transport: ``pickup = max(arrive, rescued_at if still trapped, treated_at if a treat is planned
+  or under way)``; ``arrival = (pickup + load) + travel[site, hospital]``;
+  ``end = arrival + handover``
+
+Health walks the casualty's timeline from ``observed_at`` to its arrival; the segment durations
+are ``boundary - previous boundary``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TRAPPED, CCS, AMBULANCE, TRAPPED_TREATED, CCS_TREATED = range(5)
+ENV_NAMES = ("trapped", "ccs", "ambulance", "trapped_treated", "ccs_treated")
+SHIFT_TOL = 1e-9
+INF = math.inf
+
+
+def step_matrix(P: np.ndarray, delta: float) -> np.ndarray:
+    """``P(δ) = P^n · ((1 − f)·I + f·P)`` with ``n = floor(δ)``, ``f = δ − n`` (SPEC §3)."""
+    if not (delta >= 0.0) or math.isinf(delta):
+        raise ValueError(f"bad duration {delta}")
+    n = math.floor(delta)
+    f = delta - n
+    return np.linalg.matrix_power(np.asarray(P, dtype=np.float64), n) @ ((1.0 - f) * np.eye(4) + f * P)
+
+
+def propagate(h, P, delta: float) -> np.ndarray:
+    """``h · P(δ)``."""
+    return np.asarray(h, dtype=np.float64) @ step_matrix(P, delta)
+
+
+@dataclass
+class TaskTime:
+    responder: str
+    kind: str
+    casualty: str
+    hospital: str | None
+    start: float
+    end: float
+    arrival: float | None = None
+
+
+@dataclass
+class RefResult:
+    expected_fatalities: float | None
+    overflow_fatalities: float | None
+    casualty_minutes: float | None
+    feasible: bool
+    cycle: bool
+    shift_violated: bool
+    status: list[str]                         # "active", "dead" or "in_transit", per casualty
+    p_dead: list[float | None]                # None for everything when there is a cycle
+    arrival: list[float | None]               # None for known-dead casualties (and untimed ones)
+    pickup: list[float | None]
+    rescued_at: list[float | None]            # None: never trapped, or the rescue was not timed
+    treated_at: list[float | None]            # -inf: treated before observation; inf: never
+    segments: list[list[tuple[int, float]]]   # per casualty: (environment, duration) in order
+    tasks: dict[str, list[TaskTime | None]] = field(default_factory=dict)  # None: not timed
+    admissions: dict[int, list[int]] = field(default_factory=dict)  # hospital -> casualties in order
+
+
+def is_known_dead(h) -> bool:
+    return [float(x) for x in h] == [0.0, 0.0, 0.0, 1.0]
+
+
+def evaluate(sc, plan) -> RefResult:
+    """Schedule and score ``plan`` (a ``Plan``: responder id -> list of ``Task``) under ``sc``."""
+    m = sc.model
+    time = float(m.time)
+    load = float(m.durations.load)
+    handover = float(m.durations.handover)
+    site_number = {s.id: i for i, s in enumerate(m.sites)}
+    hospital_number = {h.id: i for i, h in enumerate(m.hospitals)}
+    cas_number = {c.id: i for i, c in enumerate(m.casualties)}
+    n_cas = len(m.casualties)
+    travel = sc.travel
+
+    # --- casualties at the scenario time ---------------------------------------------------
+    status, site, obs, trapped = [], [], [], []
+    rescued_at: list[float | None] = []
+    treated_at: list[float | None] = []
+    rescue_dur, treat_dur = [], []
+    for i, c in enumerate(m.casualties):
+        h = sc.health[i]
+        if is_known_dead(h):
+            st = "dead"
+        elif c.in_transit is not None:
+            st = "in_transit"
+        else:
+            st = "active"
+        status.append(st)
+        site.append(int(sc.site_loc[site_number[c.site]]))
+        obs.append(time if c.observed_at is None else float(c.observed_at))
+        still_trapped = st == "active" and c.trapped
+        trapped.append(still_trapped)
+        rescued_at.append(float(c.rescue_ends_at) if still_trapped and c.rescue_ends_at is not None else None)
+        if st != "active":
+            treated_at.append(INF)
+        elif c.treated:
+            treated_at.append(-INF)
+        elif c.treatment_ends_at is not None:
+            treated_at.append(float(c.treatment_ends_at))
+        else:
+            treated_at.append(INF)  # becomes None below if a treat is planned (unknown until timed)
+        rescue_dur.append(float(m.durations.rescue if c.rescue_minutes is None else c.rescue_minutes))
+        treat_dur.append(float(m.durations.treatment if c.treatment_minutes is None else c.treatment_minutes))
+
+    routes = {r.id: list(plan.routes.get(r.id, [])) for r in m.responders}
+    treat_planned = [False] * n_cas
+    treat_under_way = [m.casualties[i].treatment_ends_at is not None and status[i] == "active"
+                       for i in range(n_cas)]
+    for tasks in routes.values():
+        for t in tasks:
+            if t.kind == "treat":
+                ci = cas_number[t.casualty]
+                treat_planned[ci] = True
+                treated_at[ci] = None
+
+    # --- responders --------------------------------------------------------------------------
+    free, loc, pos = {}, {}, {}
+    for ri, r in enumerate(m.responders):
+        avail = time if r.available_at is None else float(r.available_at)
+        tasks = routes[r.id]
+        free[r.id] = avail if tasks and tasks[0].pinned else max(avail, time)
+        loc[r.id] = int(sc.responder_loc[ri])
+        pos[r.id] = 0
+    times: dict[str, list[TaskTime | None]] = {rid: [None] * len(ts) for rid, ts in routes.items()}
+    pickup: list[float | None] = [None] * n_cas
+    arrival: list[float | None] = [None] * n_cas
+    dest: list[int | None] = [None] * n_cas
+
+    # --- fixed point: sweep until no responder can advance -----------------------------------
+    progress = True
+    while progress:
+        progress = False
+        for r in m.responders:
+            tasks = routes[r.id]
+            while pos[r.id] < len(tasks):
+                t = tasks[pos[r.id]]
+                c = cas_number[t.casualty]
+                s = site[c]
+                arrive = free[r.id] + travel[loc[r.id], s]
+                if t.kind == "rescue":
+                    start = arrive
+                    end = start + rescue_dur[c]
+                    rescued_at[c] = end
+                    new_loc = s
+                    rec = TaskTime(r.id, "rescue", t.casualty, None, start, end)
+                elif t.kind == "treat":
+                    start = arrive
+                    if trapped[c] and not r.hart:
+                        if rescued_at[c] is None:
+                            break  # waits for the rescue
+                        start = max(arrive, rescued_at[c])
+                    end = start + treat_dur[c]
+                    treated_at[c] = end
+                    new_loc = s
+                    rec = TaskTime(r.id, "treat", t.casualty, None, start, end)
+                elif t.kind == "transport":
+                    if trapped[c] and rescued_at[c] is None:
+                        break
+                    if treat_planned[c] and treated_at[c] is None:
+                        break
+                    p = arrive
+                    if trapped[c]:
+                        p = max(p, rescued_at[c])
+                    if treat_planned[c] or treat_under_way[c]:
+                        p = max(p, treated_at[c])
+                    hi = hospital_number[t.hospital]
+                    a = (p + load) + travel[s, hi]
+                    end = a + handover
+                    pickup[c], arrival[c], dest[c] = p, a, hi
+                    new_loc = hi
+                    start = p
+                    rec = TaskTime(r.id, "transport", t.casualty, t.hospital, start, end, a)
+                else:
+                    raise ValueError(f"unknown task kind {t.kind!r}")
+                times[r.id][pos[r.id]] = rec
+                free[r.id] = end
+                loc[r.id] = new_loc
+                pos[r.id] += 1
+                progress = True
+
+    cycle = any(pos[rid] < len(ts) for rid, ts in routes.items())
+    shift_violated = False
+    for r in m.responders:
+        if r.shift_end is None:
+            continue
+        for rec in times[r.id]:
+            if rec is not None and rec.end > r.shift_end + SHIFT_TOL:
+                shift_violated = True
+
+    result = RefResult(None, None, None, False, cycle, shift_violated, status,
+                       [None] * n_cas, arrival, pickup,
+                       [rescued_at[c] if trapped[c] else None for c in range(n_cas)],
+                       treated_at, [[] for _ in range(n_cas)], times)
+    if cycle:
+        return result
+
+    # --- health -------------------------------------------------------------------------------
+    chains = sc.chains
+    for c, cas in enumerate(m.casualties):
+        if status[c] == "dead":
+            result.p_dead[c] = 1.0
+            continue
+        if status[c] == "in_transit":
+            arrival[c] = float(cas.in_transit.arrival)
+            dest[c] = hospital_number[cas.in_transit.hospital]
+            phases = [(AMBULANCE, AMBULANCE, arrival[c])]
+            ta = INF
+        else:
+            phases = []
+            if trapped[c]:
+                phases.append((TRAPPED, TRAPPED_TREATED, rescued_at[c]))
+            phases.append((CCS, CCS_TREATED, pickup[c]))
+            phases.append((AMBULANCE, AMBULANCE, arrival[c]))
+            ta = treated_at[c]
+        segs = _segments(obs[c], phases, ta)
+        result.segments[c] = segs
+        h = np.array(sc.health[c], dtype=np.float64)
+        for env, d in segs:
+            h = propagate(h, chains[env], d)
+        result.p_dead[c] = float(h[3])
+
+    # --- hospitals: admission in arrival order, ties by casualty index -------------------------
+    overflow = 0.0
+    for hi, hosp in enumerate(m.hospitals):
+        members = [c for c in range(n_cas) if status[c] != "dead" and dest[c] == hi]
+        members.sort(key=lambda c: (arrival[c], c))
+        result.admissions[hi] = members
+        risk = m.hospital_overflow_risk if hosp.overflow_risk is None else hosp.overflow_risk
+        for rank, c in enumerate(members):
+            if rank >= hosp.capacity:
+                overflow += (1.0 - result.p_dead[c]) * risk
+
+    F = float(m.delivered_fatalities) + sum(result.p_dead) + overflow
+    T = sum(arrival[c] - obs[c] for c in range(n_cas) if status[c] != "dead")
+    result.expected_fatalities = F
+    result.overflow_fatalities = overflow
+    result.casualty_minutes = T
+    result.feasible = not shift_violated
+    return result
+
+
+def _segments(o: float, phases, treated_at: float) -> list[tuple[int, float]]:
+    """Maximal one-environment segments from ``o``.
+
+    ``phases`` are ``(env, treated_env, phase_end)`` in time order; each phase covers the time up
+    to its end not yet covered (a phase that ends before the walk's current time is empty), and
+    switches to its treated variant from ``treated_at`` on.
+    """
+    out = []
+    t = o
+    for env, env_treated, end in phases:
+        if not end > t:
+            continue
+        if treated_at <= t:
+            out.append((env_treated, end - t))
+        elif treated_at >= end:
+            out.append((env, end - t))
+        else:
+            out.append((env, treated_at - t))
+            out.append((env_treated, end - treated_at))
+        t = end
+    return out
