@@ -139,13 +139,17 @@ def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hos
 
 @njit(**JIT)
 def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best,
-                 paramedics, fires, weights, temp0, temp_end, it0, total, n_iter, seed, Wc, cs, co, ch, stats):
+                 paramedics, fires, weights, temp0, temp_end, it0, total, n_iter, seed, Wc, cs, co, ch, stats,
+                 check, bad):
     """Run ``n_iter`` Metropolis steps from iteration ``it0`` of ``total``; all state updated in place.
 
     ``cur`` and ``best`` are ``[F, overflow, T, status]`` arrays. The temperature falls
     geometrically from ``temp0`` to ``temp_end`` over ``total`` iterations. ``stats`` accumulates
     ``[evaluations, accepted, improved_best]``. Seeding per chunk from ``seed`` keeps a run
-    reproducible whatever thread it runs on.
+    reproducible whatever thread it runs on. With ``check`` (assert mode) an accepted move whose
+    delta score differs from its full re-evaluation by more than 1e-9 stops the chunk: ``bad``
+    gets ``[kind, a, b, c, F_delta, F_full, T_delta, T_full]`` and the step index is returned
+    (-1 otherwise).
     """
     np.random.seed(seed)
     n_cas = P.h0.shape[0]
@@ -175,7 +179,12 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
             order[:] = co
             hosp[:] = ch
             # a full re-timing keeps every incumbent array exact for the next local delta
-            F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
+            F2, o, T2, st = evaluate(P, starts, order, hosp, pins, Winc)
+            if check and (abs(F2 - F) > 1e-9 or abs(T2 - T) > 1e-9):
+                bad[0], bad[1], bad[2], bad[3] = kind, a, b, c
+                bad[4], bad[5], bad[6], bad[7] = F, F2, T, T2
+                return k
+            F, T = F2, T2
             cur[0], cur[1], cur[2], cur[3] = F, o, T, st
             slot_tables(starts, order, n_cas, slot_owner, slot_of)
             n_shift = count_shift(P, starts, Winc)
@@ -185,6 +194,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
                 best_order[:] = order
                 best_hosp[:] = hosp
                 stats[2] += 1
+    return -1
 
 
 @njit(**JIT)

@@ -30,8 +30,8 @@ from kernels.health import propagate as kernel_propagate
 from kernels.layout import workspace_for
 
 TOL = 1e-9
-SEEDS = range(40)
-CASES_PER_SEED = 25  # 40 x 25 = 1000 random scenario/plan pairs
+SEEDS = range(80)
+CASES_PER_SEED = 25  # 80 x 25 = 2000 random scenario/plan pairs
 
 
 def _cases(seed):

@@ -1,0 +1,223 @@
+"""Search algorithms over a ``Solution``: best-improvement descent, tabu search, annealing.
+
+Each one advances the search by a chunk of iterations with ``run(state, n)``, compiled work
+inside, so that ``solve`` (and the online planner) can check stopping criteria, call callbacks and
+apply model changes between chunks. One iteration is one applied move for descent and tabu
+(a full neighbourhood sweep each), one Metropolis step for annealing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from kernels.layout import workspace_for
+from kernels.moves import enumerate_moves
+from kernels.search import anneal_chunk, commit, pick_best, sample_deltas, sweep, tabu_allowed, tabu_record
+
+from .accept import Outcome, SimulatedAnnealing
+from .plan import problem_arrays
+from .solution import Solution
+
+ASSERT_TOL = 1e-9
+#: Above this many planned tasks, neighbourhoods become granular (k nearest casualties).
+GRANULAR_ABOVE = 400
+
+
+class MoveMismatch(AssertionError):
+    """Assert mode: a move's delta-evaluated objective differs from a full re-evaluation."""
+
+
+def assert_mode_default() -> bool:
+    return os.environ.get("GOLDENHOUR_ASSERT", "") not in ("", "0")
+
+
+@dataclass
+class SearchState:
+    """The current solution, the best one found, and counters, shared by all algorithms."""
+
+    current: Solution
+    best: Solution
+    iterations: int = 0
+    evaluations: int = 0
+    assert_moves: bool = False
+    neigh: np.ndarray | None = None
+    hosp_neigh: np.ndarray | None = None
+    _moves: np.ndarray = field(default_factory=lambda: np.empty((0, 4), dtype=np.int64))
+
+    def improve_best(self) -> bool:
+        from kernels.search import better
+
+        c, b = self.current.cur, self.best.cur
+        if better(c[0], c[2], int(c[3]), b[0], b[2], int(b[3])):
+            self.best = self.current.copy()
+            return True
+        return False
+
+    def moves(self) -> tuple[np.ndarray, int]:
+        """The current solution's whole (or granular) neighbourhood."""
+        sol = self.current
+        P = problem_arrays(sol.sc)
+        empty = np.zeros((len(P.h0), 0), dtype=np.int64)
+        granular = self.neigh is not None and sol.starts[-1] > GRANULAR_ABOVE
+        neigh = self.neigh if granular else empty
+        hneigh = self.hosp_neigh if granular else empty
+        while True:
+            n = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, neigh, hneigh, self._moves)
+            if n <= len(self._moves):
+                return self._moves, n
+            self._moves = np.empty((int(n * 1.25) + 16, 4), dtype=np.int64)
+
+
+def _score_all(state: SearchState):
+    moves, n = state.moves()
+    sol = state.current
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]),
+          moves, n, F, T, st, numba.get_num_threads())
+    state.evaluations += n
+    return moves, n, F, T, st
+
+
+def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
+    sol = state.current
+    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    sol.cur[:] = commit(problem_arrays(sol.sc), *move, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+    state.iterations += 1
+    if state.assert_moves:
+        F, T = predicted
+        same = (math.isnan(F) and math.isnan(sol.cur[0])) or (
+            abs(F - sol.cur[0]) <= ASSERT_TOL and abs(T - sol.cur[2]) <= ASSERT_TOL)
+        if not same:
+            raise MoveMismatch(f"move {tuple(int(x) for x in move)}: delta gave F={F!r}, T={T!r}; "
+                               f"full evaluation gives F={sol.cur[0]!r}, T={sol.cur[2]!r}")
+
+
+class Descent:
+    """The paper's best improvement: apply the best move of the whole neighbourhood while it helps."""
+
+    name = "descent"
+
+    def run(self, state: SearchState, n: int) -> tuple[Outcome, bool]:
+        """Up to ``n`` improving moves; returns the last outcome and whether a local optimum is reached."""
+        outcome = Outcome.REJECT
+        for _ in range(n):
+            moves, m, F, T, st = _score_all(state)
+            best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
+            c = state.current.cur
+            from kernels.search import better
+
+            if best < 0 or not better(F[best], T[best], st[best], c[0], c[2], int(c[3])):
+                return Outcome.REJECT, True
+            _apply(state, moves[best].copy(), (F[best], T[best]))
+            outcome = Outcome.BEST if state.improve_best() else Outcome.BETTER
+        return outcome, False
+
+
+class Tabu:
+    """Best non-tabu move each iteration, even if worse; a task may not return to the responder
+    it just left (nor a transport to its previous hospital) for ``tenure`` iterations, unless that
+    would give a new best plan (aspiration)."""
+
+    name = "tabu"
+
+    def __init__(self, tenure: int = 12):
+        self.tenure = tenure
+        self._tabu = None
+
+    def _tables(self, sol: Solution):
+        if self._tabu is None or len(self._tabu[0]) != len(sol.order):
+            n = len(sol.order)
+            n_cas = len(sol.hosp)
+            self._tabu = (np.full(n, -1, np.int64), np.zeros(n, np.int64),
+                          np.full(n_cas, -1, np.int64), np.zeros(n_cas, np.int64))
+        return self._tabu
+
+    def run(self, state: SearchState, n: int) -> tuple[Outcome, bool]:
+        outcome = Outcome.REJECT
+        for _ in range(n):
+            moves, m, F, T, st = _score_all(state)
+            if m == 0:
+                return Outcome.REJECT, True
+            sol, b = state.current, state.best.cur
+            tabu = self._tables(sol)
+            allowed = np.empty(m, dtype=np.bool_)
+            tabu_allowed(moves, m, sol.starts, sol.order, sol.hosp, *tabu, state.iterations, F, T, st,
+                         b[0], b[2], int(b[3]), allowed)
+            best = pick_best(F, T, st, m, allowed)
+            if best < 0:
+                return Outcome.REJECT, True
+            move = moves[best].copy()
+            tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *tabu,
+                        state.iterations + self.tenure)
+            _apply(state, move, (F[best], T[best]))
+            outcome = Outcome.BEST if state.improve_best() else Outcome.ACCEPT
+        return outcome, False
+
+
+class Annealing:
+    """Random moves with Metropolis acceptance; temperatures auto-fitted from sampled deltas and
+    cooled over the run's budget; ``reheat`` restarts the cooling after the model changes."""
+
+    name = "annealing"
+    #: chance of each move kind: relocate, swap, hospital, insert treat, remove treat, 2-opt
+    weights = np.array([0.4, 0.25, 0.15, 0.08, 0.04, 0.08])
+
+    def __init__(self, seed: int = 0, schedule: SimulatedAnnealing | None = None, samples: int = 300):
+        self.seed = seed
+        self.schedule = schedule
+        self.samples = samples
+        self._chunk = 0
+        self._fraction_offset = 0.0
+
+    def fit(self, state: SearchState) -> SimulatedAnnealing:
+        sol = state.current
+        P = problem_arrays(sol.sc)
+        out = np.empty(self.samples)
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
+                          self.weights, self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
+        state.evaluations += self.samples
+        return SimulatedAnnealing.autofit(out[:m])
+
+    @staticmethod
+    def _pools(P):
+        return (np.flatnonzero(~P.resp_fire).astype(np.int64), np.flatnonzero(P.resp_fire).astype(np.int64))
+
+    def reheat(self) -> None:
+        """Forget the fitted temperatures: the next chunk fits them again from the changed model."""
+        self.schedule = None
+
+    def run(self, state: SearchState, n: int, fraction: float = 0.0, fraction_end: float = 1.0) -> tuple[Outcome, bool]:
+        """``n`` Metropolis steps while the budget goes from ``fraction`` to ``fraction_end``."""
+        if self.schedule is None:
+            self.schedule = self.fit(state)
+        sol, best = state.current, state.best
+        P = problem_arrays(sol.sc)
+        # the kernel cools over [it0, total): map this chunk's share of the budget onto it
+        total = max(1, int(round(n / max(fraction_end - fraction, 1e-9))))
+        it0 = int(round(fraction * total))
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        stats = np.zeros(3, dtype=np.int64)
+        bad = np.zeros(8)
+        k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
+                         best.hosp, best.cur, *self._pools(P), self.weights, self.schedule.start,
+                         self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
+                         workspace_for(P), cs, co, ch, stats, state.assert_moves, bad)
+        if k >= 0:
+            raise MoveMismatch(f"move {tuple(int(x) for x in bad[:4])}: delta gave F={bad[4]!r}, T={bad[6]!r}; "
+                               f"full evaluation gives F={bad[5]!r}, T={bad[7]!r}")
+        self._chunk += 1
+        state.iterations += n
+        state.evaluations += int(stats[0])
+        if stats[2] > 0:
+            best.reevaluate()
+            return Outcome.BEST, False
+        return (Outcome.ACCEPT if stats[1] else Outcome.REJECT), False
+
+
+ALGORITHMS = ("rule", "greedy", "descent", "tabu", "annealing")

@@ -1,0 +1,33 @@
+"""What ``solve`` returns: plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .objective import Objective
+from .plan import Plan
+
+
+@dataclass
+class Statistics:
+    """How the search went. ``history`` holds ``(runtime_s, iteration, F, T)`` at each new best."""
+
+    algorithm: str
+    iterations: int = 0
+    evaluations: int = 0
+    runtime_s: float = 0.0
+    history: list[tuple[float, int, float, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"algorithm": self.algorithm, "iterations": self.iterations, "evaluations": self.evaluations,
+                "runtime_s": self.runtime_s, "history": [list(h) for h in self.history]}
+
+
+@dataclass
+class Result:
+    """The best plan found, its objective, the search statistics and a per-casualty explanation."""
+
+    plan: Plan
+    objective: Objective
+    stats: Statistics
+    explanation: "object" = None

@@ -1,0 +1,146 @@
+"""``solve``: compose a construction, an algorithm and stopping criteria into a ``Result``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import construct
+from .algorithms import ALGORITHMS, Annealing, Descent, SearchState, Tabu, assert_mode_default
+from .errors import InputError, Problem
+from .explain import explain
+from .neighbourhood import nearest_casualties, nearest_hospitals
+from .objective import Objective
+from .plan import Plan, load_plan, problem_arrays
+from .result import Result, Statistics
+from .scenario import load_scenario
+from .solution import Solution
+from .stop import AnyOf, MaxIterations, MaxRuntime, Progress
+
+#: Iteration budgets when neither iterations nor a time limit is given (reproducible by default).
+DEFAULT_ITERATIONS = {"tabu": 100, "annealing": 200_000}
+ANNEAL_CHUNK = 2_000
+
+
+@dataclass
+class Callbacks:
+    """``on_best(plan, objective)`` at each new best; ``on_iteration(stats, objective)`` per chunk."""
+
+    on_best: Callable[[Plan, Objective], Any] | None = None
+    on_iteration: Callable[[Statistics, Objective], Any] | None = None
+
+
+def _callbacks(cb) -> Callbacks:
+    if cb is None:
+        return Callbacks()
+    if isinstance(cb, dict):
+        return Callbacks(**cb)
+    return cb
+
+
+def initial_solution(sc, initial="greedy") -> Solution:
+    """A starting solution: ``"rule"``, ``"greedy"``, or a plan (path, dict or ``Plan``)."""
+    if isinstance(initial, str) and initial in ("rule", "greedy"):
+        return getattr(construct, initial)(sc)
+    return Solution.from_plan(sc, load_plan(sc, initial))
+
+
+def check_arguments(algorithm: str, iterations, time_limit) -> None:
+    problems = []
+    if algorithm not in ALGORITHMS:
+        problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
+    if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
+        problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit >= 0):
+        problems.append(Problem("time_limit", f"expected seconds >= 0, got {time_limit!r}"))
+    if iterations is not None and time_limit is not None:
+        problems.append(Problem("time_limit", "give iterations or a time limit, not both"))
+    if problems:
+        raise InputError(problems)
+
+
+def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | None = None,
+          time_limit: float | None = None, initial: Any = "greedy", callbacks=None,
+          assert_moves: bool | None = None) -> Result:
+    """Search for the plan with the fewest expected fatalities (SPEC §7, §11).
+
+    Parameters
+    ----------
+    scenario
+        Path, dict or ``Scenario``.
+    algorithm
+        ``rule`` or ``greedy`` (construction only), ``descent`` (best improvement until a local
+        optimum), ``tabu`` or ``annealing``.
+    seed, iterations
+        Same scenario, seed and iteration budget give the same plan.
+    time_limit
+        Seconds of search instead of an iteration budget (not reproducible across machines).
+    initial
+        Where the search starts: ``"greedy"`` (default), ``"rule"`` or a plan.
+    callbacks
+        ``Callbacks`` or a dict with ``on_best`` / ``on_iteration``.
+    assert_moves
+        Re-evaluate fully after every applied move and raise on any mismatch above 1e-9
+        (default: the ``GOLDENHOUR_ASSERT`` environment variable).
+    """
+    check_arguments(algorithm, iterations, time_limit)
+    sc = load_scenario(scenario)
+    cb = _callbacks(callbacks)
+    t0 = time.perf_counter()
+    stats = Statistics(algorithm)
+    if algorithm in ("rule", "greedy"):
+        sol = initial_solution(sc, algorithm)
+        stats.runtime_s = time.perf_counter() - t0
+        stats.history.append((stats.runtime_s, 0, *sol.cur[[0, 2]].tolist()))
+        return Result(sol.to_plan(), sol.objective, stats, explain(sol))
+
+    sol = initial_solution(sc, initial)
+    P = problem_arrays(sc)
+    state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves,
+                        neigh=nearest_casualties(P), hosp_neigh=nearest_hospitals(P))
+    alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
+    alg = alg() if alg else Annealing(seed=seed)
+    criteria = []
+    if iterations is not None:
+        criteria.append(MaxIterations(iterations))
+    if time_limit is not None:
+        criteria.append(MaxRuntime(time_limit))
+    if not criteria and algorithm in DEFAULT_ITERATIONS:
+        criteria.append(MaxIterations(DEFAULT_ITERATIONS[algorithm]))
+    stop = AnyOf(*criteria)
+    progress = Progress()
+    stats.history.append((time.perf_counter() - t0, 0, *state.best.cur[[0, 2]].tolist()))
+    while not stop(progress):
+        if isinstance(alg, Annealing):
+            n = int(min(ANNEAL_CHUNK, stop.remaining_iterations(progress)))
+            # with a time limit the share of the budget a chunk uses is only known afterwards
+            frac0 = stop.fraction(progress)
+            frac1 = min(1.0, frac0 + n / max(1, stop.remaining_iterations(progress) + progress.iterations)) \
+                if iterations is not None else None
+            if frac1 is None:
+                rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
+                est_total = rate * time_limit if rate > 0 else 50 * n
+                frac1 = min(1.0, frac0 + n / max(est_total, n))
+            outcome, finished = alg.run(state, n, frac0, frac1)
+        else:
+            outcome, finished = alg.run(state, 1)
+        progress.iterations = state.iterations
+        progress.runtime_s = time.perf_counter() - t0
+        progress.finished = finished
+        from .accept import Outcome
+
+        if outcome == Outcome.BEST:
+            progress.since_improvement = 0
+            stats.history.append((progress.runtime_s, state.iterations, *state.best.cur[[0, 2]].tolist()))
+            if cb.on_best:
+                cb.on_best(state.best.to_plan(), state.best.objective)
+        else:
+            progress.since_improvement += 1
+        stats.iterations, stats.evaluations, stats.runtime_s = state.iterations, state.evaluations, progress.runtime_s
+        if cb.on_iteration:
+            cb.on_iteration(stats, state.best.objective)
+    stats.iterations, stats.evaluations = state.iterations, state.evaluations
+    stats.runtime_s = time.perf_counter() - t0
+    best = state.best
+    return Result(best.to_plan(), best.objective, stats, explain(best))
