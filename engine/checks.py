@@ -5,6 +5,8 @@ Each check appends to a list of problems instead of raising, so a planner sees e
 
 from __future__ import annotations
 
+import math
+
 from .errors import Problem
 from .model import GeoNetwork, ScenarioModel
 
@@ -58,7 +60,7 @@ def check(model: ScenarioModel) -> list[Problem]:
         if isinstance(r.start, str):
             if r.start not in places:
                 problems.append(Problem(f"{path}.start", f"unknown place '{r.start}'"))
-        elif geo and hasattr(r.start, "node"):
+        elif geo and getattr(r.start, "node", None) is not None:
             problems.append(Problem(f"{path}.start", "a 'geo' network has no nodes; give 'lat' and 'lon'"))
         if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
             problems.append(Problem(f"{path}.shift_end", f"ends at {r.shift_end} before the team is available at {r.available_at}"))
@@ -68,23 +70,62 @@ def check(model: ScenarioModel) -> list[Problem]:
         path = f"casualties[{i}]"
         if c.site not in sites:
             problems.append(Problem(f"{path}.site", f"unknown site '{c.site}'"))
-        if c.observed_at is not None and c.observed_at > t + TOL:
+        if t is not None and c.observed_at is not None and c.observed_at > t + TOL:
             problems.append(Problem(f"{path}.observed_at", f"{c.observed_at} is after the scenario time {t}"))
         if c.rescue_ends_at is not None:
             if not c.trapped:
                 problems.append(Problem(f"{path}.rescue_ends_at", "only a trapped casualty can have a rescue under way"))
-            if c.rescue_ends_at < t - TOL:
+            if t is not None and c.rescue_ends_at < t - TOL:
                 problems.append(Problem(f"{path}.rescue_ends_at", f"{c.rescue_ends_at} is before the scenario time {t}"))
         if c.treatment_ends_at is not None:
             if c.treated:
                 problems.append(Problem(f"{path}.treatment_ends_at", "a treated casualty has no treatment under way"))
-            if c.treatment_ends_at < t - TOL:
+            if t is not None and c.treatment_ends_at < t - TOL:
                 problems.append(Problem(f"{path}.treatment_ends_at", f"{c.treatment_ends_at} is before the scenario time {t}"))
         if c.in_transit is not None:
             if c.in_transit.hospital not in hospitals:
                 problems.append(Problem(f"{path}.in_transit.hospital", f"unknown hospital '{c.in_transit.hospital}'"))
-            if c.in_transit.arrival < t - TOL:
+            if t is not None and c.in_transit.arrival < t - TOL:
                 problems.append(Problem(f"{path}.in_transit.arrival", f"{c.in_transit.arrival} is before the scenario time {t}"))
             if c.trapped or c.rescue_ends_at is not None or c.treatment_ends_at is not None:
                 problems.append(Problem(f"{path}.in_transit", "a casualty in transit cannot be trapped or have a rescue or treatment under way"))
     return problems
+
+
+class _Raw:
+    """Attribute access over raw JSON (missing or mistyped keys read as None), so that the
+    cross-reference checks can also run on a file whose fields did not all validate."""
+
+    def __init__(self, data):
+        self._d = data if isinstance(data, dict) else {}
+
+    def __getattr__(self, key):
+        v = self._d.get(key)
+        if isinstance(v, dict):
+            return _Raw(v) if key != "start" or "lat" in v or "node" in v else None
+        if isinstance(v, list):
+            return [_Raw(x) if isinstance(x, dict) else x for x in v]
+        return v
+
+
+def check_raw(data) -> list[Problem]:
+    """``check`` on a file that failed field validation; best effort, never raises."""
+    from .model import GeoNetwork
+
+    raw = _Raw(data)
+    for key in ("hospitals", "sites", "stations", "responders", "casualties"):
+        if not isinstance(data.get(key, []), list):
+            return []
+    try:
+        fake = type("Raw", (), {})()
+        for key in ("hospitals", "sites", "stations", "responders", "casualties"):
+            items = [x for x in (getattr(raw, key) or []) if isinstance(x, _Raw) and isinstance(x.id, str)]
+            setattr(fake, key, items)
+        t = data.get("time", 0.0)
+        ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+        fake.time = t if ok else None  # an invalid time is already reported; compare nothing to it
+        net = data.get("network") if isinstance(data.get("network"), dict) else {}
+        fake.network = GeoNetwork.model_construct() if net.get("kind") == "geo" else None
+        return check(fake)
+    except Exception:  # a best-effort second opinion must never hide the first
+        return []

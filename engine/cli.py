@@ -26,9 +26,17 @@ class _Parser(argparse.ArgumentParser):
 def _write(obj, out: str | None) -> None:
     text = json.dumps(obj, indent=1) + "\n"
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_text(out, text)
     else:
         sys.stdout.write(text)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write an output file; a path that cannot be written is bad input, not a crash."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(Problem(path, f"cannot write: {exc.strerror or exc}")) from None
 
 
 def cmd_validate(args) -> int:

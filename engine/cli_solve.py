@@ -42,7 +42,9 @@ def cmd_solve(args) -> int:
 
     doc = result.plan.to_json(obj, schedule_records(load_scenario(args.scenario), W, arrays))
     if args.out:
-        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        from .cli import write_text
+
+        write_text(args.out, json.dumps(doc, indent=1) + "\n")
     if args.json:
         out = {"objective": obj.to_json(), "stats": result.stats.to_json()}
         if args.explain:

@@ -102,8 +102,9 @@ def power_tables(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tables the kernels propagate with, so a segment costs one or a few vector-matrix products.
 
     Returns ``small[k, n] = P_k^n`` for ``n < POWER_TABLE`` and
-    ``big[k, j] = P_k^(POWER_TABLE · 2^j)`` for ``j < POWER_BITS``: any whole number of minutes is
-    ``small[n mod T]`` times the ``big`` factors of the bits of ``n // T`` (no horizon cap).
+    ``big[k, j] = P_k^(POWER_TABLE · 2^j)`` for ``j < POWER_BITS``, each matrix flattened row-major
+    to 16 entries: any whole number of minutes is ``small[n mod T]`` times the ``big`` factors of
+    the bits of ``n // T`` (no horizon cap).
     """
     n_env = chains.shape[0]
     small = np.empty((n_env, POWER_TABLE, 4, 4))
@@ -115,4 +116,5 @@ def power_tables(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         big[k, 0] = small[k, POWER_TABLE - 1] @ chains[k]
         for j in range(1, POWER_BITS):
             big[k, j] = big[k, j - 1] @ big[k, j - 1]
-    return np.ascontiguousarray(small), np.ascontiguousarray(big)
+    return (np.ascontiguousarray(small.reshape(n_env, POWER_TABLE, 16)),
+            np.ascontiguousarray(big.reshape(n_env, POWER_BITS, 16)))

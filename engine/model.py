@@ -29,6 +29,10 @@ FORMAT = "goldenhour.scenario/1"
 TOL = 1e-9
 
 Number = StrictFloat  # strict: ints are accepted, strings and booleans are not
+#: Times and durations are bounded (about 1900 years of minutes) so that no arithmetic overflows.
+MAX_MINUTES = 1e9
+Time = Annotated[Number, Field(ge=-MAX_MINUTES, le=MAX_MINUTES)]
+Minutes = Annotated[Number, Field(ge=0, le=MAX_MINUTES)]
 NonNegative = Annotated[Number, Field(ge=0)]
 Positive = Annotated[Number, Field(gt=0)]
 Probability = Annotated[Number, Field(ge=0, le=1)]
@@ -170,7 +174,7 @@ class Place(Strict):
 
 
 class Hospital(Place):
-    capacity: Annotated[StrictInt, Field(ge=0)]
+    capacity: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
     overflow_risk: Probability | None = None
 
 
@@ -187,13 +191,13 @@ class Responder(Strict):
     kind: Literal["paramedic", "fire"]
     start: Start
     hart: StrictBool = False
-    available_at: Number | None = None
-    shift_end: Number | None = None
+    available_at: Time | None = None
+    shift_end: Time | None = None
 
 
 class InTransit(Strict):
     hospital: Id
-    arrival: Number
+    arrival: Time
 
 
 class Casualty(Strict):
@@ -201,20 +205,20 @@ class Casualty(Strict):
     site: Id
     health: Health
     trapped: StrictBool = False
-    rescue_minutes: NonNegative | None = None
-    treatment_minutes: NonNegative | None = None
-    observed_at: Number | None = None
+    rescue_minutes: Minutes | None = None
+    treatment_minutes: Minutes | None = None
+    observed_at: Time | None = None
     treated: StrictBool = False
-    rescue_ends_at: Number | None = None
-    treatment_ends_at: Number | None = None
+    rescue_ends_at: Time | None = None
+    treatment_ends_at: Time | None = None
     in_transit: InTransit | None = None
 
 
 class Durations(Strict):
-    load: NonNegative = 2.0
-    handover: NonNegative = 5.0
-    treatment: NonNegative = 10.0
-    rescue: NonNegative = 20.0
+    load: Minutes = 2.0
+    handover: Minutes = 5.0
+    treatment: Minutes = 10.0
+    rescue: Minutes = 20.0
 
 
 class Chains(Strict):
@@ -234,16 +238,16 @@ class Node(Strict):
 class Edge(Strict):
     from_: NodeId = Field(alias="from")
     to: NodeId
-    minutes: NonNegative | None = None
-    length_m: NonNegative | None = None
+    minutes: Minutes | None = None
+    length_m: Annotated[Number, Field(ge=0, le=1e9)] | None = None
     speed_kmh: Positive | None = None
     oneway: StrictBool = False
 
 
 class GeoNetwork(Strict):
     kind: Literal["geo"]
-    speed_kmh: Positive
-    detour_factor: Positive = 1.0
+    speed_kmh: Annotated[Number, Field(gt=0, le=1e6)]
+    detour_factor: Annotated[Number, Field(gt=0, le=1e3)] = 1.0
 
 
 class GraphNetwork(Strict):
@@ -275,7 +279,7 @@ class ScenarioModel(Strict):
 
     format: Literal["goldenhour.scenario/1"]
     name: StrictStr = ""
-    time: Number = 0.0
+    time: Time = 0.0
     network: Network
     hospitals: list[Hospital]
     sites: list[Site]
@@ -286,4 +290,4 @@ class ScenarioModel(Strict):
     chains: Chains = Chains()
     treatment_slowdown: Probability = 0.5
     hospital_overflow_risk: Probability = 0.05
-    delivered_fatalities: NonNegative = 0.0
+    delivered_fatalities: Annotated[Number, Field(ge=0, le=1e9)] = 0.0

@@ -19,7 +19,7 @@ from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
 
 from .errors import PlanError, Problem
 from .model import Id, Number, Strict
-from .scenario import Scenario, loads, pydantic_problems
+from .scenario import Scenario, loads, pydantic_problems, reported
 
 PLAN_FORMAT = "goldenhour.plan/1"
 TASK_KINDS = ("rescue", "treat", "transport")
@@ -140,7 +140,18 @@ def load_plan(sc: Scenario, source: Any) -> Plan:
     try:
         model = PlanModel.model_validate(data)
     except ValidationError as err:
-        raise PlanError(pydantic_problems(err)) from None
+        problems = pydantic_problems(err)
+        routes = data.get("routes")
+        if isinstance(routes, dict) and all(isinstance(v, list) for v in routes.values()):
+            # the task rules of the parts that did parse too: all errors at once
+            seen = {p.path for p in problems}
+            clean = {r: [t for t in ts if isinstance(t, dict)] for r, ts in routes.items()}
+            try:
+                extra = check_plan(sc, clean)
+            except Exception:  # best effort: never hide the first report
+                extra = []
+            problems += [p for p in extra if not reported(p, seen)]
+        raise PlanError(problems) from None
     routes = {r.id: [] for r in sc.model.responders}
     for rid, tasks in model.routes.items():
         routes[rid] = [Task(t.task, t.casualty, t.hospital, t.pinned) for t in tasks]

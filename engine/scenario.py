@@ -86,6 +86,14 @@ def loads(text: str, label: str, error: type) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(Problem(label, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")) from None
+    except RecursionError:
+        raise error(Problem(label, "invalid JSON: nested too deeply")) from None
+
+
+def reported(problem: Problem, paths: set[str]) -> bool:
+    """Is ``problem`` about a value already reported (same path, or inside one)?"""
+    return any(problem.path == q or problem.path.startswith(q + ".") or problem.path.startswith(q + "[")
+               for q in paths)
 
 
 def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem]:
@@ -127,7 +135,11 @@ def load_scenario(source: Any) -> Scenario:
     try:
         model = ScenarioModel.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(pydantic_problems(err)) from None
+        # report the cross-reference problems of the parts that did parse, too: all errors at once
+        problems = pydantic_problems(err)
+        seen = {p.path for p in problems}
+        problems += [p for p in checks.check_raw(data) if not reported(p, seen)]
+        raise ScenarioError(problems) from None
     problems = checks.check(model)
     if problems:
         raise ScenarioError(problems)

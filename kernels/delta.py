@@ -24,7 +24,7 @@ from .schedule import schedule
 def objective_from(P, hosp, W, hosp_inc, Winc):
     """``objective(P, hosp, W)`` reusing the incumbent's per-casualty and per-hospital results."""
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
-    small, big, chains = P.small, P.big, P.chains
+    small, big = P.small, P.big
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
@@ -59,8 +59,8 @@ def objective_from(P, hosp, W, hosp_inc, Winc):
                     dirty[dest] = True
                     dirty[hosp_inc[c]] = True
             else:
-                p = pdead_at_arrival(h0[c], obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
-                                     arrival[c], small, big, chains)
+                p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
+                                     arrival[c], small, big)
                 dirty[dest] = True
                 if hosp_inc[c] >= 0:
                     dirty[hosp_inc[c]] = True

@@ -14,18 +14,24 @@ from .config import JIT
 
 
 @njit(**JIT, inline="always")
-def _vecmat(h0, h1, h2, h3, m):
+def _vecmat(h0, h1, h2, h3, t, k, n):
+    # Tables are (env, n, 16) with the 4x4 matrix flattened row-major: one offset for (k, n), then
+    # constant column indices; taking a 2-D view instead would cost reference-count updates.
     return (
-        h0 * m[0, 0] + h1 * m[1, 0] + h2 * m[2, 0] + h3 * m[3, 0],
-        h0 * m[0, 1] + h1 * m[1, 1] + h2 * m[2, 1] + h3 * m[3, 1],
-        h0 * m[0, 2] + h1 * m[1, 2] + h2 * m[2, 2] + h3 * m[3, 2],
-        h0 * m[0, 3] + h1 * m[1, 3] + h2 * m[2, 3] + h3 * m[3, 3],
+        h0 * t[k, n, 0] + h1 * t[k, n, 4] + h2 * t[k, n, 8] + h3 * t[k, n, 12],
+        h0 * t[k, n, 1] + h1 * t[k, n, 5] + h2 * t[k, n, 9] + h3 * t[k, n, 13],
+        h0 * t[k, n, 2] + h1 * t[k, n, 6] + h2 * t[k, n, 10] + h3 * t[k, n, 14],
+        h0 * t[k, n, 3] + h1 * t[k, n, 7] + h2 * t[k, n, 11] + h3 * t[k, n, 15],
     )
 
 
-@njit(**JIT)
-def propagate(h0, h1, h2, h3, env, delta, small, big, chains):
-    """Health after ``delta ≥ 0`` minutes in environment ``env``; returns the new four entries."""
+@njit(**JIT, inline="always")
+def propagate(h0, h1, h2, h3, env, delta, small, big):
+    """Health after ``delta ≥ 0`` minutes in environment ``env``; returns the new four entries.
+
+    ``small[k, n]`` is ``P_k^n`` and ``big[k, j]`` is ``P_k^(T·2^j)``, each flattened to 16 entries
+    (see ``engine.health.power_tables``); ``small[k, 1]`` is the chain itself.
+    """
     if delta <= 0.0:
         return h0, h1, h2, h3
     whole = math.floor(delta)
@@ -33,25 +39,25 @@ def propagate(h0, h1, h2, h3, env, delta, small, big, chains):
     n = int(whole)
     table = small.shape[1]
     if n < table:
-        h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, small[env, n])
+        h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, small, env, n)
     else:
         q = n // table
-        h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, small[env, n - q * table])
+        h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, small, env, n - q * table)
         j = 0
         while q > 0:
             if q & 1:
-                h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, big[env, j])
+                h0, h1, h2, h3 = _vecmat(h0, h1, h2, h3, big, env, j)
             q >>= 1
             j += 1
     if f > 0.0:
-        p0, p1, p2, p3 = _vecmat(h0, h1, h2, h3, chains[env])
+        p0, p1, p2, p3 = _vecmat(h0, h1, h2, h3, small, env, 1)
         g = 1.0 - f
         h0, h1, h2, h3 = g * h0 + f * p0, g * h1 + f * p1, g * h2 + f * p2, g * h3 + f * p3
     return h0, h1, h2, h3
 
 
-@njit(**JIT)
-def dead_after(h0, h1, h2, h3, env, delta, small, big, chains):
+@njit(**JIT, inline="always")
+def dead_after(h0, h1, h2, h3, env, delta, small, big):
     """Only the deceased entry of ``propagate``: what the last segment of a timeline needs.
 
     Uses ``P(δ) = (1 − f)·P^n + f·P^(n+1)``, so below the table size it costs two dot products
@@ -63,11 +69,10 @@ def dead_after(h0, h1, h2, h3, env, delta, small, big, chains):
     f = delta - whole
     n = int(whole)
     if n + 1 >= small.shape[1]:
-        return propagate(h0, h1, h2, h3, env, delta, small, big, chains)[3]
-    m = small[env, n]
-    p = h0 * m[0, 3] + h1 * m[1, 3] + h2 * m[2, 3] + h3 * m[3, 3]
+        return propagate(h0, h1, h2, h3, env, delta, small, big)[3]
+    p = h0 * small[env, n, 3] + h1 * small[env, n, 7] + h2 * small[env, n, 11] + h3 * small[env, n, 15]
     if f > 0.0:
-        m = small[env, n + 1]
-        q = h0 * m[0, 3] + h1 * m[1, 3] + h2 * m[2, 3] + h3 * m[3, 3]
+        m = n + 1
+        q = h0 * small[env, m, 3] + h1 * small[env, m, 7] + h2 * small[env, m, 11] + h3 * small[env, m, 15]
         p = (1.0 - f) * p + f * q
     return p

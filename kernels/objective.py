@@ -25,41 +25,41 @@ from .layout import (
 
 
 @njit(**JIT, inline="always")
-def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big, chains):
+def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big):
     """Propagate from ``t`` to ``end`` in ``env``, switching to ``env_treated`` at ``treated_at``."""
     if end <= t:
         return h0, h1, h2, h3, t
     if treated_at <= t:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - t, small, big, chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - t, small, big)
     elif treated_at >= end:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, end - t, small, big, chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, end - t, small, big)
     else:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, treated_at - t, small, big, chains)
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - treated_at, small, big, chains)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, treated_at - t, small, big)
+        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - treated_at, small, big)
     return h0, h1, h2, h3, end
 
 
-@njit(**JIT)
-def pdead_at_arrival(h, t, trapped, rescued, treated_at, pickup, arrival, small, big, chains):
-    """``p_dead`` at ``arrival`` of a casualty with health ``h`` observed at ``t`` (not in transit)."""
-    h0, h1, h2, h3 = h[0], h[1], h[2], h[3]
+@njit(**JIT, inline="always")
+def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, small, big):
+    """``p_dead`` at ``arrival`` of casualty ``c`` with health ``H[c]`` observed at ``t`` (not in transit)."""
+    h0, h1, h2, h3 = H[c, 0], H[c, 1], H[c, 2], H[c, 3]
     if trapped:
         h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t, rescued,
-                                     treated_at, small, big, chains)
+                                     treated_at, small, big)
     h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, pickup, treated_at,
-                                 small, big, chains)
-    return dead_after(h0, h1, h2, h3, ENV_AMBULANCE, arrival - t, small, big, chains)
+                                 small, big)
+    return dead_after(h0, h1, h2, h3, ENV_AMBULANCE, arrival - t, small, big)
 
 
 @njit(**JIT)
 def casualty_pdead(P, c, W):
     """``p_dead`` of casualty ``c`` at its arrival, from the times in ``W``."""
+    H = P.h0
     if P.status[c] == IN_TRANSIT:
-        h = P.h0[c]
-        return dead_after(h[0], h[1], h[2], h[3], ENV_AMBULANCE, P.transit_arrival[c] - P.obs[c],
-                          P.small, P.big, P.chains)
-    return pdead_at_arrival(P.h0[c], P.obs[c], P.trapped[c], W.rescued[c], W.treated_at[c],
-                            W.pickup[c], W.arrival[c], P.small, P.big, P.chains)
+        return dead_after(H[c, 0], H[c, 1], H[c, 2], H[c, 3], ENV_AMBULANCE, P.transit_arrival[c] - P.obs[c],
+                          P.small, P.big)
+    return pdead_at_arrival(H, c, P.obs[c], P.trapped[c], W.rescued[c], W.treated_at[c],
+                            W.pickup[c], W.arrival[c], P.small, P.big)
 
 
 @njit(**JIT)
@@ -70,7 +70,7 @@ def objective(P, hosp, W):
     treats them like the plan's own arrivals.
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
-    small, big, chains = P.small, P.big, P.chains
+    small, big = P.small, P.big
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     count = W.count
     n_cas = h0.shape[0]
@@ -86,15 +86,15 @@ def objective(P, hosp, W):
         if st == IN_TRANSIT:
             arrival[c] = P.transit_arrival[c]
             count[P.transit_hosp[c]] += 1
-            h = h0[c]
-            p = dead_after(h[0], h[1], h[2], h[3], ENV_AMBULANCE, arrival[c] - obs[c], small, big, chains)
+            p = dead_after(h0[c, 0], h0[c, 1], h0[c, 2], h0[c, 3], ENV_AMBULANCE, arrival[c] - obs[c],
+                           small, big)
         else:
             if np.isnan(arrival[c]):
                 pdead[c] = np.nan  # no transport yet: a partial plan under construction
                 continue
             count[hosp[c]] += 1
-            p = pdead_at_arrival(h0[c], obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
-                                 arrival[c], small, big, chains)
+            p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
+                                 arrival[c], small, big)
         pdead[c] = p
         F += p
         T += arrival[c] - obs[c]

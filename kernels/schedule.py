@@ -87,21 +87,25 @@ def schedule(P, starts, order, hosp, pins, W):
         top -= 1
         r = stack[top]
         end_r = starts[r + 1]
-        while ptr[r] < end_r:
-            s = ptr[r]
+        # the running responder's position, clock and place live in registers until it stops
+        s = ptr[r]
+        f = free[r]
+        here = loc[r]
+        while s < end_r:
             t = order[s]
             c = t // 3
             k = t - 3 * c
             site = site_loc[c]
-            arrive = free[r] + travel[loc[r], site]
+            arrive = f + travel[here, site]
             if k == RESCUE:
                 start = arrive
                 end = start + rescue_dur[c]
                 rescued[c] = end
                 r_known[c] = True
+                ptr[r] = s  # _wake reads other responders' positions only, but keep r's current
                 top = _wake(owner_treat[c], c, order, starts, blocked, ptr, stack, top)
                 top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
-                loc[r] = site
+                here = site
             elif k == TREAT:
                 start = arrive
                 if trapped[c] and not resp_hart[r]:
@@ -113,8 +117,9 @@ def schedule(P, starts, order, hosp, pins, W):
                 end = start + treat_dur[c]
                 treated_at[c] = end
                 t_known[c] = True
+                ptr[r] = s
                 top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
-                loc[r] = site
+                here = site
             else:
                 if not (r_known[c] and t_known[c]):
                     blocked[r] = True
@@ -130,11 +135,14 @@ def schedule(P, starts, order, hosp, pins, W):
                 end = arrive_h + handover
                 pickup[c] = start
                 arrival[c] = arrive_h
-                loc[r] = dest
+                here = dest
             t_start[s] = start
             t_end[s] = end
-            free[r] = end
-            ptr[r] = s + 1
+            f = end
+            s += 1
+        ptr[r] = s
+        free[r] = f
+        loc[r] = here
     status = FEASIBLE
     for r in range(n_resp):
         if ptr[r] < starts[r + 1]:

@@ -486,7 +486,7 @@ def _chains(rng):
 
 def _kernel_h(h, env, delta, small, big, chains):
     return np.array(kernel_propagate(float(h[0]), float(h[1]), float(h[2]), float(h[3]), env, float(delta),
-                                     small, big, chains))
+                                     small, big))
 
 
 @pytest.mark.parametrize("delta", DELTAS)

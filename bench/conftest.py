@@ -1,0 +1,50 @@
+"""Shared fixtures for the benchmarks: scenarios built once, kernels warmed before timing.
+
+Every benchmark fixes its amount of work (iterations, moves, plans); none is a timed assertion.
+Run ``python -m pytest bench`` for figures; CI runs ``python -m pytest bench --benchmark-disable
+-m "not slow"`` once so the suite never rots.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the reference implementation lives with the tests
+
+import engine  # noqa: E402
+from engine.construct import greedy, rule  # noqa: E402
+from engine.generate import generate  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: large-scale benchmarks (minutes); skipped in CI's quick pass")
+
+
+@pytest.fixture(scope="session")
+def london():
+    return engine.load_scenario(ROOT / "examples" / "london-5x18.json")
+
+
+@pytest.fixture(scope="session")
+def london_rule(london):
+    return rule(london)
+
+
+@pytest.fixture(scope="session")
+def london_greedy(london):
+    return greedy(london)
+
+
+def random_scenario(casualties: int, paramedics: int, fire: int, hospitals: int, seed: int = 0):
+    return engine.load_scenario(generate("random", seed=seed, casualties=casualties, paramedics=paramedics,
+                                         fire=fire, hospitals=hospitals))
+
+
+@pytest.fixture(scope="session")
+def rng():
+    return np.random.default_rng(0)

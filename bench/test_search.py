@@ -1,0 +1,61 @@
+"""Search layer: one sweep, time to a local optimum, quality after a fixed budget."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from engine.algorithms import SearchState, _score_all
+from engine.construct import rule
+from engine.solve import solve
+
+from conftest import random_scenario
+
+
+def test_sweep_paper_size(benchmark, london, london_greedy):
+    """One best-improvement sweep of the whole neighbourhood (enumerate + score every move), 2 cores."""
+    state = SearchState(london_greedy.copy(), london_greedy.copy())
+    _score_all(state)
+    benchmark.extra_info["threads"] = numba.get_num_threads()
+    benchmark.pedantic(_score_all, args=(state,), rounds=10, iterations=1)
+
+
+def test_sweep_paper_size_one_core(benchmark, london, london_greedy):
+    state = SearchState(london_greedy.copy(), london_greedy.copy())
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _score_all(state)
+        benchmark.pedantic(_score_all, args=(state,), rounds=5, iterations=1)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def test_descent_from_rule_paper_size(benchmark, london):
+    """Time to a local optimum: descent from the dispatcher's rule on the London example."""
+    result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm="descent", initial="rule"),
+                                rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
+    benchmark.extra_info["rule_expected_fatalities"] = rule(london).objective.expected_fatalities
+
+
+@pytest.mark.parametrize("algorithm,budget", [("rule", None), ("greedy", None), ("descent", None),
+                                              ("tabu", 100), ("annealing", 200_000)])
+def test_quality_fixed_budget(benchmark, london, algorithm, budget):
+    """Expected fatalities on London after a fixed iteration budget (reported in extra_info)."""
+    result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm=algorithm, iterations=budget, seed=0),
+                                rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
+    benchmark.extra_info["evaluations"] = result.stats.evaluations
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(1000, 150, 20, 30), (10_000, 1000, 100, 150)])
+def test_descent_from_rule_scale(benchmark, size):
+    """The scale ladder: time from rule to a local optimum (granular neighbourhoods)."""
+    sc = random_scenario(*size)
+    result = benchmark.pedantic(solve, args=(sc,), kwargs=dict(algorithm="descent", initial="rule"),
+                                rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
+    benchmark.extra_info["iterations"] = result.stats.iterations
