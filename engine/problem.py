@@ -60,4 +60,7 @@ def build_problem(sc: Scenario) -> ProblemArrays:
         big=big,
         chains=np.ascontiguousarray(sc.chains),
         scalars=np.array([time, m.durations.load, m.durations.handover, m.delivered_fatalities]),
+        rescued0=np.where(trapped, np.where(trapped & np.isnan(rescue_fixed), np.nan, rescue_fixed), -np.inf),
+        r_known0=~(trapped & np.isnan(rescue_fixed)),
+        treated0=np.where(treated, -np.inf, np.where(active & ~np.isnan(treat_fixed), treat_fixed, np.inf)),
     )

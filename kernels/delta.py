@@ -16,7 +16,7 @@ from .config import JIT
 from .layout import CYCLE, DEAD, IN_TRANSIT
 from .local import FALLBACK, local_schedule
 from .moves import apply_move
-from .objective import hospital_overflow, pdead_at_arrival
+from .objective import hospital_overflow, objective, pdead_at_arrival
 from .schedule import schedule
 
 
@@ -83,19 +83,6 @@ def objective_from(P, hosp, W, hosp_inc, Winc):
 
 
 @njit(**JIT)
-def evaluate_delta(P, starts, order, hosp, pins, W, hosp_inc, Winc):
-    """Score a candidate solution given the incumbent's workspace ``Winc`` and hospitals.
-
-    Returns ``(F, overflow, T, status)`` exactly as ``kernels.evaluate.evaluate`` would.
-    """
-    status = schedule(P, starts, order, hosp, pins, W)
-    if status == CYCLE:
-        return np.nan, np.nan, np.nan, status
-    F, overflow, T = objective_from(P, hosp, W, hosp_inc, Winc)
-    return F, overflow, T, status
-
-
-@njit(**JIT)
 def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc_status, slot_owner, slot_of,
                   n_shift_inc, cs, co, ch, W):
     """Score the incumbent after move ``(kind, a, b, c)``; the candidate is left in ``cs, co, ch``.
@@ -113,5 +100,9 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc_status,
         status = schedule(P, cs, co, ch, pins, W)
     if status == CYCLE:
         return np.nan, np.nan, np.nan, status
-    F, overflow, T = objective_from(P, ch, W, hosp, Winc)
+    if inc_status == CYCLE:
+        # an incumbent caught in a cycle has no p_dead to reuse
+        F, overflow, T = objective(P, ch, W)
+    else:
+        F, overflow, T = objective_from(P, ch, W, hosp, Winc)
     return F, overflow, T, status

@@ -58,6 +58,9 @@ ProblemArrays = namedtuple(
         "big",             # f8[5, B, 4, 4] P^(T·2^j)
         "chains",          # f8[5, 4, 4]
         "scalars",         # f8[4]: time, load, handover, delivered fatalities
+        "rescued0",        # f8[C] rescue end before planning: -inf free, fixed end, or nan (planned)
+        "r_known0",        # b1[C] rescue end known before planning (no rescue task needed)
+        "treated0",        # f8[C] treated-chain start before planning: -inf, fixed end, or inf
     ],
 )
 

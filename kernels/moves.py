@@ -228,6 +228,8 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             u -= weights[kind]
             kind += 1
         if kind == INSERT_TREAT:
+            if n_cas == 0:
+                continue
             c = np.random.randint(0, n_cas)
             if not (P.can_treat[c] and P.status[c] == ACTIVE) or slot_of[3 * c + TREAT] >= 0:
                 continue

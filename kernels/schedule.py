@@ -45,24 +45,15 @@ def schedule(P, starts, order, hosp, pins, W):
     n_cas = P.h0.shape[0]
     n_resp = P.resp_loc.shape[0]
     inf = np.inf
-    for c in range(n_cas):
-        owner_treat[c] = -1
-        owner_transport[c] = -1
-        pickup[c] = np.nan
-        arrival[c] = np.nan
-        if trapped[c]:
-            rescued[c] = P.rescue_fixed[c]  # nan until the planned rescue is timed
-            r_known[c] = not P.needs_rescue[c]
-        else:
-            rescued[c] = -inf
-            r_known[c] = True
-        t_known[c] = True
-        if P.treated[c]:
-            treated_at[c] = -inf
-        elif not np.isnan(P.treat_fixed[c]):
-            treated_at[c] = P.treat_fixed[c]
-        else:
-            treated_at[c] = inf
+    # per-casualty starting values are precomputed once per model: four block copies
+    owner_treat[:] = -1
+    owner_transport[:] = -1
+    pickup[:] = np.nan
+    arrival[:] = np.nan
+    rescued[:] = P.rescued0
+    r_known[:] = P.r_known0
+    treated_at[:] = P.treated0
+    t_known[:] = True
     for r in range(n_resp):
         for s in range(starts[r], starts[r + 1]):
             t = order[s]

@@ -1,0 +1,460 @@
+"""The search (engine/solve.py, engine/algorithms.py) against exhaustive enumeration and its contracts.
+
+- On 30 tiny instances (2-3 casualties, 1-2 paramedic teams, 1 fire team, 2 hospitals) every valid
+  plan is enumerated here (every assignment and order of the required tasks over compatible
+  responders, every hospital, every subset of optional treats anywhere in paramedic lists) and
+  scored with ``evaluate_batch``; ``tabu`` and ``annealing`` with their default settings reach the
+  optimum ``F`` of SPEC §7 (feasible first, then ``F``); nothing beats it.
+- ``descent`` never ends worse than its start and ends at a local optimum of the full neighbourhood.
+- Same scenario, seed and iterations give the identical plan file.
+- Every algorithm returns a valid plan whose re-evaluation is its objective.
+- Assert mode runs clean, and really catches a delta/full mismatch.
+- The explanation adds up: casualty shares to ``F``, admissions to the casualties delivered.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import json
+import math
+
+import numba
+import numpy as np
+import pytest
+
+import engine
+import engine.algorithms as algorithms
+import factories
+from conftest import run_batch
+from engine import construct
+from engine.algorithms import MoveMismatch, SearchState, _apply
+from engine.generate import generate
+from engine.plan import Plan, check_plan, load_plan, problem_arrays
+from engine.solution import Solution
+from engine.solve import DEFAULT_ITERATIONS, solve
+from kernels.evaluate import row_width
+from kernels.layout import ACTIVE, CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT
+from kernels.moves import enumerate_moves
+from kernels.search import better, sweep
+
+TOL = 1e-9
+N_TINY = 30
+
+
+# --- tiny instances -------------------------------------------------------------------------
+
+def tiny_instance(seed: int) -> dict:
+    """2-3 casualties, 1-2 paramedic teams (HART or not), one fire team, two hospitals."""
+    rng = np.random.default_rng(4200 + seed)
+    d = generate("tiny", seed=seed)
+    n = 2 + seed % 2
+    d["casualties"] = d["casualties"][:n]
+    paras = [r for r in d["responders"] if r["kind"] == "paramedic"]
+    fire = [r for r in d["responders"] if r["kind"] == "fire"]
+    if seed % 3 == 0:
+        paras = paras[:1]
+    for r in paras:
+        r["hart"] = bool(rng.random() < 0.5)
+    d["responders"] = paras + fire
+    # a second site a few kilometres away, so that order and travel matter
+    d["sites"].append({"id": "east", "lat": 51.5143 + float(rng.uniform(-0.02, 0.02)),
+                       "lon": -0.0755 + float(rng.uniform(0.01, 0.04))})
+    for i, c in enumerate(d["casualties"]):
+        c["site"] = "east" if rng.random() < 0.4 else "aldgate"
+        c["trapped"] = bool(i == 0 or rng.random() < 0.3)
+        c.pop("rescue_minutes", None)
+        if c["trapped"]:
+            c["rescue_minutes"] = float(rng.integers(2, 30))
+        u = rng.random()
+        c["health"] = (str(rng.choice(["urgent", "immediate"])) if u < 0.4
+                       else [float(x) for x in rng.dirichlet([1.0, 1.5, 2.0, 0.3])])
+        c["treatment_minutes"] = float(rng.integers(2, 15))
+        if rng.random() < 0.12:
+            c["treated"] = True
+    for h in d["hospitals"]:
+        h["capacity"] = int(rng.integers(0, 3))
+    d["hospital_overflow_risk"] = float(rng.choice([0.05, 0.3, 0.6]))
+    d["treatment_slowdown"] = float(rng.choice([0.2, 0.5]))
+    if rng.random() < 0.3:
+        d["time"] = float(rng.integers(1, 20))
+        paras[0]["available_at"] = d["time"] + float(rng.integers(0, 10))
+    if rng.random() < 0.25:  # a shift end that some plans break
+        r = paras[-1]
+        r["shift_end"] = max(d.get("time", 0.0), r.get("available_at", 0.0)) + float(rng.integers(30, 90))
+    return d
+
+
+def distribute(tasks, owners):
+    """Every way to put ``tasks`` into ordered lists, one per owner (each assignment once)."""
+    n, m = len(tasks), len(owners)
+    if m == 0:
+        if n == 0:
+            yield []
+        return
+    for perm in itertools.permutations(tasks):
+        for cuts in itertools.combinations_with_replacement(range(n + 1), m - 1):
+            bounds = (0, *cuts, n)
+            yield [list(perm[bounds[i]:bounds[i + 1]]) for i in range(m)]
+
+
+def all_plans(sc) -> np.ndarray:
+    """Every valid plan of ``sc`` as ``evaluate_batch`` rows (starts, order, hospitals)."""
+    P = problem_arrays(sc)
+    n_resp, n_cas, n_hosp = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
+    fires = [r for r in range(n_resp) if P.resp_fire[r]]
+    medics = [r for r in range(n_resp) if not P.resp_fire[r]]
+    rescues = [KINDS * c + RESCUE for c in range(n_cas) if P.needs_rescue[c]]
+    carried = [c for c in range(n_cas) if P.status[c] == ACTIVE]
+    treatable = [c for c in carried if P.can_treat[c]]
+    base = []
+    for fire_lists in distribute(rescues, fires):
+        for k in range(len(treatable) + 1):
+            for subset in itertools.combinations(treatable, k):
+                tasks = [KINDS * c + TRANSPORT for c in carried] + [KINDS * c + TREAT for c in subset]
+                for med_lists in distribute(tasks, medics):
+                    lists = [None] * n_resp
+                    for r, codes in zip(fires, fire_lists):
+                        lists[r] = codes
+                    for r, codes in zip(medics, med_lists):
+                        lists[r] = codes
+                    row = np.full(row_width(n_resp, n_cas), -1, dtype=np.int32)
+                    s = 0
+                    for r, codes in enumerate(lists):
+                        row[r] = s
+                        row[n_resp + 1 + s: n_resp + 1 + s + len(codes)] = codes
+                        s += len(codes)
+                    row[n_resp] = s
+                    base.append(row)
+    base = np.array(base, dtype=np.int32)
+    combos = np.array(list(itertools.product(range(n_hosp), repeat=len(carried))), dtype=np.int32)
+    rows = np.repeat(base, len(combos), axis=0)
+    hosp_cols = [n_resp + 1 + KINDS * n_cas + c for c in carried]
+    rows[:, hosp_cols] = np.tile(combos, (len(base), 1))
+    return rows
+
+
+def _factorial_count(n_tasks, n_lists):
+    return math.factorial(n_tasks) * math.comb(n_tasks + n_lists - 1, n_lists - 1) if n_lists else int(n_tasks == 0)
+
+
+@functools.lru_cache(maxsize=None)
+def optimum(seed: int):
+    """``(scenario dict, Scenario, rows, F, T, status, best index)`` of tiny instance ``seed``."""
+    d = tiny_instance(seed)
+    sc = engine.load_scenario(d)
+    P = problem_arrays(sc)
+    rows = all_plans(sc)
+    pins = np.zeros(len(P.resp_loc), dtype=np.int32)
+    F, _o, T, st = run_batch(P, rows, pins)
+    rank = np.where(st == FEASIBLE, 0, np.where(st == SHIFT, 1, 2))
+    pool = rank == rank.min()
+    f_min = F[pool].min()
+    ties = pool & (F <= f_min + TOL)
+    best = int(np.flatnonzero(ties)[np.argmin(T[ties])])
+    return d, sc, rows, F, T, st, best
+
+
+def row_plan(sc, row) -> Plan:
+    P = problem_arrays(sc)
+    n_resp, n_cas = len(P.resp_loc), len(P.h0)
+    starts = row[: n_resp + 1]
+    return Plan.from_arrays(sc, starts, row[n_resp + 1: n_resp + 1 + KINDS * n_cas], row[n_resp + 1 + KINDS * n_cas:])
+
+
+def test_enumeration_is_complete_and_valid():
+    """The brute force holds exactly the number of plans combinatorics predicts, all valid,
+    all distinct, and plans of every status occur."""
+    statuses = set()
+    for seed in range(6):
+        _d, sc, rows, F, T, st, best = optimum(seed)
+        P = problem_arrays(sc)
+        n_medics = int((~P.resp_fire).sum())
+        n_rescue = int(P.needs_rescue.sum())
+        carried = int((P.status == ACTIVE).sum())
+        treatable = int((P.can_treat & (P.status == ACTIVE)).sum())
+        expected = _factorial_count(n_rescue, 1) * len(P.hosp_loc) ** carried * sum(
+            math.comb(treatable, k) * _factorial_count(carried + k, n_medics) for k in range(treatable + 1))
+        assert len(rows) == expected
+        assert len({r.tobytes() for r in rows}) == len(rows)
+        rng = np.random.default_rng(seed)
+        for i in rng.choice(len(rows), size=40, replace=False).tolist() + [best]:
+            routes = row_plan(sc, rows[i]).to_json()["routes"]
+            assert check_plan(sc, routes) == []
+        statuses |= set(st.tolist())
+    assert {FEASIBLE, CYCLE} <= statuses
+
+
+def _reaches_optimum(seed, algorithm):
+    d, sc, rows, F, T, st, best = optimum(seed)
+    result = solve(d, algorithm=algorithm)  # default settings, starting from greedy
+    obj = result.objective
+    # tabu may stop early when every move is tabu; annealing spends its whole default budget
+    assert 0 < result.stats.iterations <= DEFAULT_ITERATIONS[algorithm]
+    if algorithm == "annealing":
+        assert result.stats.iterations == DEFAULT_ITERATIONS[algorithm]
+    assert obj.feasible == (st[best] == FEASIBLE)
+    got = obj.expected_fatalities
+    # nothing beats the exhaustive optimum (the enumeration covers the search space) ...
+    assert got >= F[best] - TOL, (got, F[best], json.dumps(row_plan(sc, rows[best]).to_json()))
+    # ... and the search finds it
+    assert abs(got - F[best]) <= TOL, (f"{algorithm} F={got!r}, optimum F={F[best]!r}\nscenario = {json.dumps(d)}\n"
+                                       f"optimal plan = {json.dumps(row_plan(sc, rows[best]).to_json())}")
+    if abs(obj.casualty_minutes - T[best]) > TOL:  # an F tie: the optimum's T is the smallest of the ties
+        assert obj.casualty_minutes >= T[best] - TOL
+
+
+@pytest.mark.parametrize("seed", range(N_TINY))
+def test_tabu_reaches_the_optimum(seed):
+    _reaches_optimum(seed, "tabu")
+
+
+@pytest.mark.parametrize("seed", range(N_TINY))
+def test_annealing_reaches_the_optimum(seed):
+    _reaches_optimum(seed, "annealing")
+
+
+def test_optimum_instances_are_not_trivial():
+    """Over the 30 instances the optimum is often not greedy's plan, and needs a treat sometimes."""
+    n_improved = n_treat = 0
+    for seed in range(N_TINY):
+        d, sc, rows, F, T, st, best = optimum(seed)
+        g = construct.greedy(sc)
+        n_improved += better(F[best], T[best], int(st[best]), g.cur[0], g.cur[2], int(g.cur[3]))
+        n_treat += any(t.kind == "treat" for ts in row_plan(sc, rows[best]).routes.values() for t in ts)
+    assert n_improved >= 5 and n_treat >= 3, (n_improved, n_treat)
+
+
+# --- descent --------------------------------------------------------------------------------
+
+def full_neighbourhood_scores(sc, plan):
+    sol = Solution.from_plan(sc, plan)
+    P = problem_arrays(sc)
+    empty = np.zeros((len(P.h0), 0), dtype=np.int64)
+    out = np.empty((100_000, 4), dtype=np.int64)
+    n = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, empty, empty, out)
+    assert n <= len(out)
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), out, n, F, T, st,
+          numba.get_num_threads())
+    return sol, out[:n], F, T, st
+
+
+def descent_scenarios():
+    rng = np.random.default_rng(77)
+    out = [tiny_instance(s) for s in range(0, N_TINY, 3)]
+    for k in range(4):
+        d = generate("random", seed=k, casualties=int(rng.integers(5, 12)), paramedics=int(rng.integers(2, 4)),
+                     fire=int(rng.integers(1, 3)), hospitals=3, sites=2)
+        d["hospital_overflow_risk"] = 0.3
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("k", range(14))
+def test_descent_improves_on_its_start_and_ends_at_a_local_optimum(k):
+    d = descent_scenarios()[k]
+    sc = engine.load_scenario(d)
+    start = solve(d, algorithm="rule").objective
+    result = solve(d, algorithm="descent", initial="rule")
+    assert not start.better(result.objective), (start, result.objective)
+    # the history starts at the rule's plan and only improves
+    assert result.stats.history[0][2] == pytest.approx(start.expected_fatalities, abs=TOL)
+    sol, moves, F, T, st = full_neighbourhood_scores(sc, result.plan)
+    assert abs(sol.cur[0] - result.objective.expected_fatalities) <= TOL
+    assert len(moves) > 0
+    better_moves = [i for i in range(len(moves))
+                    if better(F[i], T[i], int(st[i]), sol.cur[0], sol.cur[2], int(sol.cur[3]))]
+    assert not better_moves, f"move {moves[better_moves[0]].tolist()} improves the final plan"
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("algorithm,iterations", [("descent", None), ("tabu", 25), ("annealing", 5000)])
+def test_same_seed_same_plan(algorithm, iterations):
+    d = generate("random", seed=5, casualties=14, paramedics=3, fire=2, hospitals=3, sites=2)
+    runs = [solve(d, algorithm=algorithm, seed=3, iterations=iterations) for _ in range(2)]
+    runs.append(solve(copy.deepcopy(d), algorithm=algorithm, seed=3, iterations=iterations))
+    docs = [json.dumps(r.plan.to_json(), sort_keys=True) for r in runs]
+    assert docs[0] == docs[1] == docs[2]
+    assert runs[0].objective == runs[1].objective == runs[2].objective
+    assert runs[0].stats.iterations == runs[1].stats.iterations
+    if iterations is not None:
+        assert runs[0].stats.iterations == iterations
+
+
+# --- every algorithm returns a valid plan ---------------------------------------------------
+
+def validity_scenarios() -> dict[str, dict]:
+    rng = np.random.default_rng(11)
+    tiny = generate("tiny", seed=4)
+    tiny["time"] = 12.0
+    tiny["responders"][1]["available_at"] = 20.0
+    tiny["responders"][0]["shift_end"] = 60.0
+    rnd = generate("random", seed=8, casualties=12, paramedics=3, fire=2, hospitals=2, sites=3)
+    rnd["hospitals"][0]["capacity"] = 1
+    rnd["casualties"][0]["health"] = "dead"
+    rnd["casualties"][1].update(trapped=False, in_transit={"hospital": rnd["hospitals"][0]["id"], "arrival": 9.0})
+    rnd["casualties"][1].pop("rescue_minutes", None)
+    rnd["casualties"][2]["treated"] = True
+    rnd["delivered_fatalities"] = 0.75
+    awkward = factories.random_scenario(rng, max_casualties=7)
+    while len(awkward["casualties"]) < 4:
+        awkward = factories.random_scenario(rng, max_casualties=7)
+    empty = generate("random", seed=0, casualties=0, paramedics=2, fire=1, hospitals=1)
+    return {"tiny-late": tiny, "random-12": rnd, "factories": awkward, "no-casualties": empty}
+
+
+BUDGET = {"rule": None, "greedy": None, "descent": None, "tabu": 15, "annealing": 3000}
+
+
+@pytest.mark.parametrize("name", ["tiny-late", "random-12", "factories", "no-casualties"])
+@pytest.mark.parametrize("algorithm", list(BUDGET))
+def test_every_algorithm_returns_a_valid_plan(algorithm, name):
+    d = validity_scenarios()[name]
+    sc = engine.load_scenario(d)
+    result = solve(d, algorithm=algorithm, iterations=BUDGET[algorithm])
+    doc = result.plan.to_json()
+    plan = load_plan(sc, json.loads(json.dumps(doc)))  # raises PlanError on an invalid plan
+    again = engine.evaluate(sc, plan)
+    obj = result.objective
+    assert again.feasible == obj.feasible
+    for key in ("expected_fatalities", "overflow_fatalities", "casualty_minutes"):
+        a, b = getattr(again, key), getattr(obj, key)
+        assert (a is None and b is None) or abs(a - b) <= TOL, (key, a, b)
+    assert result.stats.algorithm == algorithm
+    if algorithm == "annealing":
+        assert result.stats.iterations == BUDGET[algorithm]
+    if algorithm == "tabu":  # it stops early only when no move is left
+        assert result.stats.iterations == (BUDGET[algorithm] if sc.model.casualties else 0)
+    if algorithm in ("tabu", "annealing"):
+        assert not solve(d, algorithm="greedy").objective.better(obj)  # never worse than its start
+
+
+# --- assert mode ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("algorithm,iterations", [("descent", None), ("tabu", 30), ("annealing", 4000)])
+@pytest.mark.parametrize("k", range(3))
+def test_assert_mode_runs_clean(algorithm, iterations, k):
+    d = [tiny_instance(1), validity_scenarios()["random-12"],
+         generate("random", seed=21, casualties=10, paramedics=3, fire=1, hospitals=2)][k]
+    checked = solve(d, algorithm=algorithm, iterations=iterations, assert_moves=True)
+    plain = solve(d, algorithm=algorithm, iterations=iterations, assert_moves=False)
+    assert checked.plan.to_json() == plain.plan.to_json()  # checking changes nothing
+
+
+def _state(d):
+    sc = engine.load_scenario(d)
+    sol = construct.greedy(sc)
+    return SearchState(sol, sol.copy(), assert_moves=True)
+
+
+def test_assert_mode_detects_a_wrong_prediction():
+    d = generate("random", seed=2, casualties=8, paramedics=2, fire=1, hospitals=2)
+    state = _state(d)
+    moves, n = state.moves()
+    sol = state.current
+    P = problem_arrays(sol.sc)
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st, 1)
+    i = next(i for i in range(n) if st[i] != CYCLE)
+    # the right prediction passes ...
+    _apply(state, moves[i].copy(), (F[i], T[i]))
+    assert abs(state.current.cur[0] - F[i]) <= TOL
+    # ... a wrong one (by far more than 1e-9) does not
+    state = _state(d)
+    with pytest.raises(MoveMismatch):
+        _apply(state, moves[i].copy(), (F[i] + 1e-6, T[i]))
+    state = _state(d)
+    with pytest.raises(MoveMismatch):
+        _apply(state, moves[i].copy(), (F[i], T[i] - 1e-6))
+    state = _state(d)
+    state.assert_moves = False
+    _apply(state, moves[i].copy(), (F[i] + 1.0, T[i]))  # not checked: no error
+
+
+def test_assert_mode_catches_a_corrupted_sweep(monkeypatch):
+    """A delta evaluator that is wrong by 1e-3 makes descent fail loudly in assert mode only."""
+    real = algorithms.sweep
+
+    def corrupted(*args):
+        real(*args)
+        out_F = args[9]
+        out_F[:] -= 1e-3
+
+    monkeypatch.setattr(algorithms, "sweep", corrupted)
+    d = generate("random", seed=3, casualties=6, paramedics=2, fire=1, hospitals=2)
+    with pytest.raises(MoveMismatch):
+        solve(d, algorithm="descent", assert_moves=True)
+    solve(d, algorithm="descent", iterations=2, assert_moves=False)
+
+
+def test_assert_mode_reports_an_annealing_mismatch(monkeypatch):
+    """The compiled annealing loop reports a mismatch through ``bad``; the engine raises it."""
+
+    def failing(*args):
+        bad = args[-1]
+        bad[:] = [0, 1, 2, 3, 0.5, 0.25, 10.0, 10.0]
+        return 0
+
+    monkeypatch.setattr(algorithms, "anneal_chunk", failing)
+    with pytest.raises(MoveMismatch, match="0.5"):
+        solve(generate("tiny", seed=1), algorithm="annealing", iterations=100, assert_moves=True)
+
+
+# --- explanation ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["tiny-late", "random-12", "factories"])
+@pytest.mark.parametrize("algorithm", ["greedy", "tabu"])
+def test_explanation_adds_up(algorithm, name):
+    d = validity_scenarios()[name]
+    sc = engine.load_scenario(d)
+    P = problem_arrays(sc)
+    result = solve(d, algorithm=algorithm, iterations=10 if algorithm == "tabu" else None)
+    obj, ex = result.objective, result.explanation
+    if obj.expected_fatalities is None:
+        pytest.skip("a cycle of waits has no objective to explain")
+    delivered_before = float(sc.model.delivered_fatalities)
+    shares = sum(c["share"] for c in ex.casualties)
+    assert abs(shares + delivered_before - obj.expected_fatalities) <= TOL
+    assert abs(sum(c["p_dead"] for c in ex.casualties) + delivered_before
+               - (obj.expected_fatalities - obj.overflow_fatalities)) <= TOL
+    assert abs(sum(h["overflow_fatalities"] for h in ex.hospitals) - obj.overflow_fatalities) <= TOL
+    delivered = int(np.sum(P.status == ACTIVE)) + int(np.sum(P.status == 2))  # carried + in transit
+    assert sum(h["admissions"] for h in ex.hospitals) == delivered
+    assert [h["hospital"] for h in ex.hospitals] == [h.id for h in sc.model.hospitals]
+    routes = result.plan.routes
+    carried_to = {}
+    for tasks in routes.values():
+        for t in tasks:
+            if t.kind == "transport":
+                carried_to[t.casualty] = t.hospital
+    for c, row in zip(sc.model.casualties, ex.casualties):
+        assert row["casualty"] == c.id
+        if c.id in carried_to:
+            assert row["hospital"] == carried_to[c.id]
+    for h in ex.hospitals:
+        assert (h["overflow_fatalities"] > 0) <= (h["admissions"] > h["beds"])
+
+
+def test_explanation_overflow_is_charged_to_late_arrivals():
+    d = validity_scenarios()["random-12"]
+    d = copy.deepcopy(d)
+    for h in d["hospitals"]:
+        h["capacity"] = 1
+    d["hospital_overflow_risk"] = 0.5
+    result = solve(d, algorithm="greedy")
+    ex = result.explanation
+    assert result.objective.overflow_fatalities > 0
+    over = [c for c in ex.casualties if c["share"] - c["p_dead"] > 1e-12]
+    assert over
+    for c in over:
+        assert abs((c["share"] - c["p_dead"]) - (1 - c["p_dead"]) * 0.5) <= TOL
+    # each hospital's first arrival gets the bed
+    for h in ex.hospitals:
+        arrivals = sorted((c["arrival"], c["casualty"]) for c in ex.casualties
+                          if c["hospital"] == h["hospital"] and c["arrival"] is not None)
+        if arrivals:
+            first = next(c for c in ex.casualties if c["casualty"] == arrivals[0][1])
+            assert first["share"] == first["p_dead"]
