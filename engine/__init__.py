@@ -7,9 +7,12 @@ from .errors import DeltaError, PlanError, Problem, ScenarioError
 from .evaluate import evaluate
 from .objective import Objective
 from .plan import Plan, Task, load_plan
+from .planner import Planner
+from .result import Result, Statistics
 from .scenario import Scenario, load_scenario
+from .solve import Callbacks, solve
 
 __all__ = [
-    "DeltaError", "Objective", "Plan", "PlanError", "Problem", "Scenario", "ScenarioError", "Task",
-    "evaluate", "load_plan", "load_scenario",
+    "Callbacks", "DeltaError", "Objective", "Plan", "PlanError", "Planner", "Problem", "Result", "Scenario",
+    "ScenarioError", "Statistics", "Task", "evaluate", "load_plan", "load_scenario", "solve",
 ]

@@ -80,3 +80,68 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="print objective, statistics (and plan) as JSON")
     s.add_argument("--explain", action="store_true", help="top contributors and hospital load")
     s.set_defaults(func=cmd_solve)
+    register_replay(sub)
+
+
+def cmd_replay(args) -> int:
+    """Replay deltas and task requests (one JSON object per line) through the online engine.
+
+    A line ``{"type": "next_task", "time": t, "responder": id}`` asks for a task; any other line is
+    a delta. Before each line the search runs ``--iterations-per-minute`` iterations for every
+    simulated minute since the previous line. A rejected delta is reported and the replay goes on,
+    as it would in a control room.
+    """
+    from .errors import DeltaError
+    from .planner import Planner
+    from .scenario import loads
+
+    path = Path(args.deltas)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(Problem(str(path), f"cannot read: {exc.strerror or exc}")) from None
+    records = []
+    for i, line in enumerate(lines, start=1):
+        if line.strip():
+            rec = loads(line, f"{path}:{i}", InputError)
+            if not isinstance(rec, dict) or not isinstance(rec.get("time"), (int, float)):
+                raise InputError(Problem(f"{path}:{i}", "expected a JSON object with a numeric \"time\""))
+            records.append((i, rec))
+    if args.iterations_per_minute < 0:
+        raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
+    audit = args.audit or str(path.with_suffix(".audit.jsonl"))
+    planner = Planner(args.scenario, algorithm=args.algorithm, seed=args.seed, audit=audit)
+    last = planner.time
+    for i, rec in records:
+        minutes = max(0.0, rec["time"] - last)
+        iterations = int(round(minutes * args.iterations_per_minute))
+        if iterations:
+            planner.step(iterations)
+        last = max(last, rec["time"])
+        try:
+            if rec.get("type") == "next_task":
+                task = planner.next_task(str(rec.get("responder")), float(rec["time"]))
+                what = "wait" if task is None else (f"{task.kind} {task.casualty}"
+                                                   + (f" -> {task.hospital}" if task.hospital else ""))
+                print(f"{rec['time']:8.2f}  {rec.get('responder')}: {what}")
+            else:
+                planner.apply(rec)
+        except DeltaError as err:
+            for p in err.problems:
+                print(f"{rec['time']:8.2f}  rejected (line {i}): {p}")
+    plan, objective = planner.best()
+    planner.close()
+    F = objective.expected_fatalities
+    print(f"final: expected fatalities {F if F is None else round(F, 4)}; audit log written to {audit}")
+    return 0
+
+
+def register_replay(sub) -> None:
+    s = sub.add_parser("replay", help="replay deltas and task requests through the online engine")
+    s.add_argument("scenario")
+    s.add_argument("deltas")
+    s.add_argument("--iterations-per-minute", type=int, default=2000)
+    s.add_argument("--algorithm", choices=("descent", "tabu", "annealing"), default="annealing")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--audit", help="audit log path (default: DELTAS with .audit.jsonl)")
+    s.set_defaults(func=cmd_replay)

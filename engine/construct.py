@@ -116,6 +116,20 @@ def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: 
     return _arrays(sc, lists, hosp, pins)
 
 
+def insert_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
+    """Insert task ``code`` where it raises the exact objective least (after any pinned prefix)."""
+    P = problem_arrays(sol.sc)
+    moves = np.array([(INSERT_TASK, code, r, pos) for r in responders
+                      for pos in range(sol.pins[r], sol.starts[r + 1] - sol.starts[r] + 1)], dtype=np.int64)
+    n = len(moves)
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st,
+          numba.get_num_threads())
+    best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+
+
 def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200_000) -> Solution:
     """Cheapest insertion: rescues as in ``rule``, then each transport (most severe first) at the
     paramedic and position that raise the exact objective least.
@@ -136,7 +150,6 @@ def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200
     placed = {code for codes in lists for code in codes}
     sol = _arrays(sc, lists, hosp, pins)
     taken = np.zeros(len(P.hosp_loc), dtype=np.int64)
-    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
     for c in severity_order(P):
         code = KINDS * c + TRANSPORT
         if P.status[c] != ACTIVE or code in placed:
@@ -145,11 +158,5 @@ def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200
         taken[h] += 1
         sol.hosp[c] = h
         sol.reevaluate()
-        moves = np.array([(INSERT_TASK, code, r, pos) for r in medics
-                          for pos in range(pins[r], sol.starts[r + 1] - sol.starts[r] + 1)], dtype=np.int64)
-        F = np.empty(len(moves)); T = np.empty(len(moves)); st = np.empty(len(moves), dtype=np.int64)
-        sweep(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, len(moves), F, T, st,
-              numba.get_num_threads())
-        best = pick_best(F, T, st, len(moves), np.ones(len(moves), dtype=np.bool_))
-        sol.cur[:] = commit(problem_arrays(sc), *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+        insert_cheapest(sol, code, medics)
     return sol

@@ -58,8 +58,16 @@ class Scenario:
         return self.model.time
 
     def to_dict(self) -> dict:
-        """The scenario file as a JSON-able dict (defaults made explicit)."""
-        return self.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The scenario file as a JSON-able dict (defaults made explicit).
+
+        Network files are given as absolute paths, so the dict loads the same from anywhere.
+        """
+        d = self.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        net = d["network"]
+        for key in ("nodes_file", "edges_file"):
+            if net.get(key) and self.base_dir is not None:
+                net[key] = str((self.base_dir / net[key]).resolve())
+        return d
 
 
 def _parse(source: Any) -> tuple[Any, Path | None, str]:

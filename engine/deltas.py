@@ -1,0 +1,357 @@
+"""Online updates (SPEC §8): one model per delta type, and how each changes the incident model.
+
+A delta is checked in two steps: its own fields (pydantic, here), then the model it produces
+(``load_scenario`` on the changed scenario file). Either failing rejects the delta whole; since
+``apply`` works on a copy, the planner's model is untouched by a rejected delta.
+
+Casualty state is tracked as SPEC §7 needs it: when a casualty changes environment (rescued,
+treated, picked up, delivered), its health is first carried forward to that moment with the
+chain of the environment it was in, and ``observed_at`` moves there.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import Field, StrictInt, TypeAdapter, ValidationError
+
+from .errors import DeltaError, Problem
+from .health import ENVIRONMENTS, is_known_dead, step_matrix
+from .model import Casualty, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
+from .scenario import Scenario, health_vector, pydantic_problems
+
+TOL = 1e-9
+
+
+class _Delta(Strict):
+    time: Time
+
+
+class HealthObserved(_Delta):
+    type: Literal["health_observed"]
+    casualty: Id
+    health: Health
+    observed_at: Time | None = None  # when it was observed, if it reaches us late
+
+
+class CasualtiesAdded(_Delta):
+    type: Literal["casualties_added"]
+    sites: list[Site] = []
+    casualties: list[Casualty] = []
+
+
+class TaskStarted(_Delta):
+    type: Literal["task_started"]
+    responder: Id
+    task: Literal["rescue", "treat", "transport"]
+    casualty: Id
+    hospital: Id | None = None
+
+
+class TaskCompleted(_Delta):
+    type: Literal["task_completed"]
+    responder: Id
+    task: Literal["rescue", "treat", "transport"]
+    casualty: Id
+
+
+class DurationRevised(_Delta):
+    type: Literal["duration_revised"]
+    task: Literal["rescue", "treat"]
+    casualty: Id
+    minutes: Minutes
+
+
+class ResponderAdded(_Delta):
+    type: Literal["responder_added"]
+    responder: Responder
+
+
+class ResponderUnavailable(_Delta):
+    type: Literal["responder_unavailable"]
+    responder: Id
+
+
+class ClosedEdge(Strict):
+    from_: NodeId = Field(alias="from")
+    to: NodeId
+
+
+class TravelChanged(_Delta):
+    type: Literal["travel_changed"]
+    factor: Annotated[float, Field(gt=0, le=1e3)] | None = None
+    closed_edge: ClosedEdge | None = None
+
+
+class HospitalCapacity(_Delta):
+    type: Literal["hospital_capacity"]
+    hospital: Id
+    capacity: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+
+
+class Clock(_Delta):
+    type: Literal["clock"]
+
+
+Delta = Annotated[
+    Union[HealthObserved, CasualtiesAdded, TaskStarted, TaskCompleted, DurationRevised, ResponderAdded,
+          ResponderUnavailable, TravelChanged, HospitalCapacity, Clock],
+    Field(discriminator="type"),
+]
+_ADAPTER = TypeAdapter(Delta)
+DELTA_TYPES = ("health_observed", "casualties_added", "task_started", "task_completed", "duration_revised",
+               "responder_added", "responder_unavailable", "travel_changed", "hospital_capacity", "clock")
+
+
+def parse_delta(data) -> _Delta:
+    """A delta from its JSON dict (or a delta object); raises ``DeltaError`` naming each problem."""
+    if isinstance(data, _Delta):
+        return data
+    if not isinstance(data, dict):
+        raise DeltaError(Problem("delta", "a delta is a JSON object with \"type\" and \"time\""))
+    if data.get("type") not in DELTA_TYPES:
+        raise DeltaError(Problem("delta.type", f"expected one of {', '.join(DELTA_TYPES)}, got {data.get('type')!r}"))
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as err:
+        problems = pydantic_problems(err)
+        # the union tag is the delta type: drop it from paths, which then name the delta's own keys
+        raise DeltaError([Problem("delta." + p.path.split(".", 1)[-1] if "." in p.path else "delta." + p.path,
+                                  p.message) for p in problems]) from None
+
+
+# --- helpers over the scenario dict --------------------------------------------------------
+
+def _find(items: list[dict], key: str, value: str, what: str, path: str) -> dict:
+    for item in items:
+        if item.get(key) == value:
+            return item
+    raise DeltaError(Problem(path, f"unknown {what} '{value}'"))
+
+
+def _environment(cas: dict, t: float) -> int:
+    """Index of the chain a casualty is in just before ``t``."""
+    if cas.get("in_transit"):
+        return ENVIRONMENTS.index("ambulance")
+    treated = cas.get("treated", False) or (cas.get("treatment_ends_at") is not None and cas["treatment_ends_at"] < t)
+    base = "trapped" if cas.get("trapped", False) else "ccs"
+    return ENVIRONMENTS.index(base + ("_treated" if treated else ""))
+
+
+def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
+    """Carry a casualty's health to time ``t`` in its present environment; ``observed_at = t``."""
+    h = health_vector(sc.model.casualties[sc.casualty_index[cas["id"]]].health) \
+        if cas["id"] in sc.casualty_index else health_vector(_health_model(cas))
+    o = cas.get("observed_at", sc.model.time)
+    if o is None:
+        o = sc.model.time
+    if is_known_dead(h) or t <= o:
+        return
+    ends = cas.get("treatment_ends_at")
+    if ends is not None and o < ends < t and not cas.get("in_transit"):
+        h = h @ step_matrix(sc.chains[_environment(cas, o)], ends - o)
+        o = ends
+    h = h @ step_matrix(sc.chains[_environment(cas, t)], t - o)
+    h = np.clip(h, 0.0, 1.0)
+    h = h / h.sum()
+    cas["health"] = [float(x) for x in h]
+    cas["observed_at"] = float(t)
+
+
+def _health_model(cas: dict):
+    return TypeAdapter(Health).validate_python(cas["health"])
+
+
+def _travel(sc: Scenario, site: str, hospital: str) -> float:
+    return float(sc.travel[sc.site_loc[sc.site_index[site]], sc.hospital_index[hospital]])
+
+
+def _clamp_work_in_progress(m: dict, t: float) -> None:
+    """Work estimated to end before ``t`` but not reported done is taken to end at ``t`` at the earliest."""
+    for cas in m["casualties"]:
+        for key in ("rescue_ends_at", "treatment_ends_at"):
+            if cas.get(key) is not None and cas[key] < t:
+                cas[key] = t
+        if cas.get("in_transit") and cas["in_transit"]["arrival"] < t:
+            cas["in_transit"]["arrival"] = t
+
+
+def advance(m: dict, t: float) -> None:
+    """Move the model's clock to ``t`` (never backwards)."""
+    if t > m.get("time", 0.0):
+        m["time"] = float(t)
+        _clamp_work_in_progress(m, t)
+
+
+# --- applying a delta -------------------------------------------------------------------------
+
+def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of) -> dict:
+    """The scenario dict after delta ``d`` (``m`` is not modified).
+
+    ``duration_of(kind, casualty_id)`` gives the current estimate of a task's minutes.
+    """
+    now = m.get("time", 0.0)
+    if d.time < now - TOL:
+        raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
+    m = copy.deepcopy(m)
+    advance(m, d.time)
+    t = d.time
+    kind = d.type
+    if kind == "health_observed":
+        cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+        obs = t if d.observed_at is None else d.observed_at
+        if obs > t + TOL:
+            raise DeltaError(Problem("delta.observed_at", f"{obs} is after the delta's time {t}"))
+        cas["health"] = d.model_dump(mode="json")["health"]
+        cas["observed_at"] = float(obs)
+    elif kind == "casualties_added":
+        m["sites"] = m["sites"] + [s.model_dump(mode="json", exclude_none=True) for s in d.sites]
+        for c in d.casualties:
+            row = c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            row.setdefault("observed_at", float(t))
+            m["casualties"].append(row)
+    elif kind == "duration_revised":
+        cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+        key, running = ("rescue_minutes", "rescue_ends_at") if d.task == "rescue" else \
+            ("treatment_minutes", "treatment_ends_at")
+        if cas.get(running) is not None:
+            started = cas[running] - duration_of(d.task, d.casualty)
+            cas[running] = max(t, started + d.minutes)
+        cas[key] = float(d.minutes)
+    elif kind == "responder_added":
+        m["responders"].append(d.responder.model_dump(mode="json", exclude_none=True))
+    elif kind == "responder_unavailable":
+        _find(m["responders"], "id", d.responder, "responder", "delta.responder")
+        m["responders"] = [r for r in m["responders"] if r["id"] != d.responder]
+    elif kind == "hospital_capacity":
+        _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")["capacity"] = d.capacity
+    elif kind == "travel_changed":
+        _travel_changed(m, d)
+    elif kind == "task_started":
+        _task_started(sc, m, d, duration_of)
+    elif kind == "task_completed":
+        _task_completed(sc, m, d)
+    return m
+
+
+def _travel_changed(m: dict, d: TravelChanged) -> None:
+    net = m["network"]
+    if (d.factor is None) == (d.closed_edge is None):
+        raise DeltaError(Problem("delta", "give exactly one of 'factor' or 'closed_edge'"))
+    if d.factor is not None:  # travel takes `factor` times as long
+        if net["kind"] == "geo":
+            net["speed_kmh"] = net["speed_kmh"] / d.factor
+        else:
+            if net.get("edges") is None:
+                raise DeltaError(Problem("delta.factor", "scaling a network given as files is not supported; "
+                                                         "give the edges inline"))
+            if net.get("speed_kmh"):
+                net["speed_kmh"] = net["speed_kmh"] / d.factor
+            for e in net["edges"]:
+                if e.get("minutes") is not None:
+                    e["minutes"] = e["minutes"] * d.factor
+                elif e.get("speed_kmh") is not None:
+                    e["speed_kmh"] = e["speed_kmh"] / d.factor
+        return
+    if net["kind"] != "graph" or net.get("edges") is None:
+        raise DeltaError(Problem("delta.closed_edge", "closing an edge needs a graph network with inline edges"))
+    a, b = str(d.closed_edge.from_), str(d.closed_edge.to)
+    kept, closed = [], False
+    for e in net["edges"]:
+        ends = (str(e["from"]), str(e["to"]))
+        if ends == (a, b) or (not e.get("oneway", False) and ends == (b, a)):
+            closed = True
+            if not e.get("oneway", False):  # the other direction stays open
+                rev = dict(e, oneway=True)
+                rev["from"], rev["to"] = (e["to"], e["from"]) if ends == (a, b) else (e["from"], e["to"])
+                kept.append(rev)
+            continue
+        kept.append(e)
+    if not closed:
+        raise DeltaError(Problem("delta.closed_edge", f"no edge from '{a}' to '{b}'"))
+    net["edges"] = kept
+
+
+def _responder(m: dict, rid: str) -> dict:
+    return _find(m["responders"], "id", rid, "responder", "delta.responder")
+
+
+def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
+    cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+    resp = _responder(m, d.responder)
+    t = d.time
+    if d.task == "rescue":
+        if resp["kind"] != "fire":
+            raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a fire team"))
+        if not cas.get("trapped") or cas.get("rescue_ends_at") is not None:
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not waiting for a rescue"))
+        roll_forward(sc, cas, t)
+        cas["rescue_ends_at"] = t + duration_of("rescue", d.casualty)
+        resp["start"], resp["available_at"] = cas["site"], cas["rescue_ends_at"]
+    elif d.task == "treat":
+        if resp["kind"] != "paramedic":
+            raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a paramedic team"))
+        if cas.get("treated") or cas.get("treatment_ends_at") is not None or cas.get("in_transit"):
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot start a treatment"))
+        roll_forward(sc, cas, t)
+        cas["treatment_ends_at"] = t + duration_of("treat", d.casualty)
+        resp["start"], resp["available_at"] = cas["site"], cas["treatment_ends_at"]
+    else:
+        if resp["kind"] != "paramedic":
+            raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a paramedic team"))
+        if d.hospital is None:
+            raise DeltaError(Problem("delta.hospital", "a transport needs a 'hospital'"))
+        _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")
+        if cas.get("in_transit") or cas.get("trapped"):
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot be picked up now"))
+        roll_forward(sc, cas, t)
+        cas.pop("treatment_ends_at", None)
+        cas["treated"] = False
+        arrival = t + sc.model.durations.load + _travel(sc, cas["site"], d.hospital)
+        cas["in_transit"] = {"hospital": d.hospital, "arrival": arrival}
+        resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
+
+
+def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
+    cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+    resp = _responder(m, d.responder)
+    t = d.time
+    if d.task == "rescue":
+        if not cas.get("trapped"):
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))
+        roll_forward(sc, cas, t)
+        cas["trapped"] = False
+        cas.pop("rescue_ends_at", None)
+        resp["start"], resp["available_at"] = cas["site"], t
+    elif d.task == "treat":
+        if cas.get("treated") or cas.get("in_transit"):
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not under treatment"))
+        cas["treatment_ends_at"] = t  # untreated chain until now, then treated
+        roll_forward(sc, cas, t)
+        cas.pop("treatment_ends_at", None)
+        cas["treated"] = True
+        resp["start"], resp["available_at"] = cas["site"], t
+    else:
+        transit = cas.get("in_transit")
+        if not transit:
+            raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not in an ambulance"))
+        # ``time`` is the arrival at the hospital; the handover follows
+        transit["arrival"] = t
+        roll_forward(sc, cas, t)
+        p = float(cas["health"][3]) if isinstance(cas["health"], list) else \
+            float(health_vector(_health_model(cas))[3])
+        hosp = _find(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
+        risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+        over = (1.0 - p) * risk if hosp["capacity"] <= 0 else 0.0
+        hosp["capacity"] = max(0, hosp["capacity"] - 1)
+        m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
+        m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
+        resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover
+
+
+def check_finite(value: float, path: str) -> None:
+    if not math.isfinite(value):
+        raise DeltaError(Problem(path, "must be finite"))

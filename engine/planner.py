@@ -1,0 +1,309 @@
+"""The online engine (SPEC §8): a model that changes under a running search.
+
+``Planner`` holds the incident model at its current time, the incumbent plan and a search. The
+search runs in chunks, compiled and without the GIL, either in a background thread (``start``) or
+synchronously (``step``, for reproducible use). Deltas, issues and snapshots take the planner's
+lock, so each one happens between two chunks, atomically: it is validated first and either fully
+applied (model changed, incumbent repaired, search continued, annealing re-heated) or rejected
+with ``DeltaError`` and no change at all.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numba
+import numpy as np
+
+from kernels.layout import KINDS, TRANSPORT
+from kernels.moves import RELOCATE, fits
+from kernels.search import pick_best, sweep
+
+from . import construct
+from .accept import Outcome
+from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
+from .audit import AuditLog
+from .deltas import Clock, apply_delta, parse_delta
+from .errors import DeltaError, Problem, ScenarioError
+from .neighbourhood import nearest_casualties, nearest_hospitals
+from .objective import Objective
+from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
+from .repair import repair
+from .scenario import Scenario, load_scenario
+from .solution import Solution
+
+#: Annealing cools over this many iterations after each (re)start, then holds its end temperature.
+ANNEAL_EPOCH = 100_000
+
+
+class Planner:
+    """Online planning over one incident (see the module docstring and SPEC §8, §11)."""
+
+    def __init__(self, scenario, algorithm: str = "annealing", seed: int = 0, audit=None,
+                 chunk: int | None = None, plan=None, assert_moves: bool | None = None,
+                 on_best: Callable | None = None, on_delta: Callable | None = None,
+                 on_issue: Callable | None = None):
+        if algorithm not in ("descent", "tabu", "annealing"):
+            raise ValueError(f"unknown algorithm '{algorithm}'; expected descent, tabu or annealing")
+        sc = load_scenario(scenario)
+        self.algorithm, self.seed = algorithm, seed
+        self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
+        self._assert = assert_mode_default() if assert_moves is None else assert_moves
+        self._chunk = chunk or (200 if algorithm == "annealing" else 1)
+        self._lock = threading.RLock()
+        self._best_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._idle = False
+        self._audit = AuditLog(audit) if audit is not None else None
+        self._model = sc.to_dict()
+        self._pins: dict[str, list[Task]] = {}
+        if plan is not None:
+            loaded = load_plan(sc, plan)
+            self._pins = {r: [t for t in ts if t.pinned] for r, ts in loaded.routes.items() if any(t.pinned for t in ts)}
+            sol = repair(sc, loaded, self._pins)
+        else:
+            sol = construct.greedy(sc) if len(sc.model.casualties) <= 2000 else construct.rule(sc)
+        self._install(sc, sol)
+
+    # -- model and search state ----------------------------------------------------------------
+
+    def _install(self, sc: Scenario, sol: Solution) -> None:
+        P = problem_arrays(sc)
+        self._sc = sc
+        self._state = SearchState(sol, sol.copy(), assert_moves=self._assert,
+                                  neigh=nearest_casualties(P), hosp_neigh=nearest_hospitals(P))
+        if self.algorithm == "annealing":
+            self._alg = Annealing(seed=self.seed)
+        else:
+            self._alg = Descent() if self.algorithm == "descent" else Tabu()
+        self._anneal_it = 0
+        self._idle = False
+        self._publish()
+
+    def _publish(self) -> None:
+        best = self._state.best
+        snapshot = (best.to_plan(), best.objective)
+        with self._best_lock:
+            self._best = snapshot
+
+    @property
+    def time(self) -> float:
+        """The model's current time (minutes)."""
+        return float(self._model.get("time", 0.0))
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._sc
+
+    def best(self) -> tuple[Plan, Objective]:
+        """The incumbent plan and its objective; safe to call from any thread at any time."""
+        with self._best_lock:
+            return self._best
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def _run_chunk(self) -> None:
+        state = self._state
+        if self.algorithm == "annealing":
+            n = self._chunk
+            f0 = min(1.0, self._anneal_it / ANNEAL_EPOCH)
+            f1 = min(1.0, (self._anneal_it + n) / ANNEAL_EPOCH)
+            outcome, _ = self._alg.run(state, n, f0, max(f1, f0 + 1e-9))
+            self._anneal_it += n
+        else:
+            if self._idle:
+                return
+            outcome, finished = self._alg.run(state, self._chunk)
+            self._idle = finished and self.algorithm == "descent"
+        if outcome == Outcome.BEST:
+            self._publish()
+            if self.on_best:
+                plan, objective = self.best()
+                self.on_best(plan, objective)
+
+    def step(self, iterations: int) -> None:
+        """Run the search for ``iterations`` iterations now, in this thread (reproducible)."""
+        done = 0
+        while done < iterations:
+            with self._lock:
+                if self.algorithm == "annealing":
+                    saved = self._chunk
+                    self._chunk = min(saved, iterations - done)
+                    try:
+                        self._run_chunk()
+                    finally:
+                        done += self._chunk
+                        self._chunk = saved
+                else:
+                    self._run_chunk()
+                    done += 1
+                    if self._idle:
+                        break
+
+    def start(self) -> None:
+        """Search in a background thread until ``stop``; the kernels release the GIL meanwhile."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="goldenhour-search", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                self._run_chunk()
+                idle = self._idle
+            time.sleep(0.01 if idle else 0)  # let waiting deltas and issues take the lock
+
+    def stop(self) -> None:
+        """End the background search cleanly (the incumbent is kept)."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+
+    # -- deltas ---------------------------------------------------------------------------------
+
+    def _duration_of(self, kind: str, casualty: str) -> float:
+        c = self._sc.casualty_index[casualty]
+        P = problem_arrays(self._sc)
+        return float(P.rescue_dur[c] if kind == "rescue" else P.treat_dur[c])
+
+    def apply(self, delta) -> None:
+        """Validate and apply one delta (object or JSON dict), between two search chunks.
+
+        Raises ``DeltaError`` (and changes nothing) if the delta is wrong.
+        """
+        with self._lock:
+            self._apply_locked(delta)
+        if self.on_delta:
+            self.on_delta(delta)
+
+    def _apply_locked(self, delta) -> None:
+        d = parse_delta(delta)
+        model = apply_delta(self._sc, self._model, d, self._duration_of)
+        try:
+            sc = load_scenario(model)
+        except ScenarioError as err:
+            raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
+        pins = {r: list(ts) for r, ts in self._pins.items()}
+        if d.type == "task_started" and pins.get(d.responder):
+            first = pins[d.responder][0]
+            if first.kind == d.task and first.casualty == d.casualty:
+                pins[d.responder] = pins[d.responder][1:]
+        if d.type == "responder_unavailable":
+            pins.pop(d.responder, None)
+        pins = {r: ts for r, ts in pins.items() if ts}
+        sol = repair(sc, self._state.best.to_plan(), pins)
+        self._model, self._pins = model, pins
+        self._install(sc, sol)
+
+    # -- issuing --------------------------------------------------------------------------------
+
+    def next_task(self, responder: str, now: float) -> Task | None:
+        """Issue ``responder`` its next task: the first of its list in the best plan, now pinned.
+
+        ``None`` means wait. Asking again before the issued task is reported started returns the
+        same task. Each issue is appended to the audit log before this returns.
+        """
+        with self._lock:
+            if responder not in self._sc.responder_index:
+                raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
+            if now > self.time:
+                self._apply_locked(Clock(type="clock", time=now))
+            elif now < self.time - 1e-9:
+                raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
+            if self._pins.get(responder):
+                return self._pins[responder][0]
+            return self._issue(responder, now)
+
+    def _issue(self, rid: str, now: float) -> Task | None:
+        sc, best = self._sc, self._state.best
+        r = sc.responder_index[rid]
+        if best.starts[r + 1] == best.starts[r]:
+            return None
+        P = problem_arrays(sc)
+        # the team sets off now: a pinned first task starts from available_at (SPEC §6)
+        for resp in self._model["responders"]:
+            if resp["id"] == rid:
+                resp["available_at"] = float(now)
+        P.resp_avail[r] = now
+        best.reevaluate()
+        alternative = self._alternative(best, r)
+        sol = best.copy()
+        sol.pins[r] = 1
+        sol.reevaluate()
+        code = int(sol.order[sol.starts[r]])
+        c, k = divmod(code, KINDS)
+        hospital = sc.model.hospitals[int(sol.hosp[c])].id if k == TRANSPORT else None
+        task = Task(TASK_KINDS[k], sc.model.casualties[c].id, hospital, pinned=True)
+        self._pins[rid] = [task]
+        self._state = SearchState(sol, sol.copy(), assert_moves=self._assert, neigh=self._state.neigh,
+                                  hosp_neigh=self._state.hosp_neigh)
+        self._publish()
+        record = {"time": float(now), "responder": rid, "task": task.kind, "casualty": task.casualty,
+                  "hospital": hospital, "objective": sol.objective.expected_fatalities,
+                  "alternative_objective": alternative}
+        if self._audit is not None:
+            self._audit.write(record)
+        if self.on_issue:
+            self.on_issue(record)
+        return task
+
+    def _alternative(self, sol: Solution, r: int) -> float | None:
+        """Expected fatalities had ``r`` been sent to its best other task instead."""
+        P = problem_arrays(sol.sc)
+        first = sol.starts[r]
+        moves = []
+        for s in range(int(sol.starts[-1])):
+            if s == first:
+                continue
+            owner = int(np.searchsorted(sol.starts, s, side="right") - 1)
+            if s - sol.starts[owner] < sol.pins[owner] or not fits(P, int(sol.order[s]), r):
+                continue
+            moves.append((RELOCATE, s, r, 0))
+        if not moves:
+            return None
+        moves = np.array(moves, dtype=np.int64)
+        n = len(moves)
+        F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st,
+              numba.get_num_threads())
+        best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+        return None if best < 0 or np.isnan(F[best]) else float(F[best])
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def snapshot(self, directory) -> tuple[Path, Path]:
+        """Write ``scenario.json`` (the model now, work in progress as facts) and ``plan.json``
+        (the incumbent, issued tasks pinned) into ``directory``; returns both paths."""
+        from .evaluate import evaluate_detail, schedule_records
+
+        with self._lock:
+            model = json.loads(json.dumps(self._model))
+            plan = self._state.best.to_plan()
+            sc = self._sc
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        scenario_path, plan_path = out / "scenario.json", out / "plan.json"
+        scenario_path.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
+        obj, W, arrays = evaluate_detail(sc, plan)
+        plan_path.write_text(json.dumps(plan.to_json(obj, schedule_records(sc, W, arrays)), indent=1) + "\n",
+                             encoding="utf-8")
+        return scenario_path, plan_path
+
+    @classmethod
+    def restore(cls, scenario_path, plan_path, **kwargs) -> "Planner":
+        """Continue from a ``snapshot``: same model, same incumbent, same pins."""
+        return cls(scenario_path, plan=plan_path, **kwargs)
+
+    def close(self) -> None:
+        self.stop()
+        if self._audit is not None:
+            self._audit.close()
