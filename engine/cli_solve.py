@@ -81,6 +81,7 @@ def register(sub) -> None:
     s.add_argument("--explain", action="store_true", help="top contributors and hospital load")
     s.set_defaults(func=cmd_solve)
     register_replay(sub)
+    register_simulation(sub)
 
 
 def cmd_replay(args) -> int:
@@ -145,3 +146,83 @@ def register_replay(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--audit", help="audit log path (default: DELTAS with .audit.jsonl)")
     s.set_defaults(func=cmd_replay)
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    """``1,2,4`` or a range ``0..5``."""
+    try:
+        if ".." in text:
+            lo, hi = text.split("..")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(Problem(name, f"expected numbers like 1,2,4 or 0..5, got '{text}'")) from None
+
+
+def _config(args):
+    from .simulate import SimulationConfig
+
+    if args.iterations_per_minute < 0:
+        raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
+    if not args.horizon > 0:
+        raise InputError(Problem("--horizon", "expected minutes > 0"))
+    return SimulationConfig(horizon=args.horizon, iterations_per_minute=args.iterations_per_minute,
+                            duration_cv=args.duration_cv)
+
+
+def cmd_simulate(args) -> int:
+    from .experiment import run_grid, summarise, summary_markdown, write_runs
+    from .scenario import load_scenario
+
+    load_scenario(args.scenario)
+    if args.updates < 1 or args.delay < 0 or args.runs < 1:
+        raise InputError(Problem("--updates/--delay/--runs", "expected updates >= 1, delay >= 0, runs >= 1"))
+    rows = run_grid(args.scenario, [args.updates], [args.delay], args.runs, args.seed, _config(args))
+    if args.out:
+        write_runs(rows, args.out)
+    sys.stdout.write(summary_markdown(summarise(rows)))
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import plot, run_grid, summarise, summary_markdown, write_runs
+    from .scenario import load_scenario
+
+    load_scenario(args.scenario)
+    updates, delays = _int_list(args.updates, "--updates"), _int_list(args.delays, "--delays")
+    if not updates or min(updates) < 1 or not delays or min(delays) < 0 or args.runs < 1:
+        raise InputError(Problem("--updates/--delays/--runs", "expected updates >= 1, delays >= 0, runs >= 1"))
+    rows = run_grid(args.scenario, updates, delays, args.runs, args.seed, _config(args), scheduler=args.scheduler)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_runs(rows, out / "runs.parquet")
+    summary = summarise(rows)
+    text = summary_markdown(summary)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    png = plot(summary, out / "summary.png")
+    sys.stdout.write(text)
+    print(f"runs: {out / 'runs.parquet'}; summary: {out / 'summary.md'}" + (f"; plot: {png}" if png else ""))
+    return 0
+
+
+def register_simulation(sub) -> None:
+    for name, func in (("simulate", cmd_simulate), ("experiment", cmd_experiment)):
+        s = sub.add_parser(name, help="run the online engine in simulation" if name == "simulate"
+                           else "the value-of-information study: a grid of update policies")
+        s.add_argument("scenario")
+        if name == "simulate":
+            s.add_argument("--updates", type=int, default=1)
+            s.add_argument("--delay", type=float, default=0.0)
+            s.add_argument("--runs", type=int, default=1)
+            s.add_argument("--out", help="Parquet file of every run")
+        else:
+            s.add_argument("--updates", default="1,2,4,10,30")
+            s.add_argument("--delays", default="0..5")
+            s.add_argument("--runs", type=int, default=50)
+            s.add_argument("--scheduler", help="a Dask scheduler address, or 'local' for a LocalCluster")
+            s.add_argument("--out", default="experiment")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--horizon", type=float, default=30.0)
+        s.add_argument("--iterations-per-minute", type=int, default=200)
+        s.add_argument("--duration-cv", type=float, default=0.2)
+        s.set_defaults(func=func)

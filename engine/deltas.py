@@ -30,10 +30,18 @@ class _Delta(Strict):
     time: Time
 
 
-class HealthObserved(_Delta):
-    type: Literal["health_observed"]
+class Observation(Strict):
     casualty: Id
     health: Health
+
+
+class HealthObserved(_Delta):
+    """One casualty's health (``casualty``, ``health``), or many at once (``observations``)."""
+
+    type: Literal["health_observed"]
+    casualty: Id | None = None
+    health: Health | None = None
+    observations: list[Observation] | None = None
     observed_at: Time | None = None  # when it was observed, if it reaches us late
 
 
@@ -201,12 +209,21 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of) -> dict:
     t = d.time
     kind = d.type
     if kind == "health_observed":
-        cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
         obs = t if d.observed_at is None else d.observed_at
         if obs > t + TOL:
             raise DeltaError(Problem("delta.observed_at", f"{obs} is after the delta's time {t}"))
-        cas["health"] = d.model_dump(mode="json")["health"]
-        cas["observed_at"] = float(obs)
+        dumped = d.model_dump(mode="json")
+        if (d.casualty is None) == (d.observations is None) or (d.casualty is None) != (d.health is None):
+            raise DeltaError(Problem("delta", "give 'casualty' and 'health', or 'observations'"))
+        items = [(d.casualty, dumped["health"], "delta.casualty")] if d.casualty is not None else \
+            [(o["casualty"], o["health"], f"delta.observations[{i}].casualty")
+             for i, o in enumerate(dumped["observations"])]
+        by_id = {c["id"]: c for c in m["casualties"]}
+        for cid, health, path in items:
+            if cid not in by_id:
+                raise DeltaError(Problem(path, f"unknown casualty '{cid}'"))
+            by_id[cid]["health"] = health
+            by_id[cid]["observed_at"] = float(obs)
     elif kind == "casualties_added":
         m["sites"] = m["sites"] + [s.model_dump(mode="json", exclude_none=True) for s in d.sites]
         for c in d.casualties:

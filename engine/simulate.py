@@ -1,0 +1,226 @@
+"""A discrete-event simulation of the response that drives the online planner (SPEC §9).
+
+The simulator holds the truth: each casualty's true health state (sampled per segment from the
+same chains with ``P_k(δ)``) and actual task durations (log-normal around the estimates). Teams
+ask the ``Planner`` for work when they are free, report when tasks start and end, and health
+observations reach the planner under an update policy: ``updates`` evenly spaced observations of
+every casualty over the horizon (1: only at time zero), each arriving ``delay`` minutes late.
+Search effort is fixed in iterations per simulated minute, so a run is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .evaluate import evaluate_detail
+from .health import ENVIRONMENTS, step_matrix
+from .planner import Planner
+from .plan import problem_arrays
+from .scenario import load_scenario
+
+TRAPPED, CCS, AMBULANCE = (ENVIRONMENTS.index(k) for k in ("trapped", "ccs", "ambulance"))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``updates`` evenly spaced health updates over the horizon, each ``delay`` minutes late."""
+
+    updates: int = 1
+    delay: float = 0.0
+
+    def observation_times(self, horizon: float) -> list[float]:
+        return [horizon * j / self.updates for j in range(self.updates)]
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    horizon: float = 30.0
+    iterations_per_minute: int = 200
+    duration_cv: float = 0.2
+    algorithm: str = "annealing"
+
+
+class _Truth:
+    """True health states, advanced per segment with ``P_k(δ)`` whenever the environment changes."""
+
+    def __init__(self, sc, rng):
+        self.rng = rng
+        self.chains = sc.chains
+        n = len(sc.model.casualties)
+        self.state = np.array([rng.choice(4, p=h / h.sum()) for h in sc.health], dtype=np.int64)
+        self.since = np.full(n, float(sc.model.time))
+        self.env = np.array([TRAPPED if c.trapped else CCS for c in sc.model.casualties], dtype=np.int64)
+        self.treated = np.array([c.treated for c in sc.model.casualties], dtype=bool)
+
+    def _chain(self, c):
+        env = self.env[c]
+        if self.treated[c] and env in (TRAPPED, CCS):
+            env = ENVIRONMENTS.index(ENVIRONMENTS[env] + "_treated")
+        return self.chains[env]
+
+    def advance(self, c: int, t: float) -> int:
+        if t > self.since[c] and self.state[c] != 3:
+            row = step_matrix(self._chain(c), t - self.since[c])[self.state[c]]
+            self.state[c] = self.rng.choice(4, p=np.clip(row, 0, None) / np.clip(row, 0, None).sum())
+        self.since[c] = max(self.since[c], t)
+        return int(self.state[c])
+
+    def move(self, c: int, t: float, env: int | None = None, treated: bool | None = None) -> None:
+        self.advance(c, t)
+        if env is not None:
+            self.env[c] = env
+        if treated is not None:
+            self.treated[c] = treated
+
+
+def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: SimulationConfig = SimulationConfig()) -> dict:
+    """One run; returns its inputs, seed and score (expected fatalities on the truth, SPEC §9)."""
+    t_wall = time.perf_counter()
+    sc = load_scenario(scenario)
+    rng = np.random.default_rng(seed)
+    truth = _Truth(sc, rng)
+    planner = Planner(sc, algorithm=config.algorithm, seed=seed)
+    P = problem_arrays(sc)
+    m = sc.model
+    H = config.horizon
+    sigma = math.sqrt(math.log(1 + config.duration_cv ** 2))
+
+    def actual(estimate: float) -> float:
+        return float(estimate * rng.lognormal(-sigma * sigma / 2, sigma)) if estimate > 0 else 0.0
+
+    index = dict(sc.casualty_index)
+    hosp_index = dict(sc.hospital_index)
+    site_of = {c.id: c.site for c in m.casualties}
+    loc = {r.id: (r.start if isinstance(r.start, str) else None) for r in m.responders}
+    free_at = {r.id: max(r.available_at if r.available_at is not None else m.time, m.time) for r in m.responders}
+    hart = {r.id: r.hart for r in m.responders}
+    rescued_at: dict[str, float] = {}
+    treating: dict[str, float] = {}
+    delivered: dict[str, bool] = {}
+    events: list = []
+    seq = 0
+
+    def push(t, kind, *payload):
+        nonlocal seq
+        if t <= H + 1e-9:
+            heapq.heappush(events, (t, seq, kind, payload))
+            seq += 1
+
+    for r in m.responders:
+        push(free_at[r.id], "free", r.id)
+    for u in policy.observation_times(H):
+        push(u, "observe")
+    clock = float(m.time)
+    budget = config.iterations_per_minute
+
+    def travel(a, b) -> float:
+        la = sc.site_loc[sc.site_index[a]] if a in sc.site_index else (hosp_index.get(a))
+        lb = sc.site_loc[sc.site_index[b]] if b in sc.site_index else hosp_index.get(b)
+        if la is None or lb is None:
+            return 0.0
+        return float(sc.travel[la, lb])
+
+    rejected = []
+
+    def apply(delta):
+        from .errors import DeltaError
+
+        try:
+            planner.apply(delta)
+        except DeltaError as err:  # counted in the run's record: a healthy run has none
+            rejected.append(f"{delta['type']}@{delta['time']}: {err}")
+
+    while events:
+        t, _, kind, payload = heapq.heappop(events)
+        if t > clock:
+            planner.step(int(round((t - clock) * budget)))
+            clock = t
+        if kind == "observe":
+            states = [(cid, truth.advance(c, t)) for cid, c in index.items() if cid not in delivered]
+            push(t + policy.delay, "deliver", t, states)
+        elif kind == "deliver":
+            obs_t, states = payload
+            alive = [(cid, s) for cid, s in states if cid not in delivered]
+            if alive:
+                apply({"type": "health_observed", "time": t, "observed_at": obs_t,
+                       "observations": [{"casualty": cid, "health": [float(i == s) for i in range(4)]}
+                                        for cid, s in alive]})
+        elif kind == "free":
+            rid = payload[0]
+            task = planner.next_task(rid, t) if t >= planner.time else None
+            if task is None:
+                push(t + 1.0, "free", rid)
+                continue
+            there = t + travel(loc[rid], site_of[task.casualty]) if loc[rid] else t
+            push(there, "arrive", rid, task)
+        elif kind == "arrive":
+            rid, task = payload
+            cid = task.casualty
+            c = index[cid]
+            site = site_of[cid]
+            loc[rid] = site
+            if task.kind == "rescue":
+                dur = actual(float(P.rescue_dur[c]))
+                apply({"type": "task_started", "time": t, "responder": rid, "task": "rescue", "casualty": cid})
+                push(t + dur, "rescued", rid, cid)
+            elif task.kind == "treat":
+                if cid not in rescued_at and m.casualties[c].trapped and not hart[rid]:
+                    push(t + 1.0, "arrive", rid, task)  # waits for the rescue
+                    continue
+                dur = actual(float(P.treat_dur[c]))
+                apply({"type": "task_started", "time": t, "responder": rid, "task": "treat", "casualty": cid})
+                treating[cid] = t + dur
+                push(t + dur, "treated", rid, cid)
+            else:
+                if (m.casualties[c].trapped and cid not in rescued_at) or treating.get(cid, -1) > t:
+                    push(t + 1.0, "arrive", rid, task)  # waits for the rescue or the treatment
+                    continue
+                apply({"type": "task_started", "time": t, "responder": rid, "task": "transport",
+                       "casualty": cid, "hospital": task.hospital})
+                truth.move(c, t, env=AMBULANCE)
+                arrival = t + actual(m.durations.load) + travel(site, task.hospital)
+                push(arrival, "delivered", rid, cid, task.hospital)
+        elif kind == "rescued":
+            rid, cid = payload
+            truth.move(index[cid], t, env=CCS)
+            rescued_at[cid] = t
+            apply({"type": "task_completed", "time": t, "responder": rid, "task": "rescue", "casualty": cid})
+            push(t, "free", rid)
+        elif kind == "treated":
+            rid, cid = payload
+            truth.move(index[cid], t, treated=True)
+            apply({"type": "task_completed", "time": t, "responder": rid, "task": "treat", "casualty": cid})
+            push(t, "free", rid)
+        elif kind == "delivered":
+            rid, cid, hospital = payload
+            delivered[cid] = truth.advance(index[cid], t) == 3
+            apply({"type": "task_completed", "time": t, "responder": rid, "task": "transport", "casualty": cid})
+            loc[rid] = hospital
+            push(t + actual(m.durations.handover), "free", rid)
+    if H > clock:
+        planner.step(int(round((H - clock) * budget)))
+    # score: delivered count 1 if they arrived dead; the rest their p_dead under the final plan,
+    # from their true state at the horizon
+    rest = [(cid, truth.advance(c, H)) for cid, c in index.items() if cid not in delivered]
+    if rest:
+        apply({"type": "clock", "time": H})
+        apply({"type": "health_observed", "time": max(H, planner.time), "observations":
+               [{"casualty": cid, "health": [float(i == s) for i in range(4)]} for cid, s in rest]})
+    plan, _objective = planner.best()
+    obj, W, _arrays = evaluate_detail(planner.scenario, plan)
+    final = planner.scenario
+    rest_pdead = float(sum(W.pdead[final.casualty_index[cid]] for cid, _ in rest if cid in final.casualty_index))
+    dead_on_arrival = int(sum(delivered.values()))
+    planner.close()
+    return {
+        **asdict(policy), **asdict(config), "seed": int(seed),
+        "score": dead_on_arrival + rest_pdead,
+        "delivered": len(delivered), "delivered_dead": dead_on_arrival, "rest_expected": rest_pdead,
+        "rejected_deltas": len(rejected),
+        "runtime_s": time.perf_counter() - t_wall,
+    }
