@@ -59,11 +59,11 @@ def test_batch_evaluation(benchmark, london, london_greedy):
 
 
 @numba.njit(cache=True, nogil=True)
-def _delta_loop(P, moves, n, starts, order, hosp, pins, Winc, status, slot_owner, slot_of, n_shift, cs, co, ch, W):
+def _delta_loop(P, moves, n, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W):
     acc = 0.0
     for i in range(n):
         F, _o, _T, _s = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order, hosp,
-                                      pins, Winc, status, slot_owner, slot_of, n_shift, cs, co, ch, W)
+                                      pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
         acc += F if F == F else 0.0
     return acc
 
@@ -78,7 +78,7 @@ def test_delta_evaluation_one_core(benchmark, london, london_greedy):
     slot_of = np.empty(3 * len(P.h0), np.int64)
     slot_tables(s.starts, s.order, len(P.h0), owner, slot_of)
     cs, co, ch = np.empty_like(s.starts), np.empty_like(s.order), np.empty_like(s.hosp)
-    args = (P, moves, n, s.starts, s.order, s.hosp, s.pins, s.W, int(s.cur[3]), owner, slot_of,
+    args = (P, moves, n, s.starts, s.order, s.hosp, s.pins, s.W, s.cur, owner, slot_of,
             count_shift(P, s.starts, s.W), cs, co, ch, workspace_for(P))
     _delta_loop(*args)
     benchmark.extra_info["moves_per_round"] = int(n)

@@ -37,16 +37,14 @@ class SimulatedAnnealing:
         return self.start * (self.end / self.start) ** min(max(fraction, 0.0), 1.0)
 
     @classmethod
-    def autofit(cls, deltas: np.ndarray, accept_prob: float = 0.5, end_prob: float = 1e-4,
-                quantile: float = 0.1) -> "SimulatedAnnealing":
-        """Temperatures at which a small worsening delta (the ``quantile`` of the sampled ones) is
-        accepted with chance ``accept_prob`` at the start and ``end_prob`` at the end.
-
-        Most random moves worsen a constructed plan a lot; fitting to the small ones keeps the
-        walk near good plans instead of wandering.
+    def autofit(cls, deltas: np.ndarray, accept_prob: float = 0.5, end_prob: float = 1e-4) -> "SimulatedAnnealing":
+        """Fit to sampled worsening deltas: the median one is accepted with chance ``accept_prob``
+        at the start (wide exploration); at the end even a small one (the 10th percentile) is
+        accepted only with chance ``end_prob``, so the run finishes as a descent.
         """
         worse = deltas[deltas > 1e-12]
         if len(worse) == 0:
             return cls(0.0, 0.0)
-        typical = float(np.quantile(worse, quantile))
-        return cls(-typical / math.log(accept_prob), -typical / math.log(end_prob))
+        start = -float(np.median(worse)) / math.log(accept_prob)
+        end = -float(np.quantile(worse, 0.1)) / math.log(end_prob)
+        return cls(start, min(end, start))

@@ -77,7 +77,7 @@ def _score_all(state: SearchState):
     moves, n = state.moves()
     sol = state.current
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]),
+    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
           moves, n, F, T, st, numba.get_num_threads())
     state.evaluations += n
     return moves, n, F, T, st
@@ -167,8 +167,10 @@ class Annealing:
     #: chance of each move kind: relocate, swap, hospital, insert treat, remove treat, 2-opt
     weights = np.array([0.4, 0.25, 0.15, 0.08, 0.04, 0.08])
 
-    def __init__(self, seed: int = 0, schedule: SimulatedAnnealing | None = None, samples: int = 300):
+    def __init__(self, seed: int = 0, schedule: SimulatedAnnealing | None = None, samples: int = 300,
+                 accept_prob: float = 0.5):
         self.seed = seed
+        self.accept_prob = accept_prob
         self.schedule = schedule
         self.samples = samples
         self._chunk = 0
@@ -182,7 +184,7 @@ class Annealing:
         m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
                           self.weights, self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
         state.evaluations += self.samples
-        return SimulatedAnnealing.autofit(out[:m])
+        return SimulatedAnnealing.autofit(out[:m], accept_prob=self.accept_prob)
 
     @staticmethod
     def _pools(P):

@@ -123,7 +123,7 @@ def insert_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
                       for pos in range(sol.pins[r], sol.starts[r + 1] - sol.starts[r] + 1)], dtype=np.int64)
     n = len(moves)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st,
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
           numba.get_num_threads())
     best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)

@@ -196,11 +196,13 @@ def advance(m: dict, t: float) -> None:
 
 # --- applying a delta -------------------------------------------------------------------------
 
-def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of) -> dict:
+def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> dict:
     """The scenario dict after delta ``d`` (``m`` is not modified).
 
-    ``duration_of(kind, casualty_id)`` gives the current estimate of a task's minutes.
+    ``duration_of(kind, casualty_id)`` gives the current estimate of a task's minutes;
+    ``started[(kind, casualty_id)] = (time, responder)`` for the tasks under way.
     """
+    started = started or {}
     now = m.get("time", 0.0)
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
@@ -235,8 +237,11 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of) -> dict:
         key, running = ("rescue_minutes", "rescue_ends_at") if d.task == "rescue" else \
             ("treatment_minutes", "treatment_ends_at")
         if cas.get(running) is not None:
-            started = cas[running] - duration_of(d.task, d.casualty)
-            cas[running] = max(t, started + d.minutes)
+            began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
+            cas[running] = max(t, began + d.minutes)
+            for resp in m["responders"]:  # the team doing it is free when it ends
+                if resp["id"] == rid:
+                    resp["available_at"] = cas[running]
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
         m["responders"].append(d.responder.model_dump(mode="json", exclude_none=True))
@@ -336,6 +341,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
     cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t = d.time
+    if (resp["kind"] == "fire") != (d.task == "rescue"):
+        raise DeltaError(Problem("delta.responder", f"'{d.responder}' is a {resp['kind']} team and cannot {d.task}"))
     if d.task == "rescue":
         if not cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))

@@ -10,6 +10,7 @@ same seeds whichever way they ran.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -62,7 +63,8 @@ def run_grid(scenario, updates=(1, 2, 4, 10, 30), delays=(0,), runs: int = 50, s
                 rows.append(_one(job))
                 _progress(len(rows), len(jobs))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawn, not fork: a process that already ran a parallel (OpenMP) kernel cannot fork safely
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for row in pool.map(_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                     rows.append(row)
                     _progress(len(rows), len(jobs))

@@ -36,8 +36,24 @@ from .repair import repair
 from .scenario import Scenario, load_scenario
 from .solution import Solution
 
-#: Annealing cools over this many iterations after each (re)start, then holds its end temperature.
-ANNEAL_EPOCH = 100_000
+#: Online, annealing cools over this many iterations after each (re)start, then holds its end
+#: temperature; it re-heats gently (a typical worsening move accepted 5 % of the time), since a
+#: control room needs a good plan within seconds of every change, not the best one in an hour.
+ANNEAL_EPOCH = 20_000
+REHEAT_ACCEPT = 0.05
+
+
+def require_teams(sc: Scenario, error: type) -> None:
+    """A valid plan needs a fire team if anyone waits for a rescue, a paramedic team if anyone
+    waits for transport: without one, no plan can be kept valid."""
+    P = problem_arrays(sc)
+    problems = []
+    if P.needs_rescue.any() and not P.resp_fire.any():
+        problems.append(Problem("responders", "trapped casualties wait for a rescue but no fire team is left"))
+    if (P.status == 0).any() and P.resp_fire.all():
+        problems.append(Problem("responders", "casualties wait for transport but no paramedic team is left"))
+    if problems:
+        raise error(problems)
 
 
 class Planner:
@@ -49,7 +65,13 @@ class Planner:
                  on_issue: Callable | None = None):
         if algorithm not in ("descent", "tabu", "annealing"):
             raise ValueError(f"unknown algorithm '{algorithm}'; expected descent, tabu or annealing")
-        sc = load_scenario(scenario)
+        model = load_scenario(scenario).to_dict()
+        for cas in model["casualties"]:  # explicit, so that moving the clock cannot change them
+            cas.setdefault("observed_at", float(model.get("time", 0.0)))
+        for resp in model["responders"]:
+            resp.setdefault("available_at", float(model.get("time", 0.0)))
+        sc = load_scenario(model)  # our own copy: the caller's scenario is never changed
+        require_teams(sc, ScenarioError)
         self.algorithm, self.seed = algorithm, seed
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
@@ -60,8 +82,9 @@ class Planner:
         self._thread: threading.Thread | None = None
         self._idle = False
         self._audit = AuditLog(audit) if audit is not None else None
-        self._model = sc.to_dict()
+        self._model = model
         self._pins: dict[str, list[Task]] = {}
+        self._started: dict[tuple[str, str], tuple[float, str]] = {}
         if plan is not None:
             loaded = load_plan(sc, plan)
             self._pins = {r: [t for t in ts if t.pinned] for r, ts in loaded.routes.items() if any(t.pinned for t in ts)}
@@ -78,7 +101,7 @@ class Planner:
         self._state = SearchState(sol, sol.copy(), assert_moves=self._assert,
                                   neigh=nearest_casualties(P), hosp_neigh=nearest_hospitals(P))
         if self.algorithm == "annealing":
-            self._alg = Annealing(seed=self.seed)
+            self._alg = Annealing(seed=self.seed, accept_prob=REHEAT_ACCEPT)
         else:
             self._alg = Descent() if self.algorithm == "descent" else Tabu()
         self._anneal_it = 0
@@ -187,11 +210,17 @@ class Planner:
 
     def _apply_locked(self, delta) -> None:
         d = parse_delta(delta)
-        model = apply_delta(self._sc, self._model, d, self._duration_of)
+        model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
             sc = load_scenario(model)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
+        require_teams(sc, DeltaError)
+        started = dict(self._started)
+        if d.type == "task_started":
+            started[(d.task, d.casualty)] = (d.time, d.responder)
+        elif d.type == "task_completed":
+            started.pop((d.task, d.casualty), None)
         pins = {r: list(ts) for r, ts in self._pins.items()}
         if d.type == "task_started" and pins.get(d.responder):
             first = pins[d.responder][0]
@@ -201,7 +230,7 @@ class Planner:
             pins.pop(d.responder, None)
         pins = {r: ts for r, ts in pins.items() if ts}
         sol = repair(sc, self._state.best.to_plan(), pins)
-        self._model, self._pins = model, pins
+        self._model, self._pins, self._started = model, pins, started
         self._install(sc, sol)
 
     # -- issuing --------------------------------------------------------------------------------
@@ -228,25 +257,24 @@ class Planner:
         r = sc.responder_index[rid]
         if best.starts[r + 1] == best.starts[r]:
             return None
-        P = problem_arrays(sc)
-        # the team sets off now: a pinned first task starts from available_at (SPEC §6)
-        for resp in self._model["responders"]:
-            if resp["id"] == rid:
-                resp["available_at"] = float(now)
-        P.resp_avail[r] = now
-        best.reevaluate()
-        alternative = self._alternative(best, r)
-        sol = best.copy()
-        sol.pins[r] = 1
-        sol.reevaluate()
+        # the team sets off now (or when its current work ends): a pinned first task starts from
+        # available_at (SPEC §6); the model changes, so it is reloaded like after any delta
+        model = json.loads(json.dumps(self._model))
+        resp = next(x for x in model["responders"] if x["id"] == rid)
+        resp["available_at"] = max(float(now), float(resp.get("available_at", now)))
+        sc = load_scenario(model)
+        unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
+        alternative = self._alternative(unpinned, r)
+        pins = best.pins.copy()
+        pins[r] = 1
+        sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
         code = int(sol.order[sol.starts[r]])
         c, k = divmod(code, KINDS)
         hospital = sc.model.hospitals[int(sol.hosp[c])].id if k == TRANSPORT else None
         task = Task(TASK_KINDS[k], sc.model.casualties[c].id, hospital, pinned=True)
+        self._model = model
         self._pins[rid] = [task]
-        self._state = SearchState(sol, sol.copy(), assert_moves=self._assert, neigh=self._state.neigh,
-                                  hosp_neigh=self._state.hosp_neigh)
-        self._publish()
+        self._install(sc, sol)
         record = {"time": float(now), "responder": rid, "task": task.kind, "casualty": task.casualty,
                   "hospital": hospital, "objective": sol.objective.expected_fatalities,
                   "alternative_objective": alternative}
@@ -273,7 +301,7 @@ class Planner:
         moves = np.array(moves, dtype=np.int64)
         n = len(moves)
         F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st,
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
               numba.get_num_threads())
         best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
         return None if best < 0 or np.isnan(F[best]) else float(F[best])

@@ -96,7 +96,9 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
     index = dict(sc.casualty_index)
     hosp_index = dict(sc.hospital_index)
     site_of = {c.id: c.site for c in m.casualties}
-    loc = {r.id: (r.start if isinstance(r.start, str) else None) for r in m.responders}
+    # where each team is, as a location index of the scenario's travel matrix
+    loc = {r.id: int(sc.responder_loc[i]) for i, r in enumerate(m.responders)}
+    site_loc = {s.id: int(sc.site_loc[i]) for i, s in enumerate(m.sites)}
     free_at = {r.id: max(r.available_at if r.available_at is not None else m.time, m.time) for r in m.responders}
     hart = {r.id: r.hart for r in m.responders}
     rescued_at: dict[str, float] = {}
@@ -118,12 +120,8 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
     clock = float(m.time)
     budget = config.iterations_per_minute
 
-    def travel(a, b) -> float:
-        la = sc.site_loc[sc.site_index[a]] if a in sc.site_index else (hosp_index.get(a))
-        lb = sc.site_loc[sc.site_index[b]] if b in sc.site_index else hosp_index.get(b)
-        if la is None or lb is None:
-            return 0.0
-        return float(sc.travel[la, lb])
+    def travel(a: int, b: int) -> float:
+        return float(sc.travel[a, b])
 
     rejected = []
 
@@ -134,6 +132,11 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             planner.apply(delta)
         except DeltaError as err:  # counted in the run's record: a healthy run has none
             rejected.append(f"{delta['type']}@{delta['time']}: {err}")
+
+    def revise(kind: str, cid: str, t: float, dur: float) -> None:
+        """On starting, the crew's estimate gets better: halfway between plan and truth in spread."""
+        estimate = dur * float(rng.lognormal(-sigma * sigma / 8, sigma / 2)) if dur > 0 else 0.0
+        apply({"type": "duration_revised", "time": t, "task": kind, "casualty": cid, "minutes": estimate})
 
     while events:
         t, _, kind, payload = heapq.heappop(events)
@@ -156,17 +159,17 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             if task is None:
                 push(t + 1.0, "free", rid)
                 continue
-            there = t + travel(loc[rid], site_of[task.casualty]) if loc[rid] else t
-            push(there, "arrive", rid, task)
+            push(t + travel(loc[rid], site_loc[site_of[task.casualty]]), "arrive", rid, task)
         elif kind == "arrive":
             rid, task = payload
             cid = task.casualty
             c = index[cid]
             site = site_of[cid]
-            loc[rid] = site
+            loc[rid] = site_loc[site]
             if task.kind == "rescue":
                 dur = actual(float(P.rescue_dur[c]))
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "rescue", "casualty": cid})
+                revise("rescue", cid, t, dur)
                 push(t + dur, "rescued", rid, cid)
             elif task.kind == "treat":
                 if cid not in rescued_at and m.casualties[c].trapped and not hart[rid]:
@@ -174,6 +177,7 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
                     continue
                 dur = actual(float(P.treat_dur[c]))
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "treat", "casualty": cid})
+                revise("treat", cid, t, dur)
                 treating[cid] = t + dur
                 push(t + dur, "treated", rid, cid)
             else:
@@ -183,7 +187,7 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "transport",
                        "casualty": cid, "hospital": task.hospital})
                 truth.move(c, t, env=AMBULANCE)
-                arrival = t + actual(m.durations.load) + travel(site, task.hospital)
+                arrival = t + actual(m.durations.load) + travel(site_loc[site], hosp_index[task.hospital])
                 push(arrival, "delivered", rid, cid, task.hospital)
         elif kind == "rescued":
             rid, cid = payload
@@ -200,7 +204,7 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             rid, cid, hospital = payload
             delivered[cid] = truth.advance(index[cid], t) == 3
             apply({"type": "task_completed", "time": t, "responder": rid, "task": "transport", "casualty": cid})
-            loc[rid] = hospital
+            loc[rid] = hosp_index[hospital]
             push(t + actual(m.durations.handover), "free", rid)
     if H > clock:
         planner.step(int(round((H - clock) * budget)))

@@ -86,6 +86,10 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
     """
     check_arguments(algorithm, iterations, time_limit)
     sc = load_scenario(scenario)
+    from .errors import ScenarioError
+    from .planner import require_teams
+
+    require_teams(sc, ScenarioError)
     cb = _callbacks(callbacks)
     t0 = time.perf_counter()
     stats = Statistics(algorithm)
@@ -114,11 +118,10 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
     while not stop(progress):
         if isinstance(alg, Annealing):
             n = int(min(ANNEAL_CHUNK, stop.remaining_iterations(progress)))
-            # with a time limit the share of the budget a chunk uses is only known afterwards
             frac0 = stop.fraction(progress)
-            frac1 = min(1.0, frac0 + n / max(1, stop.remaining_iterations(progress) + progress.iterations)) \
-                if iterations is not None else None
-            if frac1 is None:
+            if time_limit is None:  # an iteration budget: this chunk's share is known
+                frac1 = min(1.0, frac0 + n / max(1.0, stop.remaining_iterations(progress) + progress.iterations))
+            else:  # a time limit: estimate the total from the speed so far
                 rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
                 est_total = rate * time_limit if rate > 0 else 50 * n
                 frac1 = min(1.0, frac0 + n / max(est_total, n))

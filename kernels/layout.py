@@ -76,6 +76,9 @@ Workspace = namedtuple(
         "over",                                                 # f8[H] overflow per hospital
         "dirty",                                                # b1[H] scratch for delta scoring
         "buf",                                                  # i8[C]
+        "touched",                                              # i8[C] casualties a move touches
+        "mark",                                                 # i8[C] generation stamps for touched
+        "gen",                                                  # i8[2]: generation, n touched
     ],
 )
 
@@ -94,6 +97,9 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.zeros(n_hosp),
         np.zeros(n_hosp, np.bool_),
         np.empty(max(n_cas, 1), np.int64),
+        np.empty(max(n_cas, 1), np.int64),
+        np.zeros(max(n_cas, 1), np.int64),
+        np.zeros(2, np.int64),
     )
 
 

@@ -69,8 +69,9 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                    starts, order, hosp, pins, Winc, W):
     """Time the candidate ``(starts, order, hosp)`` from the incumbent's times in ``Winc``.
 
-    Returns FEASIBLE / SHIFT / CYCLE like ``schedule`` (with ``W``'s per-casualty arrays filled),
-    or FALLBACK when the move's effects reach beyond the touched tails.
+    Returns FEASIBLE / SHIFT / CYCLE like ``schedule`` (with ``W``'s per-casualty arrays filled
+    and the casualties whose tasks were re-timed listed in ``W.touched[:W.gen[1]]``), or FALLBACK
+    when the move's effects reach beyond the touched tails.
     """
     A, pA, B, pB, removed = touched(kind, a, b, c, inc_starts, inc_order, slot_owner, slot_of)
     moved = -1
@@ -105,8 +106,17 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             elif k == TREAT:
                 if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
                     return FALLBACK
+    changed = W.touched
+    mark = W.mark
+    gen = W.gen
+    gen[0] += 1
+    g = gen[0]
+    n_touched = 0
     if removed >= 0:
         cc = removed // 3
+        mark[cc] = g
+        changed[n_touched] = cc
+        n_touched += 1
         if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
             return FALLBACK
         treated_at[cc] = P.treat_fixed[cc] if not np.isnan(P.treat_fixed[cc]) else np.inf
@@ -119,10 +129,15 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             code = order[s]
             cc = code // 3
             k = code - 3 * cc
+            if mark[cc] != g:
+                mark[cc] = g
+                changed[n_touched] = cc
+                n_touched += 1
             if k == RESCUE:
                 r_known[cc] = False
             elif k == TREAT:
                 t_known[cc] = False
+    gen[1] = n_touched
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
     load = P.scalars[1]
     handover = P.scalars[2]

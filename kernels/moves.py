@@ -109,7 +109,8 @@ def _push(out, n, kind, a, b, c):
 def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
     """Write every move of the neighbourhood into ``out`` (rows of 4); return how many there are.
 
-    With ``neigh`` of shape ``(C, k > 0)`` the neighbourhood is granular: a task is only tried
+    Treats are inserted before the casualty's own transport, or anywhere on a HART team for a
+    trapped casualty. With ``neigh`` of shape ``(C, k > 0)`` the neighbourhood is granular: a task is only tried
     next to the tasks of its ``k`` nearest casualties, and a transport only at the hospitals in
     ``hosp_neigh``; so a sweep costs the same per task at any scale. With ``k = 0`` it is full.
     If the return value exceeds ``len(out)``, only the first ``len(out)`` were written.
@@ -188,13 +189,26 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
         if not (P.can_treat[c] and P.status[c] == ACTIVE) or slot_of[3 * c + TREAT] >= 0:
             continue
         if not granular:
+            # a treat goes before its casualty's transport on the same team, or, for a trapped
+            # casualty, anywhere on a HART team (the only one that can treat under the debris)
+            ts = slot_of[3 * c + TRANSPORT]
+            owner = slot_owner[ts] if ts >= 0 else -1
             for r in range(n_resp):
                 if P.resp_fire[r]:
                     continue
-                for pos in range(pins[r], starts[r + 1] - starts[r] + 1):
+                if r == owner:
+                    last = ts - starts[r]
+                elif P.resp_hart[r] and P.trapped[c]:
+                    last = starts[r + 1] - starts[r]
+                else:
+                    continue
+                for pos in range(pins[r], last + 1):
                     n = _push(out, n, INSERT_TREAT, c, r, pos)
         else:
-            # next to its own transport, and next to the tasks of its nearest casualties
+            # next to its own transport, and next to the tasks of its nearest casualties, where
+            # the full neighbourhood allows a treat (see above)
+            ts = slot_of[3 * c + TRANSPORT]
+            owner = slot_owner[ts] if ts >= 0 else -1
             for j in range(-1, neigh.shape[1]):
                 c2 = c if j < 0 else neigh[c, j]
                 for kind2 in (TREAT, TRANSPORT):
@@ -202,11 +216,15 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
                     if s2 < 0:
                         continue
                     r2 = slot_owner[s2]
-                    if P.resp_fire[r2]:
+                    if r2 == owner:
+                        last = ts - starts[r2]
+                    elif P.resp_hart[r2] and P.trapped[c]:
+                        last = starts[r2 + 1] - starts[r2]
+                    else:
                         continue
                     idx = s2 - starts[r2]
                     for pos in (idx, idx + 1):
-                        if pos >= pins[r2]:
+                        if pins[r2] <= pos <= last:
                             n = _push(out, n, INSERT_TREAT, c, r2, pos)
     return n
 

@@ -41,7 +41,7 @@ def better(F1, T1, s1, F2, T2, s2):
 
 
 @njit(**PARALLEL)
-def sweep(P, starts, order, hosp, pins, Winc, inc_status, moves, n_moves, out_F, out_T, out_status, n_threads):
+def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
 
     Each thread owns a contiguous slice of the moves and its own candidate buffers and workspace;
@@ -65,7 +65,7 @@ def sweep(P, starts, order, hosp, pins, Winc, inc_status, moves, n_moves, out_F,
         hi = (chunk + 1) * n_moves // n_chunks
         for i in range(lo, hi):
             F, _o, T, st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
-                                         hosp, pins, Winc, inc_status, slot_owner, slot_of, n_shift,
+                                         hosp, pins, Winc, inc, slot_owner, slot_of, n_shift,
                                          cs, co, ch, W)
             out_F[i] = F
             out_T[i] = T
@@ -164,7 +164,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
         kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
         if kind < 0:
             continue
-        F, o, T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, int(cur[3]),
+        F, o, T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
                                     slot_owner, slot_of, n_shift, cs, co, ch, Wc)
         stats[0] += 1
         if st == CYCLE:
@@ -211,7 +211,7 @@ def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, we
         kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
         if kind < 0:
             continue
-        F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, int(cur[3]),
+        F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
                                       slot_owner, slot_of, n_shift, cs, co, ch, Wc)
         if st != CYCLE and _rank(st) == _rank(int(cur[3])):
             out[m] = F - cur[0]

@@ -236,7 +236,7 @@ def full_neighbourhood_scores(sc, plan):
     n = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, empty, empty, out)
     assert n <= len(out)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), out, n, F, T, st,
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, out, n, F, T, st,
           numba.get_num_threads())
     return sol, out[:n], F, T, st
 
@@ -357,7 +357,7 @@ def test_assert_mode_detects_a_wrong_prediction():
     sol = state.current
     P = problem_arrays(sol.sc)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st, 1)
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, 1)
     i = next(i for i in range(n) if st[i] != CYCLE)
     # the right prediction passes ...
     _apply(state, moves[i].copy(), (F[i], T[i]))

@@ -310,7 +310,7 @@ def delta_mismatches(d, sc, sol, moves, stats):
     bad = []
     for move in moves:
         F, o, T, st = evaluate_move(P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                    inc_status, slot_owner, slot_of, n_shift, cs, co, ch, W)
+                                    sol.cur, slot_owner, slot_of, n_shift, cs, co, ch, W)
         a_s, a_o, a_h = candidate(sol, move)
         n = int(a_s[-1])
         if not (np.array_equal(cs, a_s) and np.array_equal(co[:n], a_o[:n]) and np.array_equal(ch, a_h)):
@@ -373,7 +373,7 @@ def test_delta_after_cycle_incumbent_minimal():
     P = problem_arrays(sc)
     slot_owner, slot_of = tables(P, sol)
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
-    F, o, T, st = evaluate_move(P, REMOVE_TREAT, 1, 0, 0, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, CYCLE,
+    F, o, T, st = evaluate_move(P, REMOVE_TREAT, 1, 0, 0, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
                                 slot_owner, slot_of, count_shift(P, sol.starts, sol.W), cs, co, ch, workspace_for(P))
     F2, o2, T2, st2 = evaluate(P, *candidate(sol, (REMOVE_TREAT, 1, 0, 0)), sol.pins, workspace_for(P))
     assert st2 == FEASIBLE and st == st2
@@ -446,7 +446,7 @@ def test_apply_move_keeps_a_valid_plan(seed):
         before = collections.Counter(int(x) for x in sol.order[: int(sol.starts[-1])])
         for name, moves in move_sets(P, sol, seed):
             if name != "random":  # a sample of the (many, similar) full and granular moves
-                moves = moves[rng.random(len(moves)) < 0.4]
+                moves = moves[rng.random(len(moves)) < 0.3]
             for move in moves:
                 kind = int(move[0])
                 cs, co, ch = candidate(sol, move)
@@ -489,11 +489,11 @@ def test_apply_move_keeps_a_valid_plan(seed):
 def run_sweep(P, sol, moves, n_threads):
     n = len(moves)
     F, T, st = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7, dtype=np.int64)
-    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, int(sol.cur[3]), moves, n, F, T, st, n_threads)
+    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, n_threads)
     return F, T, st
 
 
-@pytest.mark.parametrize("seed", SEEDS[:4])
+@pytest.mark.parametrize("seed", SEEDS[:3])
 def test_sweep_same_on_one_and_two_threads(seed):
     n = 0
     for label, _d, sc, sol in cases(seed):
@@ -513,7 +513,7 @@ def test_sweep_same_on_one_and_two_threads(seed):
             cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
             for i in range(0, len(moves), 7):
                 F, _o, T, st = evaluate_move(P, *(int(x) for x in moves[i]), sol.starts, sol.order, sol.hosp,
-                                             sol.pins, sol.W, int(sol.cur[3]), slot_owner, slot_of, n_shift,
+                                             sol.pins, sol.W, sol.cur, slot_owner, slot_of, n_shift,
                                              cs, co, ch, W)
                 assert st == one[2][i], (label, name, moves[i])
                 assert (F == one[0][i] or (math.isnan(F) and math.isnan(one[0][i]))), (label, name, moves[i])
