@@ -149,8 +149,8 @@ class Tabu:
             tabu_allowed(moves, m, sol.starts, sol.order, sol.hosp, *tabu, state.iterations, F, T, st,
                          b[0], b[2], int(b[3]), allowed)
             best = pick_best(F, T, st, m, allowed)
-            if best < 0:
-                return Outcome.REJECT, True
+            if best < 0:  # every move is tabu: take the best one regardless, rather than stall
+                best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
             move = moves[best].copy()
             tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *tabu,
                         state.iterations + self.tenure)
@@ -164,8 +164,9 @@ class Annealing:
     cooled over the run's budget; ``reheat`` restarts the cooling after the model changes."""
 
     name = "annealing"
-    #: chance of each move kind: relocate, swap, hospital, insert treat, remove treat, 2-opt
-    weights = np.array([0.4, 0.25, 0.15, 0.08, 0.04, 0.08])
+    #: chance of each move kind: relocate, swap, hospital, insert treat, remove treat, 2-opt,
+    #: hospital swap (see kernels.moves.RANDOM_KINDS)
+    weights = np.array([0.36, 0.22, 0.14, 0.08, 0.04, 0.08, 0.08])
 
     def __init__(self, seed: int = 0, schedule: SimulatedAnnealing | None = None, samples: int = 300,
                  accept_prob: float = 0.5):

@@ -14,8 +14,8 @@ from numba import njit
 
 from .config import JIT
 from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TRANSPORT, TREAT
-from .moves import HOSPITAL, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT
-from .schedule import SHIFT_TOL
+from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT
+from .schedule import SHIFT_TOL, time_task
 
 FALLBACK = -1
 
@@ -42,6 +42,16 @@ def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
         s = slot_of[3 * a + TRANSPORT]
         A = slot_owner[s]
         pA = s - starts[A]
+    elif kind == HOSPITAL_SWAP:
+        s = slot_of[3 * a + TRANSPORT]
+        A = slot_owner[s]
+        pA = s - starts[A]
+        s = slot_of[3 * b + TRANSPORT]
+        B = slot_owner[s]
+        pB = s - starts[B]
+        if B == A:
+            pA = min(pA, pB)
+            B = -1
     elif kind == INSERT_TREAT or kind == INSERT_TASK:
         A, pA = b, c
     else:  # REMOVE_TREAT
@@ -138,9 +148,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             elif k == TREAT:
                 t_known[cc] = False
     gen[1] = n_touched
-    travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
-    load = P.scalars[1]
-    handover = P.scalars[2]
+    site_loc, hosp_loc = P.site_loc, P.hosp_loc
     inf = np.inf
     # per touched list: next slot, free time and place after its unchanged head
     ptr = np.empty(2, np.int64)
@@ -174,41 +182,11 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                 s = ptr[t]
                 code = order[s]
                 cc = code // 3
-                k = code - 3 * cc
-                site = site_loc[cc]
-                arrive = free[t] + travel[loc[t], site]
-                if k == RESCUE:
-                    start = arrive
-                    end = start + P.rescue_dur[cc]
-                    rescued[cc] = end
-                    r_known[cc] = True
-                    loc[t] = site
-                elif k == TREAT:
-                    start = arrive
-                    if trapped[cc] and not resp_hart[r]:
-                        if not r_known[cc]:
-                            break
-                        if rescued[cc] > start:
-                            start = rescued[cc]
-                    end = start + P.treat_dur[cc]
-                    treated_at[cc] = end
-                    t_known[cc] = True
-                    loc[t] = site
-                else:
-                    if not (r_known[cc] and t_known[cc]):
-                        break
-                    start = arrive
-                    if trapped[cc] and rescued[cc] > start:
-                        start = rescued[cc]
-                    ta = treated_at[cc]
-                    if ta < inf and ta > start:
-                        start = ta
-                    dest = hosp_loc[hosp[cc]]
-                    arrive_h = start + load + travel[site, dest]
-                    end = arrive_h + handover
-                    pickup[cc] = start
-                    arrival[cc] = arrive_h
-                    loc[t] = dest
+                ready, start, end, place = time_task(code - 3 * cc, cc, P.resp_hart[r], free[t], loc[t], hosp, P,
+                                                     rescued, treated_at, r_known, t_known, pickup, arrival)
+                if not ready:
+                    break
+                loc[t] = place
                 W.start[s] = start
                 W.end[s] = end
                 free[t] = end

@@ -11,6 +11,7 @@ A move is four integers ``(kind, a, b, c)``:
 ``REMOVE_TREAT``   the treat at slot ``a`` is dropped
 ``TWO_OPT``        slots ``a..b`` of one list are reversed
 ``INSERT_TASK``    task code ``a`` into responder ``b``'s list at index ``c`` (construction only)
+``HOSPITAL_SWAP``  casualties ``a`` and ``b`` exchange destination hospitals
 =================  ==========================================================================
 
 Pinned tasks (the first ``pins[r]`` of each list) are never moved, and nothing is inserted in
@@ -25,9 +26,12 @@ from numba import njit
 from .config import JIT
 from .layout import ACTIVE, RESCUE, TRANSPORT, TREAT
 
-RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, INSERT_TASK = range(7)
-MOVE_NAMES = ("relocate", "swap", "hospital", "insert_treat", "remove_treat", "two_opt", "insert_task")
-N_KINDS = 6
+RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, INSERT_TASK, HOSPITAL_SWAP = range(8)
+MOVE_NAMES = ("relocate", "swap", "hospital", "insert_treat", "remove_treat", "two_opt", "insert_task",
+              "hospital_swap")
+#: Kinds drawn by ``random_move`` (indices into its ``weights``): all but construction's INSERT_TASK.
+RANDOM_KINDS = np.array([RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, HOSPITAL_SWAP])
+N_KINDS = len(RANDOM_KINDS)
 
 
 @njit(**JIT)
@@ -93,6 +97,9 @@ def apply_move(kind, a, b, c, starts, order, hosp, out_starts, out_order, out_ho
                 out_order[a + i] = order[b - i]
         elif kind == HOSPITAL:
             out_hosp[a] = b
+        elif kind == HOSPITAL_SWAP:
+            out_hosp[a] = hosp[b]
+            out_hosp[b] = hosp[a]
 
 
 @njit(**JIT, inline="always")
@@ -103,6 +110,17 @@ def _push(out, n, kind, a, b, c):
         out[n, 2] = b
         out[n, 3] = c
     return n + 1
+
+
+@njit(**JIT, inline="always")
+def _hospital_swap(P, out, n, c, c2, hosp, starts, pins, slot_owner, slot_of):
+    s2 = slot_of[3 * c2 + TRANSPORT]
+    if s2 < 0 or hosp[c2] == hosp[c]:
+        return n
+    r2 = slot_owner[s2]
+    if s2 - starts[r2] < pins[r2]:
+        return n
+    return _push(out, n, HOSPITAL_SWAP, c, c2, 0)
 
 
 @njit(**JIT)
@@ -178,6 +196,15 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
                     h = hosp_neigh[c, j]
                     if h != hosp[c]:
                         n = _push(out, n, HOSPITAL, c, h, 0)
+            # exchange destinations with another unpinned transport going elsewhere
+            if not granular:
+                for c2 in range(c + 1, n_cas):
+                    n = _hospital_swap(P, out, n, c, c2, hosp, starts, pins, slot_owner, slot_of)
+            else:
+                for j in range(neigh.shape[1]):
+                    c2 = neigh[c, j]
+                    if c2 > c:
+                        n = _hospital_swap(P, out, n, c, c2, hosp, starts, pins, slot_owner, slot_of)
         elif kind == TREAT:
             n = _push(out, n, REMOVE_TREAT, s, 0, 0)
         # 2-opt within the list, windowed for long lists
@@ -241,10 +268,11 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
     n_cas = P.h0.shape[0]
     for _attempt in range(16):
         u = np.random.random() * weights.sum()
-        kind = 0
-        while kind < N_KINDS - 1 and u >= weights[kind]:
-            u -= weights[kind]
-            kind += 1
+        i = 0
+        while i < weights.shape[0] - 1 and u >= weights[i]:
+            u -= weights[i]
+            i += 1
+        kind = RANDOM_KINDS[i]
         if kind == INSERT_TREAT:
             if n_cas == 0:
                 continue
@@ -303,6 +331,15 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             if tslot - starts[rt] < pins[rt]:
                 continue
             return REMOVE_TREAT, tslot, 0, 0
+        if kind == HOSPITAL_SWAP:
+            s2 = np.random.randint(0, n_slots)
+            c2 = order[s2] // 3
+            if order[s] % 3 != TRANSPORT or order[s2] % 3 != TRANSPORT or hosp[c] == hosp[c2]:
+                continue
+            r2 = slot_owner[s2]
+            if s2 - starts[r2] < pins[r2]:
+                continue
+            return HOSPITAL_SWAP, min(c, c2), max(c, c2), 0
         if kind == TWO_OPT:
             end = starts[r1 + 1]
             if end - s < 3:

@@ -16,9 +16,11 @@ from .delta import evaluate_move
 from .evaluate import evaluate
 from .layout import CYCLE, FEASIBLE, make_workspace
 from .local import count_shift
-from .moves import HOSPITAL, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_move, random_move, slot_tables
+from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_move, random_move, slot_tables
 
 TIE = 1e-9
+#: Tabu markers for treats (in place of a responder index): may not be inserted / removed.
+NO_INSERT, NO_REMOVE = -3, -2
 
 
 @njit(**JIT, inline="always")
@@ -115,9 +117,15 @@ def tabu_allowed(moves, n_moves, starts, order, hosp, tabu_resp, tabu_until, tab
                     or (tabu_resp[c2] == owner[a] and it < tabu_until[c2]))
         elif kind == HOSPITAL:
             tabu = tabu_hosp[a] == b and it < tabu_hosp_until[a]
+        elif kind == HOSPITAL_SWAP:
+            tabu = ((tabu_hosp[a] == hosp[b] and it < tabu_hosp_until[a])
+                    or (tabu_hosp[b] == hosp[a] and it < tabu_hosp_until[b]))
         elif kind == INSERT_TREAT:
             code = 3 * a + 1
-            tabu = tabu_resp[code] == b and it < tabu_until[code]
+            tabu = (tabu_resp[code] == b or tabu_resp[code] == NO_INSERT) and it < tabu_until[code]
+        elif kind == REMOVE_TREAT:
+            code = order[a]
+            tabu = tabu_resp[code] == NO_REMOVE and it < tabu_until[code]
         allowed[i] = (not tabu) or better(out_F[i], out_T[i], out_status[i], bestF, bestT, best_status)
 
 
@@ -125,16 +133,27 @@ def tabu_allowed(moves, n_moves, starts, order, hosp, tabu_resp, tabu_until, tab
 def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hosp, tabu_hosp_until, until):
     """Before a move is committed: forbid undoing it (task back to its responder) until ``until``."""
     n_resp = starts.shape[0] - 1
-    if kind == RELOCATE or kind == SWAP or kind == REMOVE_TREAT:
+    if kind == RELOCATE or kind == SWAP:
         slots = (a, b) if kind == SWAP else (a, a)
         for s in slots:
             for r in range(n_resp):
                 if starts[r] <= s < starts[r + 1]:
                     tabu_resp[order[s]] = r
                     tabu_until[order[s]] = until
+    elif kind == REMOVE_TREAT:  # the treat may not come straight back, on any team
+        tabu_resp[order[a]] = NO_INSERT
+        tabu_until[order[a]] = until
+    elif kind == INSERT_TREAT:  # nor be dropped again straight away
+        tabu_resp[3 * a + 1] = NO_REMOVE
+        tabu_until[3 * a + 1] = until
     elif kind == HOSPITAL:
         tabu_hosp[a] = hosp[a]
         tabu_hosp_until[a] = until
+    elif kind == HOSPITAL_SWAP:
+        tabu_hosp[a] = hosp[a]
+        tabu_hosp_until[a] = until
+        tabu_hosp[b] = hosp[b]
+        tabu_hosp_until[b] = until
 
 
 @njit(**JIT)

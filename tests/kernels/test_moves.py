@@ -44,6 +44,7 @@ from kernels.moves import (
     HOSPITAL,
     INSERT_TREAT,
     MOVE_NAMES,
+    HOSPITAL_SWAP,
     N_KINDS,
     RELOCATE,
     REMOVE_TREAT,
@@ -249,7 +250,7 @@ def granular_moves(P, sol):
     return all_moves(P, sol, nearest_casualties(P), nearest_hospitals(P))
 
 
-WEIGHTS = (np.ones(N_KINDS), np.array([0.4, 0.25, 0.15, 0.08, 0.04, 0.08]))
+WEIGHTS = (np.ones(N_KINDS), np.array([0.36, 0.22, 0.14, 0.08, 0.04, 0.08, 0.08]))
 
 
 def tables(P, sol):
@@ -411,7 +412,7 @@ def test_moves_create_and_break_cycles_and_cover_every_kind():
                     for st in run_sweep(P, sol, moves, 2)[2]:
                         stats[f"status {int(sol.cur[3])}->{int(st)}"] += 1
     for name in ("full", "granular", "random"):
-        for kind in (RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT):
+        for kind in (RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, HOSPITAL_SWAP):
             assert stats[f"{name} {MOVE_NAMES[kind]}"] > 0, (name, MOVE_NAMES[kind], stats)
     assert stats[f"incumbent {FEASIBLE}"] > 20 and stats[f"incumbent {SHIFT}"] > 5 and stats[f"incumbent {CYCLE}"] > 5, stats
     assert stats["pinned"] > 20
@@ -473,6 +474,12 @@ def test_apply_move_keeps_a_valid_plan(seed):
                 assert after == +expected, where
                 if kind == HOSPITAL:
                     assert ch[int(move[1])] == int(move[2]) and int(move[2]) != sol.hosp[int(move[1])], where
+                elif kind == HOSPITAL_SWAP:
+                    a, b = int(move[1]), int(move[2])
+                    assert ch[a] == sol.hosp[b] and ch[b] == sol.hosp[a] and ch[a] != ch[b], where
+                    rest = np.ones(len(ch), dtype=bool)
+                    rest[[a, b]] = False
+                    assert np.array_equal(ch[rest], sol.hosp[rest]), where
                 else:
                     assert np.array_equal(ch, sol.hosp), where
                 n_checked += 1
