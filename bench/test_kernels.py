@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import pytest
 
 from engine.plan import problem_arrays
 from kernels.delta import evaluate_move

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numba
-import numpy as np
 import pytest
 
 from engine.algorithms import SearchState, _score_all

@@ -8,7 +8,7 @@ from kernels.evaluate import evaluate as _evaluate
 from kernels.layout import KINDS, TRANSPORT, workspace_for
 
 from .objective import Objective
-from .plan import Plan, TASK_KINDS, load_plan, problem_arrays
+from .plan import TASK_KINDS, load_plan, problem_arrays
 from .scenario import Scenario, load_scenario
 
 

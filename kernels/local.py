@@ -14,7 +14,7 @@ from numba import njit
 
 from .config import JIT
 from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TRANSPORT, TREAT
-from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT
+from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL, time_task
 
 FALLBACK = -1

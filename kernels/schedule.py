@@ -81,11 +81,8 @@ def schedule(P, starts, order, hosp, pins, W):
     r_known, t_known, owner_treat, owner_transport = W.r_known, W.t_known, W.owner_treat, W.owner_transport
     ptr, free, loc, blocked, stack = W.ptr, W.free, W.loc, W.blocked, W.stack
     t_start, t_end = W.start, W.end
-    travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
-    rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
-    n_cas = P.h0.shape[0]
+    resp_hart = P.resp_hart
     n_resp = P.resp_loc.shape[0]
-    inf = np.inf
     # per-casualty starting values are precomputed once per model: four block copies
     owner_treat[:] = -1
     owner_transport[:] = -1

@@ -42,6 +42,15 @@ def better(F1, T1, s1, F2, T2, s2):
     return T1 < T2 - TIE
 
 
+@njit(**JIT)
+def incumbent_tables(P, starts, order, Winc):
+    """What delta evaluation needs about the incumbent: slot owners, task slots, shift overruns."""
+    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
+    slot_of = np.empty(3 * P.h0.shape[0], np.int64)
+    slot_tables(starts, order, P.h0.shape[0], slot_owner, slot_of)
+    return slot_owner, slot_of, count_shift(P, starts, Winc)
+
+
 @njit(**PARALLEL)
 def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
@@ -53,10 +62,7 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
     n_cas = P.h0.shape[0]
     n_resp = P.resp_loc.shape[0]
     n_hosp = P.hosp_loc.shape[0]
-    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
-    slot_of = np.empty(3 * n_cas, np.int64)
-    slot_tables(starts, order, n_cas, slot_owner, slot_of)
-    n_shift = count_shift(P, starts, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     n_chunks = min(n_threads, max(n_moves, 1))
     for chunk in prange(n_chunks):
         W = make_workspace(n_cas, n_resp, n_hosp, order.shape[0])
@@ -172,10 +178,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     """
     np.random.seed(seed)
     n_cas = P.h0.shape[0]
-    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
-    slot_of = np.empty(3 * n_cas, np.int64)
-    slot_tables(starts, order, n_cas, slot_owner, slot_of)
-    n_shift = count_shift(P, starts, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     ratio = temp_end / temp0 if temp0 > 0 else 0.0
     for k in range(n_iter):
         frac = min(1.0, (it0 + k) / max(total, 1))
@@ -220,11 +223,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
 def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, weights, n, seed, Wc, cs, co, ch, out):
     """``F`` differences of ``n`` random moves from the incumbent (for auto-fitting temperatures)."""
     np.random.seed(seed)
-    n_cas = P.h0.shape[0]
-    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
-    slot_of = np.empty(3 * n_cas, np.int64)
-    slot_tables(starts, order, n_cas, slot_owner, slot_of)
-    n_shift = count_shift(P, starts, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     m = 0
     for _ in range(n):
         kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
