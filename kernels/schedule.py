@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TRANSPORT, TREAT
+from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TREAT
 
 SHIFT_TOL = 1e-9
 
@@ -25,47 +25,6 @@ def _wake(r, c, order, starts, blocked, ptr, stack, top):
         stack[top] = r
         top += 1
     return top
-
-
-@njit(**JIT, inline="always")
-def time_task(k, c, hart, f, here, hosp, P, rescued, treated_at, r_known, t_known, pickup, arrival):
-    """Time one task of SPEC §6 for a team free at ``f`` at location ``here``.
-
-    Returns ``(ready, start, end, place)``; ``ready`` is False when the task must wait for a
-    rescue or treatment not timed yet (nothing is written then). The one definition of the
-    timing rules, shared by the full schedule and the local re-timing of ``local.py``.
-    """
-    site = P.site_loc[c]
-    arrive = f + P.travel[here, site]
-    if k == RESCUE:
-        end = arrive + P.rescue_dur[c]
-        rescued[c] = end
-        r_known[c] = True
-        return True, arrive, end, site
-    if k == TREAT:
-        start = arrive
-        if P.trapped[c] and not hart:
-            if not r_known[c]:
-                return False, 0.0, 0.0, here
-            if rescued[c] > start:
-                start = rescued[c]
-        end = start + P.treat_dur[c]
-        treated_at[c] = end
-        t_known[c] = True
-        return True, start, end, site
-    if not (r_known[c] and t_known[c]):
-        return False, 0.0, 0.0, here
-    start = arrive
-    if P.trapped[c] and rescued[c] > start:
-        start = rescued[c]
-    ta = treated_at[c]
-    if ta < np.inf and ta > start:
-        start = ta
-    dest = P.hosp_loc[hosp[c]]
-    arrive_h = start + P.scalars[1] + P.travel[site, dest]
-    pickup[c] = start
-    arrival[c] = arrive_h
-    return True, start, arrive_h + P.scalars[2], dest
 
 
 @njit(**JIT)
@@ -81,8 +40,10 @@ def schedule(P, starts, order, hosp, pins, W):
     r_known, t_known, owner_treat, owner_transport = W.r_known, W.t_known, W.owner_treat, W.owner_transport
     ptr, free, loc, blocked, stack = W.ptr, W.free, W.loc, W.blocked, W.stack
     t_start, t_end = W.start, W.end
-    resp_hart = P.resp_hart
+    travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
+    rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
     n_resp = P.resp_loc.shape[0]
+    inf = np.inf
     # per-casualty starting values are precomputed once per model: four block copies
     owner_treat[:] = -1
     owner_transport[:] = -1
@@ -110,6 +71,8 @@ def schedule(P, starts, order, hosp, pins, W):
         blocked[r] = False
         stack[top] = r
         top += 1
+    load = P.scalars[1]
+    handover = P.scalars[2]
     while top > 0:
         top -= 1
         r = stack[top]
@@ -122,16 +85,47 @@ def schedule(P, starts, order, hosp, pins, W):
             t = order[s]
             c = t // 3
             k = t - 3 * c
-            ready, start, end, here = time_task(k, c, resp_hart[r], f, here, hosp, P, rescued, treated_at,
-                                                r_known, t_known, pickup, arrival)
-            if not ready:
-                blocked[r] = True
-                break
-            if k != TRANSPORT:
-                ptr[r] = s  # _wake reads only other responders' positions; keep r's current anyway
-                if k == RESCUE:
-                    top = _wake(owner_treat[c], c, order, starts, blocked, ptr, stack, top)
+            site = site_loc[c]
+            arrive = f + travel[here, site]
+            if k == RESCUE:
+                start = arrive
+                end = start + rescue_dur[c]
+                rescued[c] = end
+                r_known[c] = True
+                ptr[r] = s  # _wake reads other responders' positions only, but keep r's current
+                top = _wake(owner_treat[c], c, order, starts, blocked, ptr, stack, top)
                 top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                here = site
+            elif k == TREAT:
+                start = arrive
+                if trapped[c] and not resp_hart[r]:
+                    if not r_known[c]:
+                        blocked[r] = True
+                        break
+                    if rescued[c] > start:
+                        start = rescued[c]
+                end = start + treat_dur[c]
+                treated_at[c] = end
+                t_known[c] = True
+                ptr[r] = s
+                top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                here = site
+            else:
+                if not (r_known[c] and t_known[c]):
+                    blocked[r] = True
+                    break
+                start = arrive
+                if trapped[c] and rescued[c] > start:
+                    start = rescued[c]
+                ta = treated_at[c]
+                if ta < inf and ta > start:
+                    start = ta
+                dest = hosp_loc[hosp[c]]
+                arrive_h = start + load + travel[site, dest]
+                end = arrive_h + handover
+                pickup[c] = start
+                arrival[c] = arrive_h
+                here = dest
             t_start[s] = start
             t_end[s] = end
             f = end
