@@ -102,25 +102,6 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     treated_at[:] = Winc.treated_at
     pickup[:] = Winc.pickup
     arrival[:] = Winc.arrival
-    # every rescue or treat in a tail must have its waiting tasks inside the tails too
-    for t in range(2):
-        r = A if t == 0 else B
-        if r < 0:
-            continue
-        p = pA if t == 0 else pB
-        for s in range(starts[r] + p, starts[r + 1]):
-            code = order[s]
-            cc = code // 3
-            k = code - 3 * cc
-            r_known[cc] = True
-            t_known[cc] = True
-            if k == RESCUE:
-                if not (_in_tail(3 * cc + TREAT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)
-                        and _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)):
-                    return FALLBACK
-            elif k == TREAT:
-                if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
-                    return FALLBACK
     changed = W.touched
     mark = W.mark
     gen = W.gen
@@ -129,12 +110,16 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     n_touched = 0
     if removed >= 0:
         cc = removed // 3
+        if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
+            return FALLBACK
         mark[cc] = g
         changed[n_touched] = cc
         n_touched += 1
-        if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
-            return FALLBACK
+        r_known[cc] = True
+        t_known[cc] = True
         treated_at[cc] = P.treat_fixed[cc] if not np.isnan(P.treat_fixed[cc]) else np.inf
+    # one pass over the tails: list the casualties they touch, mark their rescue and treat ends
+    # as not yet timed, and give up if a task outside the tails waits for one of those ends
     for t in range(2):
         r = A if t == 0 else B
         if r < 0:
@@ -148,9 +133,16 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                 mark[cc] = g
                 changed[n_touched] = cc
                 n_touched += 1
+                r_known[cc] = True
+                t_known[cc] = True
             if k == RESCUE:
+                if not (_in_tail(3 * cc + TREAT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)
+                        and _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)):
+                    return FALLBACK
                 r_known[cc] = False
             elif k == TREAT:
+                if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
+                    return FALLBACK
                 t_known[cc] = False
     gen[1] = n_touched
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
