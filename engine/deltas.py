@@ -12,7 +12,6 @@ chain of the environment it was in, and ``observed_at`` moves there.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -158,10 +157,8 @@ def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
         o = sc.model.time
     if is_known_dead(h) or t <= o:
         return
-    ends = cas.get("treatment_ends_at")
-    if ends is not None and o < ends < t and not cas.get("in_transit"):
-        h = h @ step_matrix(sc.chains[_environment(cas, o)], ends - o)
-        o = ends
+    # apply_delta moves the clock first, which pushes any treatment still under way to end no
+    # earlier than t: the whole stretch from o to t is one environment
     h = h @ step_matrix(sc.chains[_environment(cas, t)], t - o)
     h = np.clip(h, 0.0, 1.0)
     h = h / h.sum()
@@ -374,8 +371,3 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover
-
-
-def check_finite(value: float, path: str) -> None:
-    if not math.isfinite(value):
-        raise DeltaError(Problem(path, "must be finite"))

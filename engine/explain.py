@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.layout import DEAD, IN_TRANSIT
+from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
 
 from .solution import Solution
 
@@ -75,7 +75,7 @@ def explain(sol: Solution) -> Explanation:
         dead = P.status[c] == DEAD
         arrival = None if dead or np.isnan(W.arrival[c]) else float(W.arrival[c])
         rescued = float(W.rescued[c]) if P.trapped[c] and not dead else None
-        pickup = None if P.status[c] != 0 or np.isnan(W.pickup[c]) else float(W.pickup[c])
+        pickup = None if P.status[c] != ACTIVE or np.isnan(W.pickup[c]) else float(W.pickup[c])
         if P.status[c] == IN_TRANSIT:
             hosp = m.hospitals[P.transit_hosp[c]].id
         elif dead or sol.hosp[c] < 0:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import StrictBool, ValidationError
 
-from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
+from kernels.layout import ACTIVE, IN_TRANSIT, KINDS, RESCUE, TRANSPORT, TREAT
 
 from .errors import PlanError, Problem
 from .model import Id, Number, Strict
@@ -202,7 +202,7 @@ def check_plan(sc: Scenario, routes: dict[str, list]) -> list[Problem]:
                 problems.append(Problem(path, f"duplicate {kind} of casualty '{cid}' (also at {seen[c, kind]})"))
             seen[(c, kind)] = path
             if p.status[c] != ACTIVE:
-                why = "is known dead" if p.status[c] != 2 else "is already in transit"
+                why = "is known dead" if p.status[c] != IN_TRANSIT else "is already in transit"
                 problems.append(Problem(f"{path}.casualty", f"casualty '{cid}' {why} and takes no tasks"))
             elif kind == "rescue" and not p.needs_rescue[c]:
                 why = "has a rescue under way" if p.trapped[c] else "is not trapped"
