@@ -20,6 +20,7 @@ from kernels.moves import enumerate_moves
 from kernels.search import anneal_chunk, commit, pick_best, sample_deltas, sweep, tabu_allowed, tabu_record
 
 from .accept import Outcome, SimulatedAnnealing
+from .neighbourhood import nearest_casualties, nearest_hospitals
 from .plan import problem_arrays
 from .solution import Solution
 
@@ -45,6 +46,7 @@ class SearchState:
     iterations: int = 0
     evaluations: int = 0
     assert_moves: bool = False
+    granular: bool = True
     neigh: np.ndarray | None = None
     hosp_neigh: np.ndarray | None = None
     _moves: np.ndarray = field(default_factory=lambda: np.empty((0, 4), dtype=np.int64))
@@ -63,7 +65,9 @@ class SearchState:
         sol = self.current
         P = problem_arrays(sol.sc)
         empty = np.zeros((len(P.h0), 0), dtype=np.int64)
-        granular = self.neigh is not None and sol.starts[-1] > GRANULAR_ABOVE
+        granular = self.granular and sol.starts[-1] > GRANULAR_ABOVE
+        if granular and self.neigh is None:  # built on first need: annealing never needs them
+            self.neigh, self.hosp_neigh = nearest_casualties(P), nearest_hospitals(P)
         neigh = self.neigh if granular else empty
         hneigh = self.hosp_neigh if granular else empty
         while True:
@@ -175,7 +179,7 @@ class Annealing:
         self.schedule = schedule
         self.samples = samples
         self._chunk = 0
-        self._fraction_offset = 0.0
+        self._fit_tasks = 0
 
     def fit(self, state: SearchState) -> SimulatedAnnealing:
         sol = state.current
@@ -185,15 +189,25 @@ class Annealing:
         m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
                           self.weights, self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
         state.evaluations += self.samples
+        self._fit_tasks = int(sol.starts[-1])
         return SimulatedAnnealing.autofit(out[:m], accept_prob=self.accept_prob)
 
     @staticmethod
     def _pools(P):
         return (np.flatnonzero(~P.resp_fire).astype(np.int64), np.flatnonzero(P.resp_fire).astype(np.int64))
 
-    def reheat(self) -> None:
-        """Forget the fitted temperatures: the next chunk fits them again from the changed model."""
-        self.schedule = None
+    #: refit the temperatures on ``reheat`` once the number of planned tasks has changed this much
+    REFIT_CHANGE = 0.25
+
+    def reheat(self, tasks: int | None = None) -> None:
+        """Restart the cooling after the model changed (the caller restarts its budget fraction).
+
+        The fitted temperatures are kept while the plan's size stays within ``REFIT_CHANGE`` of
+        the size they were fitted on: a typical move's cost barely moves with one delta, and
+        re-sampling after each of hundreds of deltas would cost more than the search itself.
+        """
+        if tasks is None or abs(tasks - self._fit_tasks) > self.REFIT_CHANGE * max(self._fit_tasks, 1):
+            self.schedule = None
 
     def run(self, state: SearchState, n: int, fraction: float = 0.0, fraction_end: float = 1.0) -> tuple[Outcome, bool]:
         """``n`` Metropolis steps while the budget goes from ``fraction`` to ``fraction_end``."""

@@ -98,7 +98,27 @@ def propagate(h: np.ndarray, chain: np.ndarray, delta: float) -> np.ndarray:
     return np.asarray(h, dtype=np.float64) @ step_matrix(chain, delta)
 
 
+_TABLES: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def power_tables(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_power_tables``, shared between scenarios with the same chains.
+
+    The online engine reloads its model after every delta while the chains almost never change,
+    so the tables are kept per distinct set of chains (a handful per process). The kernels only
+    read them.
+    """
+    chains = np.ascontiguousarray(chains, dtype=np.float64)
+    key = chains.shape[0].to_bytes(2, "little") + chains.tobytes()
+    tables = _TABLES.get(key)
+    if tables is None:
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        tables = _TABLES[key] = _power_tables(chains)
+    return tables
+
+
+def _power_tables(chains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tables the kernels propagate with, so a segment costs one or a few vector-matrix products.
 
     Returns ``small[k, n] = P_k^n`` for ``n < POWER_TABLE`` and

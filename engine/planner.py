@@ -19,20 +19,19 @@ from typing import Callable
 import numba
 import numpy as np
 
-from kernels.layout import KINDS, TRANSPORT
-from kernels.moves import RELOCATE, fits
+from kernels.layout import KINDS, RESCUE, TRANSPORT
+from kernels.moves import RELOCATE
 from kernels.search import pick_best, sweep
 
 from . import construct
 from .accept import Outcome
 from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .audit import AuditLog
-from .deltas import Clock, apply_delta, parse_delta
+from .deltas import Clock, apply_delta, copy_model, parse_delta
 from .errors import DeltaError, Problem, ScenarioError
-from .neighbourhood import nearest_casualties, nearest_hospitals
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
-from .repair import repair
+from .repair import carry_over, repair
 from .scenario import Scenario, load_scenario
 from .solution import Solution
 
@@ -85,6 +84,7 @@ class Planner:
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
+        self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
             self._pins = {r: [t for t in ts if t.pinned] for r, ts in loaded.routes.items() if any(t.pinned for t in ts)}
@@ -98,10 +98,12 @@ class Planner:
     def _install(self, sc: Scenario, sol: Solution) -> None:
         P = problem_arrays(sc)
         self._sc = sc
-        self._state = SearchState(sol, sol.copy(), assert_moves=self._assert,
-                                  neigh=nearest_casualties(P), hosp_neigh=nearest_hospitals(P))
+        self._state = SearchState(sol, sol.copy(), assert_moves=self._assert)
         if self.algorithm == "annealing":
-            self._alg = Annealing(seed=self.seed, accept_prob=REHEAT_ACCEPT)
+            if self._alg is None:
+                self._alg = Annealing(seed=self.seed, accept_prob=REHEAT_ACCEPT)
+            else:  # the search carries on, re-heated; its random stream continues
+                self._alg.reheat(int(sol.starts[-1]))
         else:
             self._alg = Descent() if self.algorithm == "descent" else Tabu()
         self._anneal_it = 0
@@ -109,10 +111,11 @@ class Planner:
         self._publish()
 
     def _publish(self) -> None:
+        # a copy of the arrays now; the Plan is built only when someone asks (``best``)
         best = self._state.best
-        snapshot = (best.to_plan(), best.objective)
+        raw = (best.sc, best.starts.copy(), best.order.copy(), best.hosp.copy(), best.pins.copy(), best.objective)
         with self._best_lock:
-            self._best = snapshot
+            self._best_raw, self._best = raw, None
 
     @property
     def time(self) -> float:
@@ -126,6 +129,9 @@ class Planner:
     def best(self) -> tuple[Plan, Objective]:
         """The incumbent plan and its objective; safe to call from any thread at any time."""
         with self._best_lock:
+            if self._best is None:
+                sc, starts, order, hosp, pins, objective = self._best_raw
+                self._best = (Plan.from_arrays(sc, starts, order, hosp, pins), objective)
             return self._best
 
     # -- search ---------------------------------------------------------------------------------
@@ -212,7 +218,7 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            sc = load_scenario(model)
+            sc = load_scenario(model, reuse=self._sc)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
         require_teams(sc, DeltaError)
@@ -229,7 +235,9 @@ class Planner:
         if d.type == "responder_unavailable":
             pins.pop(d.responder, None)
         pins = {r: ts for r, ts in pins.items() if ts}
-        sol = repair(sc, self._state.best.to_plan(), pins)
+        sol = carry_over(sc, self._state.best) if pins == self._pins else None
+        if sol is None:
+            sol = repair(sc, self._state.best.to_plan(), pins)
         self._model, self._pins, self._started = model, pins, started
         self._install(sc, sol)
 
@@ -259,10 +267,10 @@ class Planner:
             return None
         # the team sets off now (or when its current work ends): a pinned first task starts from
         # available_at (SPEC §6); the model changes, so it is reloaded like after any delta
-        model = json.loads(json.dumps(self._model))
+        model = copy_model(self._model)
         resp = next(x for x in model["responders"] if x["id"] == rid)
         resp["available_at"] = max(float(now), float(resp.get("available_at", now)))
-        sc = load_scenario(model)
+        sc = load_scenario(model, reuse=self._sc)
         unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
         pins = best.pins.copy()
@@ -287,18 +295,15 @@ class Planner:
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
         P = problem_arrays(sol.sc)
-        first = sol.starts[r]
-        moves = []
-        for s in range(int(sol.starts[-1])):
-            if s == first:
-                continue
-            owner = int(np.searchsorted(sol.starts, s, side="right") - 1)
-            if s - sol.starts[owner] < sol.pins[owner] or not fits(P, int(sol.order[s]), r):
-                continue
-            moves.append((RELOCATE, s, r, 0))
-        if not moves:
+        slots = np.arange(int(sol.starts[-1]))
+        owner = np.searchsorted(sol.starts, slots, side="right") - 1
+        codes = sol.order[slots]
+        keep = ((slots != sol.starts[r]) & (slots - sol.starts[owner] >= sol.pins[owner])
+                & ((codes % KINDS == RESCUE) == P.resp_fire[r]))  # kernels.moves.fits
+        if not keep.any():
             return None
-        moves = np.array(moves, dtype=np.int64)
+        moves = np.zeros((int(keep.sum()), 4), dtype=np.int64)
+        moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slots[keep], r
         n = len(moves)
         F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
         sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
@@ -314,7 +319,7 @@ class Planner:
         from .evaluate import evaluate_detail, schedule_records
 
         with self._lock:
-            model = json.loads(json.dumps(self._model))
+            model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
         out = Path(directory)

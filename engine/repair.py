@@ -30,6 +30,32 @@ def _still_valid(P, sc: Scenario, r: int, task: Task) -> bool:
     return P.status[c] == ACTIVE
 
 
+def carry_over(sc: Scenario, old: Solution) -> Solution | None:
+    """``old``'s arrays as a solution of ``sc`` when nothing needs repairing, else ``None``.
+
+    The fast path of the online engine: most deltas (observations, clock, revised durations,
+    capacities) keep the same casualties, teams and hospitals, and every task still applies, so
+    the arrays carry over unchanged and only need re-scoring. The pins are the caller's to
+    compare: they must be unchanged too.
+    """
+    osc = old.sc
+    if (list(sc.casualty_index) != list(osc.casualty_index) or list(sc.responder_index) != list(osc.responder_index)
+            or list(sc.hospital_index) != list(osc.hospital_index)):
+        return None
+    P = problem_arrays(sc)
+    n = int(old.starts[-1])
+    codes = old.order[:n].astype(np.int64)
+    c, k = codes // KINDS, codes % KINDS
+    valid = np.where(k == RESCUE, P.needs_rescue[c], np.where(k == TREAT, P.can_treat[c], P.status[c] == ACTIVE))
+    if not valid.all():
+        return None
+    has = np.zeros(KINDS * len(P.status), dtype=np.bool_)
+    has[codes] = True
+    if (P.needs_rescue & ~has[RESCUE::KINDS]).any() or ((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]).any():
+        return None
+    return Solution.from_arrays(sc, old.starts, old.order, old.hosp, old.pins)
+
+
 def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
     """A valid solution for ``sc`` that keeps as much of ``plan`` as still applies.
 

@@ -125,8 +125,12 @@ def health_vector(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def load_scenario(source: Any) -> Scenario:
+def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
     """Load and validate a scenario from a path, a dict, or a ``ScenarioModel``.
+
+    ``reuse``: a scenario loaded before (the online engine's previous model); when the network
+    and every place are the same, its travel matrix is taken as it is, already checked for
+    unreachable places, instead of being built again.
 
     Raises
     ------
@@ -151,12 +155,12 @@ def load_scenario(source: Any) -> Scenario:
     problems = checks.check(model)
     if problems:
         raise ScenarioError(problems)
-    travel, site_loc, responder_loc, names = _travel(model, base_dir, problems)
+    travel, site_loc, responder_loc, names, key = _travel(model, base_dir, problems, reuse)
     if problems:
         raise ScenarioError(problems)
     hv = np.array([health_vector(c.health) for c in model.casualties], dtype=np.float64).reshape(-1, 4)
     chains = health.resolve_chains(model.chains.model_dump(exclude_none=True), model.treatment_slowdown)
-    return Scenario(
+    sc = Scenario(
         model=model, base_dir=base_dir, travel=travel, site_loc=site_loc, responder_loc=responder_loc,
         health=hv, chains=chains, location_names=names,
         hospital_index={h.id: i for i, h in enumerate(model.hospitals)},
@@ -164,10 +168,13 @@ def load_scenario(source: Any) -> Scenario:
         responder_index={r.id: i for i, r in enumerate(model.responders)},
         casualty_index={c.id: i for i, c in enumerate(model.casualties)},
     )
+    object.__setattr__(sc, "_travel_key", key)
+    return sc
 
 
-def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]):
-    """The travel matrix over all locations, plus each site's and responder's location index."""
+def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem], reuse: Scenario | None = None):
+    """The travel matrix over all locations, each site's and responder's location index, the
+    location names, and the key under which the matrix may be reused (see ``load_scenario``)."""
     places = [("hospitals", p) for p in model.hospitals] + [("sites", p) for p in model.sites] + [
         ("stations", p) for p in model.stations]
     place_loc = {p.id: i for i, (_, p) in enumerate(places)}
@@ -184,6 +191,10 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
             names.append(f"the start of responder '{r.id}'")
     H, S = len(model.hospitals), len(model.sites)
     site_loc = np.arange(H, H + S, dtype=np.int64)
+    key = (base_dir, model.network, tuple((getattr(p, "lat", None), getattr(p, "lon", None), getattr(p, "node", None))
+                                          for _, p in points))
+    if reuse is not None and getattr(reuse, "_travel_key", None) == key:
+        return reuse.travel, site_loc, responder_loc, names, key
 
     if isinstance(model.network, GeoNetwork):
         lat = np.array([p.lat for _, p in points], dtype=np.float64)
@@ -192,7 +203,7 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
     else:
         graph = build_graph(model.network, base_dir, problems)
         if graph is None:
-            return None, site_loc, responder_loc, names
+            return None, site_loc, responder_loc, names, key
         index = graph.index()
         nodes = np.zeros(len(points), dtype=np.int64)
         for j, (path, p) in enumerate(points):
@@ -205,10 +216,10 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
             else:
                 nodes[j] = graph.snap(p.lat, p.lon)
         if problems:
-            return None, site_loc, responder_loc, names
+            return None, site_loc, responder_loc, names, key
         travel = graph.travel(nodes)
     _reachability(model, travel, site_loc, responder_loc, names, problems)
-    return travel, site_loc, responder_loc, names
+    return travel, site_loc, responder_loc, names, key
 
 
 def _reachability(model, travel, site_loc, responder_loc, names, problems) -> None:

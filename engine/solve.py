@@ -10,7 +10,6 @@ from . import construct
 from .algorithms import ALGORITHMS, Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .errors import InputError, Problem
 from .explain import explain
-from .neighbourhood import nearest_casualties, nearest_hospitals
 from .objective import Objective
 from .plan import Plan, load_plan, problem_arrays
 from .result import Result, Statistics
@@ -101,8 +100,7 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
 
     sol = initial_solution(sc, initial)
     P = problem_arrays(sc)
-    state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves,
-                        neigh=nearest_casualties(P), hosp_neigh=nearest_hospitals(P))
+    state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves)
     alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
     alg = alg() if alg else Annealing(seed=seed)
     criteria = []
