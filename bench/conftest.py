@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the reference implementation lives with the tests
+if str(ROOT) not in sys.path:  # bench.peer_ortools, bench.report
+    sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
 from engine.construct import greedy, rule  # noqa: E402

@@ -23,16 +23,21 @@ def test_delta_to_repaired_plan(benchmark, london):
 
 
 def test_casualties_added_to_local_optimum(benchmark, london):
-    """18 new casualties at a new site, then descent to a new local optimum."""
-    def run():
+    """18 new casualties at a new site, from a plan already at a local optimum, to a new one."""
+    def setup():
         p = engine.Planner(london, algorithm="descent", seed=0)
+        p.step(10_000)  # descent stops at its local optimum (not timed)
+        return (p,), {}
+
+    def run(p):
         p.apply({"type": "casualties_added", "time": 0.0,
                  "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
                  "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(18)]})
-        p.step(10_000)  # descent stops at its local optimum
+        p.step(10_000)
         return p
 
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    p = benchmark.pedantic(run, setup=setup, rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = p.best()[1].expected_fatalities
 
 
 def test_next_task(benchmark, london):
@@ -46,3 +51,51 @@ def test_next_task(benchmark, london):
         return p.next_task(rid, p.time)
 
     benchmark.pedantic(issue, rounds=30, iterations=1)
+
+
+def test_next_task_under_load(benchmark, london):
+    """``next_task`` while the background search runs and health observations arrive at 1 000/s.
+
+    ``extra_info`` holds the p50/p99 of the issue latency and how many deltas landed meanwhile.
+    """
+    import threading
+    import time
+
+    import numpy as np
+
+    p = _planner(london)
+    teams = itertools.cycle([r.id for r in london.model.responders])
+    ids = itertools.cycle([c.id for c in london.model.casualties])
+    states = itertools.cycle(["immediate", "urgent", "delayed"])
+    done, applied, latencies = threading.Event(), [0], []
+
+    def feed():
+        while not done.is_set():
+            t0 = time.perf_counter()
+            p.apply({"type": "health_observed", "time": p.time, "casualty": next(ids), "health": next(states)})
+            applied[0] += 1
+            time.sleep(max(0.0, 0.001 - (time.perf_counter() - t0)))
+
+    def issue():
+        rid = next(teams)
+        t0 = time.perf_counter()
+        with p._lock:  # as if the previous issue had started, so each call issues anew
+            p._pins.pop(rid, None)
+        task = p.next_task(rid, p.time)
+        latencies.append(time.perf_counter() - t0)
+        return task
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    p.start()
+    feeder.start()
+    try:
+        t0 = time.perf_counter()
+        benchmark.pedantic(issue, rounds=200, iterations=1)
+        elapsed = time.perf_counter() - t0
+    finally:
+        done.set()
+        feeder.join()
+        p.stop()
+    ms = np.array(latencies) * 1e3
+    benchmark.extra_info.update(p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
+                                deltas_per_s=applied[0] / elapsed)

@@ -16,6 +16,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numba
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,6 +34,13 @@ SCHEMA = pa.schema([
 
 def run_seed(base: int, run: int) -> int:
     return base * 100_003 + run
+
+
+def _one_per_core(job) -> dict:
+    """``_one`` in a pool process: one Numba thread, since the pool already has a process per core
+    and two busy processes each waking a second thread would fight over the same two cores."""
+    numba.set_num_threads(1)
+    return _one(job)
 
 
 def _one(job) -> dict:
@@ -65,7 +73,7 @@ def run_grid(scenario, updates=(1, 2, 4, 10, 30), delays=(0,), runs: int = 50, s
         else:
             # spawn, not fork: a process that already ran a parallel (OpenMP) kernel cannot fork safely
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for row in pool.map(_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                for row in pool.map(_one_per_core, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                     rows.append(row)
                     _progress(len(rows), len(jobs))
     else:
@@ -86,7 +94,7 @@ def _run_dask(jobs, scheduler: str, workers: int | None) -> list[dict]:
     else:
         client = Client(scheduler)
     try:
-        futures = client.map(_one, jobs, pure=False)
+        futures = client.map(_one_per_core, jobs, pure=False)
         return client.gather(futures)
     finally:
         client.close()

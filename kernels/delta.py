@@ -14,7 +14,7 @@ from numba import njit
 
 from .config import JIT
 from .layout import CYCLE, DEAD, IN_TRANSIT
-from .local import FALLBACK, local_schedule
+from .local import FALLBACK, LOCAL, local_schedule
 from .moves import apply_move
 from .objective import hospital_overflow, objective, pdead_at_arrival
 from .schedule import schedule
@@ -151,11 +151,13 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_o
     apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
     inc_status = int(inc[3])
     status = FALLBACK
+    W.gen[LOCAL] = 0
     if inc_status != CYCLE:
         status = local_schedule(P, kind, a, b, c, starts, order, hosp, slot_owner, slot_of, n_shift_inc,
                                 cs, co, ch, pins, Winc, W)
         if status != FALLBACK and status != CYCLE:
             F, overflow, T = objective_touched(P, ch, W, hosp, Winc, inc[0], inc[1], inc[2])
+            W.gen[LOCAL] = 1
             return F, overflow, T, status
     if status == FALLBACK:
         status = schedule(P, cs, co, ch, pins, W)

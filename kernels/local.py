@@ -24,6 +24,11 @@ from .schedule import SHIFT_TOL
 
 FALLBACK = -1
 
+# ``W.gen`` after ``local_schedule``: the generation stamp of ``W.mark``, how many casualties
+# ``W.touched`` lists, the two touched lists and where their tails begin, and whether the last
+# ``evaluate_move`` into ``W`` was scored locally (so ``adopt`` may take it over)
+GEN, N_TOUCHED, LIST_A, TAIL_A, LIST_B, TAIL_B, LOCAL = range(7)
+
 
 @njit(**JIT)
 def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
@@ -89,6 +94,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     when the move's effects reach beyond the touched tails.
     """
     A, pA, B, pB, removed = touched(kind, a, b, c, inc_starts, inc_order, slot_owner, slot_of)
+    W.gen[LIST_A], W.gen[TAIL_A], W.gen[LIST_B], W.gen[TAIL_B] = A, pA, B, pB
     moved = -1
     if kind == RELOCATE:
         moved = inc_order[a]
@@ -245,3 +251,48 @@ def count_shift(P, starts, Winc):
         if starts[r + 1] > starts[r] and Winc.free[r] > P.resp_shift[r] + SHIFT_TOL:
             n += 1
     return n
+
+
+@njit(**JIT)
+def adopt(P, inc_starts, starts, pins, Winc, W):
+    """Make ``Winc`` the exact timing of the candidate ``starts`` that ``W`` scored locally.
+
+    Instead of a full re-evaluation after an accepted move: ``W`` equals ``Winc`` except for the
+    casualties in ``W.touched`` and the tails of the two touched lists, so only those, the
+    hospitals' tallies and the slots of lists that moved in the flat arrays are copied.
+    ``inc_starts`` is the incumbent's layout before the move.
+    """
+    gen = W.gen
+    for i in range(gen[N_TOUCHED]):
+        c = W.touched[i]
+        Winc.rescued[c] = W.rescued[c]
+        Winc.treated_at[c] = W.treated_at[c]
+        Winc.pickup[c] = W.pickup[c]
+        Winc.arrival[c] = W.arrival[c]
+        Winc.pdead[c] = W.pdead[c]
+    Winc.count[:] = W.count
+    Winc.over[:] = W.over
+    A, pA, B, pB = gen[LIST_A], gen[TAIL_A], gen[LIST_B], gen[TAIL_B]
+    n_resp = starts.shape[0] - 1
+    # first gather every moved or re-timed list's slots into W in the new layout (W already has
+    # the re-timed tails), then copy them over: Winc is only read before it is written
+    for r in range(n_resp):
+        shift = starts[r] - inc_starts[r]
+        head = pA if r == A else pB if r == B else starts[r + 1] - starts[r]
+        if shift == 0 and r != A and r != B:
+            continue
+        for j in range(head):
+            W.start[starts[r] + j] = Winc.start[inc_starts[r] + j]
+            W.end[starts[r] + j] = Winc.end[inc_starts[r] + j]
+    for r in range(n_resp):
+        if starts[r] == inc_starts[r] and r != A and r != B:
+            continue
+        for s in range(starts[r], starts[r + 1]):
+            Winc.start[s] = W.start[s]
+            Winc.end[s] = W.end[s]
+        if r == A or r == B:
+            # as ``schedule`` leaves it: the last task's end, or the list's start time
+            if starts[r + 1] > starts[r]:
+                Winc.free[r] = W.end[starts[r + 1] - 1]
+            else:
+                Winc.free[r] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]

@@ -39,7 +39,7 @@ from engine.solution import Solution
 from kernels.delta import evaluate_move
 from kernels.evaluate import evaluate
 from kernels.layout import CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT, workspace_for
-from kernels.local import count_shift
+from kernels.local import LOCAL, adopt, count_shift
 from kernels.moves import (
     HOSPITAL,
     INSERT_TREAT,
@@ -527,3 +527,60 @@ def test_sweep_same_on_one_and_two_threads(seed):
                 assert (T == one[1][i] or (math.isnan(T) and math.isnan(one[1][i]))), (label, name, moves[i])
             n += len(moves)
     assert n >= 1000
+
+
+# --- adopting a locally scored candidate as the incumbent ---------------------------------------
+
+def _workspace_mismatch(P, starts, W, W_full) -> str | None:
+    """The incumbent parts of ``W`` (what later delta evaluations read) that differ from a full
+    evaluation's ``W_full``; ``None`` when they agree (NaN equals NaN)."""
+    n = int(starts[-1])
+    parts = [(name, getattr(W, name), getattr(W_full, name))
+             for name in ("rescued", "treated_at", "pickup", "arrival", "pdead", "count", "over", "free")]
+    parts += [("start", W.start[:n], W_full.start[:n]), ("end", W.end[:n], W_full.end[:n])]
+    for name, got, want in parts:
+        if not np.allclose(got, want, rtol=0.0, atol=1e-12, equal_nan=True):
+            i = int(np.flatnonzero(~np.isclose(got, want, rtol=0.0, atol=1e-12, equal_nan=True))[0])
+            return f"{name}[{i}]: adopted {got[i]!r}, full {want[i]!r}"
+    return None
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
+    """Accept 40 random moves in a row as annealing does: a locally scored move is adopted into the
+    incumbent workspace (``adopt``), any other is re-evaluated in full; after every step the
+    incumbent workspace must equal a full evaluation of the new incumbent."""
+    rng = np.random.default_rng(seed)
+    adopted = 0
+    for label, d, sc, sol in cases(seed):
+        if int(sol.cur[3]) == CYCLE:
+            continue
+        P = problem_arrays(sc)
+        sol = sol.copy()
+        Wc, W_full = workspace_for(P), workspace_for(P)
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        for step in range(40):
+            moves = random_moves(P, sol, int(rng.integers(1 << 30)))
+            if len(moves) == 0:
+                break
+            move = moves[int(rng.integers(len(moves)))]
+            slot_owner, slot_of = tables(P, sol)
+            F, o, T, st = evaluate_move(P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins,
+                                        sol.W, sol.cur, slot_owner, slot_of, count_shift(P, sol.starts, sol.W),
+                                        cs, co, ch, Wc)
+            if st == CYCLE:
+                continue
+            if Wc.gen[LOCAL] == 1:
+                adopt(P, sol.starts, cs, sol.pins, sol.W, Wc)
+                adopted += 1
+            sol.starts[:], sol.order[:], sol.hosp[:] = cs, co, ch
+            if Wc.gen[LOCAL] != 1:
+                sol.reevaluate()
+            else:
+                sol.cur[:] = (F, o, T, st)
+            want = evaluate(P, sol.starts, sol.order, sol.hosp, sol.pins, W_full)
+            assert all(_same(x, y) for x, y in zip(sol.cur[:3], want[:3])) and int(sol.cur[3]) == want[3], \
+                f"{label} step {step}: objective {tuple(sol.cur)} != full {want}\n{_repro(d, sc, sol, move)}"
+            wrong = _workspace_mismatch(P, sol.starts, sol.W, W_full)
+            assert wrong is None, f"{label} step {step}, move {tuple(int(x) for x in move)}: {wrong}"
+    assert adopted >= 50
