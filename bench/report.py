@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -128,7 +129,12 @@ def run_all(names, algorithms, time_limit: float, seed: int, log=print) -> list[
                 if not _ortools_available():
                     log(f"{name}: ortools-gls skipped (pip install 'goldenhour[peers]')")
                     continue
-                run = run_ortools(sc, name, time_limit, seed)
+                try:
+                    run = run_ortools(sc, name, time_limit, seed)
+                except RuntimeError as err:  # no solution within the budget: a row that says so
+                    log(f"{name}: ortools-gls: {err}")
+                    run = Run(name, "ortools-gls", float("nan"), float("nan"), False, time_limit, 0, time_limit,
+                              note=str(err))
             else:
                 run = run_goldenhour(sc, name, algorithm, time_limit, seed)
             log(f"{name:12s} {algorithm:12s} F={run.expected_fatalities:10.4f}  {run.runtime_s:7.2f} s")
@@ -197,6 +203,9 @@ def markdown(runs: list[Run], micro: list[dict], plots: list[Path], args) -> str
                   "| algorithm | expected fatalities | vs rule | casualty minutes | feasible | time | time to best "
                   "| evaluations/s |", "|---|---|---|---|---|---|---|---|"]
         for r in rows:
+            if r.plan is None:
+                lines.append(f"| {r.algorithm} | no plan | — | — | — | {r.runtime_s:.2f} s | — | — |")
+                continue
             vs = f"{(r.expected_fatalities / base - 1) * 100:+.1f} %" if base else "—"
             eps = f"{r.evaluations_per_s:,.0f}" if r.evaluations else "—"
             lines.append(f"| {r.algorithm} | {r.expected_fatalities:.4f} | {vs} | {r.casualty_minutes:.1f} | "
@@ -244,10 +253,13 @@ def main(argv=None) -> int:
     plans.mkdir(exist_ok=True)
     rows = []
     for r in runs:
-        path = plans / f"{r.scenario}-{r.algorithm}.json"
-        path.write_text(json.dumps(r.plan.to_json(), indent=1) + "\n")
-        rows.append({**{k: v for k, v in r.__dict__.items() if k != "plan"}, "plan": str(path.relative_to(out)),
-                     "evaluations_per_s": r.evaluations_per_s})
+        path = None
+        if r.plan is not None:
+            path = plans / f"{r.scenario}-{r.algorithm}.json"
+            path.write_text(json.dumps(r.plan.to_json(), indent=1) + "\n")
+        rows.append({**{k: None if isinstance(v, float) and math.isnan(v) else v
+                        for k, v in r.__dict__.items() if k != "plan"},
+                     "plan": str(path.relative_to(out)) if path else None, "evaluations_per_s": r.evaluations_per_s})
     (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
     report = out / "report.md"
     report.write_text(markdown(runs, micro, plots, argv if argv is not None else sys.argv[1:]) + "\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,9 @@ from .solution import Solution
 #: control room needs a good plan within seconds of every change, not the best one in an hour.
 ANNEAL_EPOCH = 20_000
 REHEAT_ACCEPT = 0.05
+#: Annealing steps per lock hold in the background search (about 0.2 ms at paper size): a delta
+#: or an issue waits for at most one of these. ``step`` uses the planner's ``chunk``.
+BACKGROUND_CHUNK = 20
 
 
 def require_teams(sc: Scenario, error: type) -> None:
@@ -75,6 +79,7 @@ class Planner:
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
         self._chunk = chunk or (200 if algorithm == "annealing" else 1)
         self._lock = threading.RLock()
+        self._waiting, self._turn = 0, threading.Condition()
         self._best_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,10 +140,10 @@ class Planner:
 
     # -- search ---------------------------------------------------------------------------------
 
-    def _run_chunk(self) -> None:
+    def _run_chunk(self, n: int | None = None) -> None:
         state = self._state
         if self.algorithm == "annealing":
-            n = self._chunk
+            n = n or self._chunk
             f0 = min(1.0, self._anneal_it / ANNEAL_EPOCH)
             f1 = min(1.0, (self._anneal_it + n) / ANNEAL_EPOCH)
             outcome, _ = self._alg.run(state, n, f0, max(f1, f0 + 1e-9))
@@ -160,13 +165,9 @@ class Planner:
         while done < iterations:
             with self._lock:
                 if self.algorithm == "annealing":
-                    saved = self._chunk
-                    self._chunk = min(saved, iterations - done)
-                    try:
-                        self._run_chunk()
-                    finally:
-                        done += self._chunk
-                        self._chunk = saved
+                    n = min(self._chunk, iterations - done)
+                    self._run_chunk(n)
+                    done += n
                 else:
                     self._run_chunk()
                     done += 1
@@ -182,11 +183,33 @@ class Planner:
         self._thread.start()
 
     def _loop(self) -> None:
+        n = min(self._chunk, BACKGROUND_CHUNK) if self.algorithm == "annealing" else None
         while not self._stop.is_set():
             with self._lock:
-                self._run_chunk()
+                self._run_chunk(n)
                 idle = self._idle
-            time.sleep(0.01 if idle else 0)  # let waiting deltas and issues take the lock
+            # callers first: a delta or an issue waiting for the lock gets it before the next chunk
+            with self._turn:
+                while self._waiting and not self._stop.is_set():
+                    self._turn.wait(0.05)
+            time.sleep(0.01 if idle else 0)
+
+    @contextmanager
+    def _exclusive(self):
+        """The planner's lock, taken ahead of the background search (see ``_loop``)."""
+        with self._turn:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._turn:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._turn.notify_all()
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def stop(self) -> None:
         """End the background search cleanly (the incumbent is kept)."""
@@ -208,7 +231,7 @@ class Planner:
 
         Raises ``DeltaError`` (and changes nothing) if the delta is wrong.
         """
-        with self._lock:
+        with self._exclusive():
             self._apply_locked(delta)
         if self.on_delta:
             self.on_delta(delta)
@@ -248,7 +271,7 @@ class Planner:
         ``None`` means wait. Asking again before the issued task is reported started returns the
         same task. Each issue is appended to the audit log before this returns.
         """
-        with self._lock:
+        with self._exclusive():
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
@@ -317,7 +340,7 @@ class Planner:
         (the incumbent, issued tasks pinned) into ``directory``; returns both paths."""
         from .evaluate import evaluate_detail, schedule_records
 
-        with self._lock:
+        with self._exclusive():
             model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
