@@ -78,6 +78,7 @@ Workspace = namedtuple(
         "buf",                                                  # i8[C]
         "touched",                                              # i8[C] casualties a move touches
         "mark",                                                 # i8[C] generation stamps for touched
+        "rmark", "tail", "scanned",                             # i8[R] re-timed lists (kernels.local)
         "gen",                                                  # i8[8]: see kernels.local (GEN_*)
     ],
 )
@@ -99,6 +100,7 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.empty(max(n_cas, 1), np.int64),
         np.empty(max(n_cas, 1), np.int64),
         np.zeros(max(n_cas, 1), np.int64),
+        np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64),
         np.zeros(8, np.int64),
     )
 

@@ -1,10 +1,12 @@
-"""Local re-timing after a move: only the changed tails of the touched lists are re-timed.
+"""Local re-timing after a move: only what the move can change is re-timed.
 
 A move changes at most two lists, each from some index on (its *tail*). Tasks before those
-indices, and every other list, keep the incumbent's times, unless a rescue or treat whose end
-changes is waited on by a task outside the tails. That case (and an incumbent with a cycle) is
-reported as ``FALLBACK`` and the caller re-times everything; otherwise the result equals a full
-``schedule`` exactly, because each re-timed task uses the same operations on the same inputs.
+indices, and every other list, keep the incumbent's times, except where a task waits for a rescue
+or treat end inside a re-timed tail: that task's list is re-timed too, from that task on, and so
+on until nothing else waits (the closure is usually one or two more lists). The result equals a
+full ``schedule`` exactly, because each re-timed task uses the same operations on the same
+inputs. An incumbent caught in a wait cycle has no times to start from: the caller re-times it
+all.
 
 The per-task timing below repeats ``schedule.py``'s on purpose: the same rules as one shared
 inlined function made the full schedule four times slower under Numba (measured: 4.2 µs → 18.6 µs
@@ -22,12 +24,11 @@ from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TRANSPORT, TREAT
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL
 
-FALLBACK = -1
 
-# ``W.gen`` after ``local_schedule``: the generation stamp of ``W.mark``, how many casualties
-# ``W.touched`` lists, the two touched lists and where their tails begin, and whether the last
+# ``W.gen`` after ``local_schedule``: the generation stamp of ``W.mark`` and ``W.rmark``, how many
+# casualties ``W.touched`` lists, how many re-timed lists ``W.stack`` lists, and whether the last
 # ``evaluate_move`` into ``W`` was scored locally (so ``adopt`` may take it over)
-GEN, N_TOUCHED, LIST_A, TAIL_A, LIST_B, TAIL_B, LOCAL = range(7)
+GEN, N_TOUCHED, N_LISTS, LOCAL = range(4)
 
 
 @njit(**JIT)
@@ -72,16 +73,36 @@ def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
 
 
 @njit(**JIT, inline="always")
-def _in_tail(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
-    """Is task ``code`` (if planned) inside a tail of the candidate? Absent counts as inside."""
-    if code == moved:
-        return True
+def _open(r, p, g, W, starts):
+    """Add list ``r`` to the re-timed lists, from index ``p`` on (its tail not yet scanned)."""
+    W.rmark[r] = g
+    W.tail[r] = p
+    W.scanned[r] = starts[r + 1] - starts[r]
+    W.stack[W.gen[N_LISTS]] = r
+    W.gen[N_LISTS] += 1
+
+
+@njit(**JIT, inline="always")
+def _need(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts):
+    """Task ``code`` waits for an end that is re-timed: make sure it is re-timed too.
+
+    Its list joins the re-timed lists from its index on, or an already re-timed list's tail is
+    extended back to it. Indices before a touched list's first change are the same in the
+    incumbent and the candidate; so are all indices of an untouched list.
+    """
+    if code == moved or code == removed:
+        return  # the moved task is in a touched tail; the removed one is gone
     s = slot_of[code]
     if s < 0:
-        return True
+        return  # not planned
     r = slot_owner[s]
     i = s - inc_starts[r]
-    return (r == A and i >= pA) or (r == B and i >= pB)
+    if (r == A and i >= pA) or (r == B and i >= pB):
+        return  # in a touched list's changed part: scanned from the start
+    if W.rmark[r] != W.gen[GEN]:
+        _open(r, i, g, W, starts)
+    elif i < W.tail[r]:
+        W.tail[r] = i
 
 
 @njit(**JIT)
@@ -89,12 +110,15 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                    starts, order, hosp, pins, Winc, W):
     """Time the candidate ``(starts, order, hosp)`` from the incumbent's times in ``Winc``.
 
-    Returns FEASIBLE / SHIFT / CYCLE like ``schedule`` (with ``W``'s per-casualty arrays filled
-    and the casualties whose tasks were re-timed listed in ``W.touched[:W.gen[1]]``), or FALLBACK
-    when the move's effects reach beyond the touched tails.
+    The move changes one or two lists from some index on; those tails are re-timed, and so is
+    every task that waits (directly or through its own list) for a rescue or treat end in a
+    re-timed tail: its list joins from that task on. The rest keeps the incumbent's times.
+    Returns FEASIBLE / SHIFT / CYCLE like ``schedule``, with ``W``'s per-casualty arrays filled,
+    the casualties whose tasks were re-timed in ``W.touched[:W.gen[N_TOUCHED]]`` and the re-timed
+    lists in ``W.stack[:W.gen[N_LISTS]]`` (each from index ``W.tail[r]``). The incumbent must
+    not be in a wait cycle.
     """
     A, pA, B, pB, removed = touched(kind, a, b, c, inc_starts, inc_order, slot_owner, slot_of)
-    W.gen[LIST_A], W.gen[TAIL_A], W.gen[LIST_B], W.gen[TAIL_B] = A, pA, B, pB
     moved = -1
     if kind == RELOCATE:
         moved = inc_order[a]
@@ -111,91 +135,96 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     changed = W.touched
     mark = W.mark
     gen = W.gen
-    gen[0] += 1
-    g = gen[0]
+    gen[GEN] += 1
+    g = gen[GEN]
+    gen[N_LISTS] = 0
+    lists, tail, scanned = W.stack, W.tail, W.scanned
+    if A >= 0:
+        _open(A, pA, g, W, starts)
+    if B >= 0:
+        _open(B, pB, g, W, starts)
     n_touched = 0
     if removed >= 0:
         cc = removed // 3
-        if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
-            return FALLBACK
         mark[cc] = g
         changed[n_touched] = cc
         n_touched += 1
         r_known[cc] = True
         t_known[cc] = True
         treated_at[cc] = P.treat_fixed[cc] if not np.isnan(P.treat_fixed[cc]) else np.inf
-    # one pass over the tails: list the casualties they touch, mark their rescue and treat ends
-    # as not yet timed, and give up if a task outside the tails waits for one of those ends
-    for t in range(2):
-        r = A if t == 0 else B
-        if r < 0:
-            continue
-        p = pA if t == 0 else pB
-        for s in range(starts[r] + p, starts[r + 1]):
-            code = order[s]
-            cc = code // 3
-            k = code - 3 * cc
-            if mark[cc] != g:
-                mark[cc] = g
-                changed[n_touched] = cc
-                n_touched += 1
-                r_known[cc] = True
-                t_known[cc] = True
-            if k == RESCUE:
-                if not (_in_tail(3 * cc + TREAT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)
-                        and _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved)):
-                    return FALLBACK
-                r_known[cc] = False
-            elif k == TREAT:
-                if not _in_tail(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved):
-                    return FALLBACK
-                t_known[cc] = False
-    gen[1] = n_touched
+        _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts)
+    # scan the re-timed parts until closed: list the casualties they touch, mark their rescue and
+    # treat ends as not yet timed, and pull in every task that waits for one of those ends
+    grew = True
+    while grew:
+        grew = False
+        for i in range(gen[N_LISTS]):
+            r = lists[i]
+            if scanned[r] <= tail[r]:
+                continue
+            lo, hi = tail[r], scanned[r]
+            scanned[r] = lo
+            grew = True
+            for s in range(starts[r] + lo, starts[r] + hi):
+                code = order[s]
+                cc = code // 3
+                k = code - 3 * cc
+                if mark[cc] != g:
+                    mark[cc] = g
+                    changed[n_touched] = cc
+                    n_touched += 1
+                    r_known[cc] = True
+                    t_known[cc] = True
+                if k == RESCUE:
+                    r_known[cc] = False
+                    _need(3 * cc + TREAT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
+                          starts)
+                    _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
+                          starts)
+                elif k == TREAT:
+                    t_known[cc] = False
+                    _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
+                          starts)
+    gen[N_TOUCHED] = n_touched
+    n_lists = gen[N_LISTS]
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
     load = P.scalars[1]
     handover = P.scalars[2]
     inf = np.inf
-    # per touched list: next slot, free time and place after its unchanged head
-    ptr = np.empty(2, np.int64)
-    free = np.empty(2)
-    loc = np.empty(2, np.int64)
-    for t in range(2):
-        r = A if t == 0 else B
-        if r < 0:
-            ptr[t] = 0
-            continue
-        p = pA if t == 0 else pB
-        ptr[t] = starts[r] + p
+    # per re-timed list: next slot, free time and place after its unchanged head
+    ptr, free, loc = W.ptr, W.free, W.loc
+    for i in range(n_lists):
+        r = lists[i]
+        p = tail[r]
+        ptr[r] = starts[r] + p
         if p == 0:
-            free[t] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]
-            loc[t] = P.resp_loc[r]
+            free[r] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]
+            loc[r] = P.resp_loc[r]
         else:
             s_prev = inc_starts[r] + p - 1
-            free[t] = Winc.end[s_prev]
+            free[r] = Winc.end[s_prev]
             code = inc_order[s_prev]
             cc = code // 3
-            loc[t] = hosp_loc[inc_hosp[cc]] if code - 3 * cc == TRANSPORT else site_loc[cc]
-    # alternate between the (at most two) lists until neither can advance
+            loc[r] = hosp_loc[inc_hosp[cc]] if code - 3 * cc == TRANSPORT else site_loc[cc]
+    # go round the re-timed lists until none can advance
     progress = True
     while progress:
         progress = False
-        for t in range(2):
-            r = A if t == 0 else B
-            if r < 0:
-                continue
-            while ptr[t] < starts[r + 1]:
-                s = ptr[t]
+        for i in range(n_lists):
+            r = lists[i]
+            while ptr[r] < starts[r + 1]:
+                s = ptr[r]
                 code = order[s]
                 cc = code // 3
                 k = code - 3 * cc
                 site = site_loc[cc]
-                arrive = free[t] + travel[loc[t], site]
+                arrive = free[r] + travel[loc[r], site]
                 if k == RESCUE:
                     start = arrive
                     end = start + P.rescue_dur[cc]
                     rescued[cc] = end
                     r_known[cc] = True
-                    loc[t] = site
+                    loc[r] = site
                 elif k == TREAT:
                     start = arrive
                     if trapped[cc] and not resp_hart[r]:
@@ -206,7 +235,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                     end = start + P.treat_dur[cc]
                     treated_at[cc] = end
                     t_known[cc] = True
-                    loc[t] = site
+                    loc[r] = site
                 else:
                     if not (r_known[cc] and t_known[cc]):
                         break
@@ -221,21 +250,19 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                     end = arrive_h + handover
                     pickup[cc] = start
                     arrival[cc] = arrive_h
-                    loc[t] = dest
+                    loc[r] = dest
                 W.start[s] = start
                 W.end[s] = end
-                free[t] = end
-                ptr[t] = s + 1
+                free[r] = end
+                ptr[r] = s + 1
                 progress = True
     n_shift = n_shift_inc
-    for t in range(2):
-        r = A if t == 0 else B
-        if r < 0:
-            continue
-        if ptr[t] < starts[r + 1]:
+    for i in range(n_lists):
+        r = lists[i]
+        if ptr[r] < starts[r + 1]:
             return CYCLE
         old_last = Winc.free[r]
-        new_last = free[t] if starts[r + 1] > starts[r] else -inf
+        new_last = free[r] if starts[r + 1] > starts[r] else -inf
         if inc_starts[r + 1] > inc_starts[r] and old_last > P.resp_shift[r] + SHIFT_TOL:
             n_shift -= 1
         if new_last > P.resp_shift[r] + SHIFT_TOL:
@@ -258,11 +285,12 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
     """Make ``Winc`` the exact timing of the candidate ``starts`` that ``W`` scored locally.
 
     Instead of a full re-evaluation after an accepted move: ``W`` equals ``Winc`` except for the
-    casualties in ``W.touched`` and the tails of the two touched lists, so only those, the
-    hospitals' tallies and the slots of lists that moved in the flat arrays are copied.
+    casualties in ``W.touched`` and the tails of the re-timed lists, so only those, the hospitals'
+    tallies and the slots of lists that moved in the flat arrays are copied.
     ``inc_starts`` is the incumbent's layout before the move.
     """
     gen = W.gen
+    g = gen[GEN]
     for i in range(gen[N_TOUCHED]):
         c = W.touched[i]
         Winc.rescued[c] = W.rescued[c]
@@ -272,25 +300,25 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
         Winc.pdead[c] = W.pdead[c]
     Winc.count[:] = W.count
     Winc.over[:] = W.over
-    A, pA, B, pB = gen[LIST_A], gen[TAIL_A], gen[LIST_B], gen[TAIL_B]
     n_resp = starts.shape[0] - 1
     # first gather every moved or re-timed list's slots into W in the new layout (W already has
     # the re-timed tails), then copy them over: Winc is only read before it is written
     for r in range(n_resp):
-        shift = starts[r] - inc_starts[r]
-        head = pA if r == A else pB if r == B else starts[r + 1] - starts[r]
-        if shift == 0 and r != A and r != B:
+        retimed = W.rmark[r] == g
+        if starts[r] == inc_starts[r] and not retimed:
             continue
+        head = W.tail[r] if retimed else starts[r + 1] - starts[r]
         for j in range(head):
             W.start[starts[r] + j] = Winc.start[inc_starts[r] + j]
             W.end[starts[r] + j] = Winc.end[inc_starts[r] + j]
     for r in range(n_resp):
-        if starts[r] == inc_starts[r] and r != A and r != B:
+        retimed = W.rmark[r] == g
+        if starts[r] == inc_starts[r] and not retimed:
             continue
         for s in range(starts[r], starts[r + 1]):
             Winc.start[s] = W.start[s]
             Winc.end[s] = W.end[s]
-        if r == A or r == B:
+        if retimed:
             # as ``schedule`` leaves it: the last task's end, or the list's start time
             if starts[r + 1] > starts[r]:
                 Winc.free[r] = W.end[starts[r + 1] - 1]
