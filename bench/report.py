@@ -18,6 +18,7 @@ Figures depend on the machine and on what else runs on it: the report records bo
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -75,11 +76,7 @@ def load(name: str):
 
 
 def _ortools_available() -> bool:
-    try:
-        import ortools  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("ortools") is not None
 
 
 def run_goldenhour(sc, name: str, algorithm: str, time_limit: float, seed: int) -> Run:

@@ -100,7 +100,6 @@ class Planner:
     # -- model and search state ----------------------------------------------------------------
 
     def _install(self, sc: Scenario, sol: Solution) -> None:
-        P = problem_arrays(sc)
         self._sc = sc
         self._state = SearchState(sol, sol.copy(), assert_moves=self._assert)
         if self.algorithm == "annealing":

@@ -11,7 +11,7 @@ from .algorithms import ALGORITHMS, Annealing, Descent, SearchState, Tabu, asser
 from .errors import InputError, Problem
 from .explain import explain
 from .objective import Objective
-from .plan import Plan, load_plan, problem_arrays
+from .plan import Plan, load_plan
 from .result import Result, Statistics
 from .scenario import load_scenario
 from .solution import Solution
@@ -99,7 +99,6 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
         return Result(sol.to_plan(), sol.objective, stats, explain(sol))
 
     sol = initial_solution(sc, initial)
-    P = problem_arrays(sc)
     state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves)
     alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
     alg = alg() if alg else Annealing(seed=seed)

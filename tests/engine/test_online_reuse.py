@@ -1,0 +1,108 @@
+"""What the online engine reuses between deltas must equal what a fresh computation gives.
+
+The travel matrix (``load_scenario(..., reuse=)``), the health power tables (cached per chains),
+the incumbent's arrays (``repair.carry_over``) and the annealer's fitted temperatures
+(``Annealing.reheat``) are all shortcuts; each is checked here against the slow path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from engine.algorithms import Annealing, SearchState
+from engine.construct import greedy
+from engine.deltas import apply_delta, copy_model, parse_delta
+from engine.generate import generate
+from engine.health import _power_tables, power_tables
+from engine.repair import carry_over, repair
+from engine.scenario import load_scenario
+
+
+@pytest.fixture(scope="module")
+def base():
+    sc = load_scenario(generate("random", seed=3, casualties=30, paramedics=5, fire=2, hospitals=4))
+    return sc, sc.to_dict()
+
+
+def test_travel_is_reused_only_when_network_and_places_are_unchanged(base):
+    sc, d = base
+    same = copy_model(d)
+    same["casualties"][0]["health"] = "immediate"
+    reused = load_scenario(same, reuse=sc)
+    assert reused.travel is sc.travel
+    slower = copy_model(d)
+    slower["network"] = dict(d["network"], speed_kmh=d["network"]["speed_kmh"] / 2)
+    fresh = load_scenario(slower, reuse=sc)
+    assert fresh.travel is not sc.travel
+    np.testing.assert_allclose(fresh.travel, 2 * sc.travel)
+    moved = copy_model(d)
+    moved["sites"][0] = dict(d["sites"][0], lat=d["sites"][0]["lat"] + 0.01)
+    again = load_scenario(moved, reuse=sc)
+    np.testing.assert_array_equal(again.travel, load_scenario(moved).travel)
+    assert not np.array_equal(again.travel, sc.travel)
+
+
+def test_cached_power_tables_equal_fresh_ones(base):
+    sc, _ = base
+    small, big = power_tables(sc.chains)
+    small2, big2 = _power_tables(np.ascontiguousarray(sc.chains))
+    np.testing.assert_array_equal(small, small2)
+    np.testing.assert_array_equal(big, big2)
+    other = sc.chains.copy()
+    other[0] = np.eye(4)
+    assert not np.array_equal(power_tables(other)[0], small)
+    assert power_tables(sc.chains)[0] is small  # the same chains: the same tables, not recomputed
+
+
+@pytest.mark.parametrize("delta", [
+    {"type": "health_observed", "time": 3.0, "casualty": "c001", "health": "immediate"},
+    {"type": "clock", "time": 5.0},
+    {"type": "hospital_capacity", "time": 1.0, "hospital": "h01", "capacity": 0},
+    {"type": "health_observed", "time": 2.0, "casualty": "c002", "health": [0, 0, 0, 1]},
+])
+def test_carry_over_equals_repair_or_declines(base, delta):
+    sc, d = base
+    sol = greedy(sc)
+    pydelta = parse_delta(_with_ids(delta, sc))
+    sc2 = load_scenario(apply_delta(sc, d, pydelta, lambda kind, cid: 10.0), reuse=sc)
+    fast = carry_over(sc2, sol)
+    slow = repair(sc2, sol.to_plan(), {})
+    if fast is None:  # a dead casualty's tasks must go: only repair can do that
+        assert delta.get("health") == [0, 0, 0, 1]
+        return
+    for name in ("starts", "hosp", "pins"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    n = int(fast.starts[-1])
+    np.testing.assert_array_equal(fast.order[:n], slow.order[:n])
+    np.testing.assert_allclose(fast.cur, slow.cur, rtol=0, atol=1e-12)
+    assert engine.evaluate(sc2, fast.to_plan()).expected_fatalities == pytest.approx(fast.cur[0], abs=1e-12)
+
+
+def _with_ids(delta: dict, sc) -> dict:
+    """The fixture's ids (``c001``, ``h01``) mapped onto the generated scenario's real ones."""
+    out = dict(delta)
+    if "casualty" in out:
+        out["casualty"] = sc.model.casualties[int(out["casualty"][1:]) - 1].id
+    if "hospital" in out:
+        out["hospital"] = sc.model.hospitals[int(out["hospital"][1:]) - 1].id
+    return out
+
+
+def test_reheat_refits_only_when_the_plan_size_changes_much(base):
+    sc, _ = base
+    sol = greedy(sc)
+    state = SearchState(sol, sol.copy())
+    alg = Annealing(seed=0)
+    alg.run(state, 10)
+    fitted = alg.schedule
+    tasks = int(sol.starts[-1])
+    alg.reheat(tasks + 1)
+    assert alg.schedule is fitted
+    alg.reheat(int(tasks * (1 + 2 * Annealing.REFIT_CHANGE)) + 1)
+    assert alg.schedule is None
+    alg.run(state, 10)
+    assert alg.schedule is not None
+    alg.reheat()
+    assert alg.schedule is None
