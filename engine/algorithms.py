@@ -60,16 +60,23 @@ class SearchState:
             return True
         return False
 
+    def neighbourhoods(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each casualty's nearest casualties and hospitals when the plan is large enough for
+        granular neighbourhoods, else arrays of width 0 (the whole neighbourhood)."""
+        sol = self.current
+        P = problem_arrays(sol.sc)
+        if not (self.granular and sol.starts[-1] > GRANULAR_ABOVE):
+            empty = np.zeros((len(P.h0), 0), dtype=np.int64)
+            return empty, empty
+        if self.neigh is None:  # built on first need
+            self.neigh, self.hosp_neigh = nearest_casualties(P), nearest_hospitals(P)
+        return self.neigh, self.hosp_neigh
+
     def moves(self) -> tuple[np.ndarray, int]:
         """The current solution's whole (or granular) neighbourhood."""
         sol = self.current
         P = problem_arrays(sol.sc)
-        empty = np.zeros((len(P.h0), 0), dtype=np.int64)
-        granular = self.granular and sol.starts[-1] > GRANULAR_ABOVE
-        if granular and self.neigh is None:  # built on first need: annealing never needs them
-            self.neigh, self.hosp_neigh = nearest_casualties(P), nearest_hospitals(P)
-        neigh = self.neigh if granular else empty
-        hneigh = self.hosp_neigh if granular else empty
+        neigh, hneigh = self.neighbourhoods()
         while True:
             n = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, neigh, hneigh, self._moves)
             if n <= len(self._moves):
@@ -187,7 +194,7 @@ class Annealing:
         out = np.empty(self.samples)
         cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
         m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
-                          self.weights, self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
+                          self.weights, *state.neighbourhoods(), self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
         state.evaluations += self.samples
         self._fit_tasks = int(sol.starts[-1])
         return SimulatedAnnealing.autofit(out[:m], accept_prob=self.accept_prob)
@@ -222,7 +229,7 @@ class Annealing:
         stats = np.zeros(3, dtype=np.int64)
         bad = np.zeros(8)
         k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
-                         best.hosp, best.cur, *self._pools(P), self.weights, self.schedule.start,
+                         best.hosp, best.cur, *self._pools(P), self.weights, *state.neighbourhoods(), self.schedule.start,
                          self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
                          workspace_for(P), cs, co, ch, stats, state.assert_moves, bad)
         if k >= 0:

@@ -256,16 +256,25 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
     return n
 
 
+#: With granular neighbourhoods, the share of random moves drawn near the task (the rest stay
+#: uniform, so that a task can still reach an empty list or a far hospital).
+NEAR_SHARE = 0.9
+
+
 @njit(**JIT)
-def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights):
+def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights, neigh, hosp_neigh):
     """Draw one applicable move at random (numba's seeded generator); kind -1 if none was found.
 
     ``weights`` gives the chance of each move kind; a kind that has no applicable move here is
-    retried a few times before giving up.
+    retried a few times before giving up. With granular neighbourhoods (``neigh`` and
+    ``hosp_neigh`` of width > 0), most moves are drawn near the task, as in ``enumerate_moves``:
+    next to a task of one of its nearest casualties, to one of its nearest hospitals. In a large
+    incident a uniform draw almost always moves a task across the city, which never helps.
     """
     n_resp = starts.shape[0] - 1
     n_slots = starts[n_resp]
     n_cas = P.h0.shape[0]
+    granular = neigh.shape[1] > 0
     for _attempt in range(16):
         u = np.random.random() * weights.sum()
         i = 0
@@ -273,6 +282,7 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             u -= weights[i]
             i += 1
         kind = RANDOM_KINDS[i]
+        near = granular and np.random.random() < NEAR_SHARE
         if kind == INSERT_TREAT:
             if n_cas == 0:
                 continue
@@ -281,6 +291,15 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
                 continue
             if paramedics.shape[0] == 0:
                 continue
+            if near:  # just before the casualty's own transport
+                tslot = slot_of[3 * c + TRANSPORT]
+                if tslot < 0:
+                    continue
+                r = slot_owner[tslot]
+                pos = tslot - starts[r]
+                if pos < pins[r]:
+                    continue
+                return INSERT_TREAT, c, r, pos
             r = paramedics[np.random.randint(0, paramedics.shape[0])]
             length = starts[r + 1] - starts[r]
             if length < pins[r]:
@@ -294,6 +313,43 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             continue
         code = order[s]
         c = code // 3
+        c2 = neigh[c, np.random.randint(0, neigh.shape[1])] if near else -1
+        if kind == RELOCATE and near:  # just before or after a task of a nearby casualty
+            s2 = slot_of[3 * c2 + (RESCUE if P.resp_fire[r1] else TRANSPORT)]
+            if s2 < 0 or s2 == s:
+                continue
+            r2 = slot_owner[s2]
+            idx = s2 - starts[r2] - (1 if r2 == r1 and s < s2 else 0)
+            pos = idx + np.random.randint(0, 2)
+            length = starts[r2 + 1] - starts[r2] - (1 if r2 == r1 else 0)
+            if pos < pins[r2] or pos > length or (r2 == r1 and pos == s - starts[r1]):
+                continue
+            return RELOCATE, s, r2, pos
+        if kind == SWAP and near:
+            s2 = slot_of[3 * c2 + np.random.randint(0, 3)]
+            if s2 < 0 or s2 == s:
+                continue
+            r2 = slot_owner[s2]
+            if s2 - starts[r2] < pins[r2] or not (fits(P, code, r2) and fits(P, order[s2], r1)):
+                continue
+            return SWAP, min(s, s2), max(s, s2), 0
+        if kind == HOSPITAL and near:
+            tslot = slot_of[3 * c + TRANSPORT]
+            if tslot < 0:
+                continue
+            rt = slot_owner[tslot]
+            h = hosp_neigh[c, np.random.randint(0, hosp_neigh.shape[1])]
+            if tslot - starts[rt] < pins[rt] or h == hosp[c]:
+                continue
+            return HOSPITAL, c, h, 0
+        if kind == HOSPITAL_SWAP and near:
+            s2 = slot_of[3 * c2 + TRANSPORT]
+            if order[s] % 3 != TRANSPORT or s2 < 0 or hosp[c] == hosp[c2]:
+                continue
+            r2 = slot_owner[s2]
+            if s2 - starts[r2] < pins[r2]:
+                continue
+            return HOSPITAL_SWAP, min(c, c2), max(c, c2), 0
         if kind == RELOCATE:
             pool = fires if P.resp_fire[r1] else paramedics
             r2 = pool[np.random.randint(0, pool.shape[0])]

@@ -164,8 +164,8 @@ def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hos
 
 @njit(**JIT)
 def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best,
-                 paramedics, fires, weights, temp0, temp_end, it0, total, n_iter, seed, Wc, cs, co, ch, stats,
-                 check, bad):
+                 paramedics, fires, weights, neigh, hosp_neigh, temp0, temp_end, it0, total, n_iter, seed, Wc,
+                 cs, co, ch, stats, check, bad):
     """Run ``n_iter`` Metropolis steps from iteration ``it0`` of ``total``; all state updated in place.
 
     ``cur`` and ``best`` are ``[F, overflow, T, status]`` arrays. The temperature falls
@@ -184,7 +184,8 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     for k in range(n_iter):
         frac = min(1.0, (it0 + k) / max(total, 1))
         temp = temp0 * ratio ** frac if temp0 > 0 else 0.0
-        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
+        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights,
+                                    neigh, hosp_neigh)
         if kind < 0:
             continue
         F, o, T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
@@ -230,13 +231,15 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
 
 
 @njit(**JIT)
-def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, weights, n, seed, Wc, cs, co, ch, out):
+def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, weights, neigh, hosp_neigh, n, seed,
+                  Wc, cs, co, ch, out):
     """``F`` differences of ``n`` random moves from the incumbent (for auto-fitting temperatures)."""
     np.random.seed(seed)
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     m = 0
     for _ in range(n):
-        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights)
+        kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights,
+                                    neigh, hosp_neigh)
         if kind < 0:
             continue
         F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,

@@ -268,10 +268,15 @@ def random_moves(P, sol, seed) -> np.ndarray:
     paramedics = np.flatnonzero(~P.resp_fire).astype(np.int64)
     fires = np.flatnonzero(P.resp_fire).astype(np.int64)
     rows = []
+    # uniform draws, and draws near each task (granular neighbourhoods, as large plans use them)
+    empty = np.zeros((len(P.h0), 0), dtype=np.int64)
+    near = (nearest_casualties(P), nearest_hospitals(P))
     for j, w in enumerate(WEIGHTS + tuple(np.eye(N_KINDS))):
         _seed_numba(seed * 31 + j)
-        for _ in range(RANDOM_MOVES if j < 2 else RANDOM_MOVES // 6):
-            m = random_move(P, sol.starts, sol.order, sol.hosp, sol.pins, slot_owner, slot_of, paramedics, fires, w)
+        for i in range(RANDOM_MOVES if j < 2 else RANDOM_MOVES // 6):
+            neigh, hneigh = near if i % 2 else (empty, empty)
+            m = random_move(P, sol.starts, sol.order, sol.hosp, sol.pins, slot_owner, slot_of, paramedics, fires, w,
+                            neigh, hneigh)
             if m[0] >= 0:
                 rows.append(m)
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
@@ -391,8 +396,10 @@ def test_random_move_without_casualties():
     paramedics = np.flatnonzero(~P.resp_fire).astype(np.int64)
     fires = np.flatnonzero(P.resp_fire).astype(np.int64)
     _seed_numba(0)
+    empty = np.zeros((0, 0), dtype=np.int64)
     for w in WEIGHTS + tuple(np.eye(N_KINDS)):
-        m = random_move(P, sol.starts, sol.order, sol.hosp, sol.pins, slot_owner, slot_of, paramedics, fires, w)
+        m = random_move(P, sol.starts, sol.order, sol.hosp, sol.pins, slot_owner, slot_of, paramedics, fires, w,
+                        empty, empty)
         assert m[0] == -1, m
 
 
