@@ -13,8 +13,8 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE
-from .local import LOCAL, local_schedule
+from .layout import CYCLE, LOCAL
+from .local import local_schedule
 from .moves import apply_move
 from .objective import hospital_overflow, objective, pdead_at_arrival
 from .schedule import schedule
@@ -33,7 +33,6 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
     count, dirty, over = W.count, W.dirty, W.over
-    pdead[:] = o_pdead
     count[:] = Winc.count
     over[:] = Winc.over
     dirty[:] = False

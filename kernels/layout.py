@@ -8,6 +8,7 @@ none). ``pins[r]`` counts the issued tasks at the front of ``r``'s list.
 
 from __future__ import annotations
 
+import itertools
 from collections import namedtuple
 
 import numpy as np
@@ -79,9 +80,17 @@ Workspace = namedtuple(
         "touched",                                              # i8[C] casualties a move touches
         "mark",                                                 # i8[C] generation stamps for touched
         "rmark", "tail", "scanned",                             # i8[R] re-timed lists (kernels.local)
-        "gen",                                                  # i8[8]: see kernels.local (GEN_*)
+        "gen",                                                  # i8[8]: counters, see GEN ... below
     ],
 )
+
+
+#: ``Workspace.gen``: ``GEN`` stamps ``mark``/``rmark`` for one local re-timing, which touched
+#: ``N_TOUCHED`` casualties and re-timed ``N_LISTS`` lists, locally if ``LOCAL`` (kernels.local).
+#: ``IDENT`` names an incumbent workspace and ``VERSION`` counts its changes; a candidate
+#: workspace that equals incumbent ``SYNC_IDENT`` at ``SYNC_VERSION`` except for its touched
+#: casualties is restored from it in O(touched) instead of being copied whole.
+GEN, N_TOUCHED, N_LISTS, LOCAL, IDENT, VERSION, SYNC_IDENT, SYNC_VERSION = range(8)
 
 
 @njit(**JIT)
@@ -105,6 +114,11 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
     )
 
 
+_ident = itertools.count(1)
+
+
 def workspace_for(p: ProblemArrays) -> Workspace:
     n_cas = p.h0.shape[0]
-    return make_workspace(n_cas, p.resp_loc.shape[0], p.hosp_loc.shape[0], KINDS * n_cas)
+    W = make_workspace(n_cas, p.resp_loc.shape[0], p.hosp_loc.shape[0], KINDS * n_cas)
+    W.gen[IDENT] = next(_ident)  # workspaces made inside kernels keep 0: never an incumbent
+    return W

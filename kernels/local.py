@@ -20,15 +20,10 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TRANSPORT, TREAT
+from .layout import (CYCLE, FEASIBLE, GEN, IDENT, N_LISTS, N_TOUCHED, RESCUE, SHIFT, SYNC_IDENT, SYNC_VERSION,
+                     TRANSPORT, TREAT, VERSION)
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL
-
-
-# ``W.gen`` after ``local_schedule``: the generation stamp of ``W.mark`` and ``W.rmark``, how many
-# casualties ``W.touched`` lists, how many re-timed lists ``W.stack`` lists, and whether the last
-# ``evaluate_move`` into ``W`` was scored locally (so ``adopt`` may take it over)
-GEN, N_TOUCHED, N_LISTS, LOCAL = range(4)
 
 
 @njit(**JIT)
@@ -70,6 +65,30 @@ def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
         pA = a - starts[A]
         removed = order[a]
     return A, pA, B, pB, removed
+
+
+@njit(**JIT)
+def _sync(W, Winc):
+    """Make ``W``'s per-casualty times and ``p_dead`` equal the incumbent's: only the casualties
+    the last re-timing touched when ``W`` was in step with this version of ``Winc``, else all."""
+    gen = W.gen
+    if Winc.gen[IDENT] != 0 and gen[SYNC_IDENT] == Winc.gen[IDENT] and gen[SYNC_VERSION] == Winc.gen[VERSION]:
+        for i in range(gen[N_TOUCHED]):
+            c = W.touched[i]
+            W.rescued[c] = Winc.rescued[c]
+            W.treated_at[c] = Winc.treated_at[c]
+            W.pickup[c] = Winc.pickup[c]
+            W.arrival[c] = Winc.arrival[c]
+            W.pdead[c] = Winc.pdead[c]
+    else:
+        W.rescued[:] = Winc.rescued
+        W.treated_at[:] = Winc.treated_at
+        W.pickup[:] = Winc.pickup
+        W.arrival[:] = Winc.arrival
+        W.pdead[:] = Winc.pdead
+        gen[SYNC_IDENT] = Winc.gen[IDENT]
+        gen[SYNC_VERSION] = Winc.gen[VERSION]
+    gen[N_TOUCHED] = 0
 
 
 @njit(**JIT, inline="always")
@@ -128,13 +147,10 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
         moved = a
     rescued, treated_at, pickup, arrival = W.rescued, W.treated_at, W.pickup, W.arrival
     r_known, t_known = W.r_known, W.t_known
-    rescued[:] = Winc.rescued
-    treated_at[:] = Winc.treated_at
-    pickup[:] = Winc.pickup
-    arrival[:] = Winc.arrival
     changed = W.touched
     mark = W.mark
     gen = W.gen
+    _sync(W, Winc)
     gen[GEN] += 1
     g = gen[GEN]
     gen[N_LISTS] = 0
@@ -300,6 +316,9 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
         Winc.pdead[c] = W.pdead[c]
     Winc.count[:] = W.count
     Winc.over[:] = W.over
+    Winc.gen[VERSION] += 1
+    if W.gen[SYNC_IDENT] == Winc.gen[IDENT]:
+        W.gen[SYNC_VERSION] = Winc.gen[VERSION]  # W now equals Winc everywhere
     n_resp = starts.shape[0] - 1
     # first gather every moved or re-timed list's slots into W in the new layout (W already has
     # the re-timed tails), then copy them over: Winc is only read before it is written

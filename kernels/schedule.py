@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, TREAT
+from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, SYNC_IDENT, TREAT, VERSION
 
 SHIFT_TOL = 1e-9
 
@@ -40,6 +40,8 @@ def schedule(P, starts, order, hosp, pins, W):
     r_known, t_known, owner_treat, owner_transport = W.r_known, W.t_known, W.owner_treat, W.owner_transport
     ptr, free, loc, blocked, stack = W.ptr, W.free, W.loc, W.blocked, W.stack
     t_start, t_end = W.start, W.end
+    W.gen[VERSION] += 1  # every array of W is about to change (see layout.SYNC_VERSION)
+    W.gen[SYNC_IDENT] = 0
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
     rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
     n_resp = P.resp_loc.shape[0]

@@ -14,8 +14,8 @@ from numba import njit, prange
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .evaluate import evaluate
-from .layout import CYCLE, FEASIBLE, make_workspace
-from .local import LOCAL, adopt, count_shift
+from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
+from .local import adopt, count_shift
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_move, random_move, slot_tables
 
 TIE = 1e-9

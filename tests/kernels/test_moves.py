@@ -38,8 +38,8 @@ from engine.plan import Plan, Task, check_plan, problem_arrays
 from engine.solution import Solution
 from kernels.delta import evaluate_move
 from kernels.evaluate import evaluate
-from kernels.layout import CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT, workspace_for
-from kernels.local import LOCAL, adopt, count_shift
+from kernels.layout import CYCLE, FEASIBLE, KINDS, LOCAL, RESCUE, SHIFT, TRANSPORT, TREAT, workspace_for
+from kernels.local import adopt, count_shift
 from kernels.moves import (
     HOSPITAL,
     INSERT_TREAT,
@@ -556,7 +556,8 @@ def _workspace_mismatch(P, starts, W, W_full) -> str | None:
 def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
     """Accept 40 random moves in a row as annealing does: a locally scored move is adopted into the
     incumbent workspace (``adopt``), any other is re-evaluated in full; after every step the
-    incumbent workspace must equal a full evaluation of the new incumbent."""
+    incumbent workspace must equal a full evaluation of the new incumbent, and the next move's
+    score (from the same, reused candidate workspace) a full evaluation of its candidate."""
     rng = np.random.default_rng(seed)
     adopted = 0
     for label, d, sc, sol in cases(seed):
@@ -577,12 +578,21 @@ def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
                                         cs, co, ch, Wc)
             if st == CYCLE:
                 continue
-            if Wc.gen[LOCAL] == 1:
+            local = Wc.gen[LOCAL] == 1 and step % 3 != 2
+            if local:
                 adopt(P, sol.starts, cs, sol.pins, sol.W, Wc)
                 adopted += 1
+            elif step % 3 == 2:
+                # every third step the incumbent becomes another plan than the one just scored,
+                # by a full re-evaluation: the reused candidate workspace must notice
+                other = moves[int(rng.integers(len(moves)))]
+                cs, co, ch = candidate(sol, other)
+                move = other
             sol.starts[:], sol.order[:], sol.hosp[:] = cs, co, ch
-            if Wc.gen[LOCAL] != 1:
+            if not local:
                 sol.reevaluate()
+                if int(sol.cur[3]) == CYCLE:
+                    break
             else:
                 sol.cur[:] = (F, o, T, st)
             want = evaluate(P, sol.starts, sol.order, sol.hosp, sol.pins, W_full)
