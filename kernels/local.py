@@ -67,19 +67,25 @@ def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
     return A, pA, B, pB, removed
 
 
+@njit(**JIT, inline="always")
+def _copy_casualties(dst, src, which, n):
+    """Copy the times and ``p_dead`` of casualties ``which[:n]`` from workspace ``src`` to ``dst``."""
+    for i in range(n):
+        c = which[i]
+        dst.rescued[c] = src.rescued[c]
+        dst.treated_at[c] = src.treated_at[c]
+        dst.pickup[c] = src.pickup[c]
+        dst.arrival[c] = src.arrival[c]
+        dst.pdead[c] = src.pdead[c]
+
+
 @njit(**JIT)
 def _sync(W, Winc):
     """Make ``W``'s per-casualty times and ``p_dead`` equal the incumbent's: only the casualties
     the last re-timing touched when ``W`` was in step with this version of ``Winc``, else all."""
     gen = W.gen
     if Winc.gen[IDENT] != 0 and gen[SYNC_IDENT] == Winc.gen[IDENT] and gen[SYNC_VERSION] == Winc.gen[VERSION]:
-        for i in range(gen[N_TOUCHED]):
-            c = W.touched[i]
-            W.rescued[c] = Winc.rescued[c]
-            W.treated_at[c] = Winc.treated_at[c]
-            W.pickup[c] = Winc.pickup[c]
-            W.arrival[c] = Winc.arrival[c]
-            W.pdead[c] = Winc.pdead[c]
+        _copy_casualties(W, Winc, W.touched, gen[N_TOUCHED])
     else:
         W.rescued[:] = Winc.rescued
         W.treated_at[:] = Winc.treated_at
@@ -307,13 +313,7 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
     """
     gen = W.gen
     g = gen[GEN]
-    for i in range(gen[N_TOUCHED]):
-        c = W.touched[i]
-        Winc.rescued[c] = W.rescued[c]
-        Winc.treated_at[c] = W.treated_at[c]
-        Winc.pickup[c] = W.pickup[c]
-        Winc.arrival[c] = W.arrival[c]
-        Winc.pdead[c] = W.pdead[c]
+    _copy_casualties(Winc, W, W.touched, gen[N_TOUCHED])
     Winc.count[:] = W.count
     Winc.over[:] = W.over
     Winc.gen[VERSION] += 1
