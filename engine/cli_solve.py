@@ -166,8 +166,10 @@ def _config(args):
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
     if not args.horizon > 0:
         raise InputError(Problem("--horizon", "expected minutes > 0"))
+    if args.seconds_per_minute is not None and not args.seconds_per_minute > 0:
+        raise InputError(Problem("--seconds-per-minute", "expected seconds > 0"))
     return SimulationConfig(horizon=args.horizon, iterations_per_minute=args.iterations_per_minute,
-                            duration_cv=args.duration_cv)
+                            duration_cv=args.duration_cv, seconds_per_minute=args.seconds_per_minute)
 
 
 def cmd_simulate(args) -> int:
@@ -224,5 +226,7 @@ def register_simulation(sub) -> None:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--horizon", type=float, default=30.0)
         s.add_argument("--iterations-per-minute", type=int, default=200)
+        s.add_argument("--seconds-per-minute", type=float, default=None,
+                       help="wall-clock search per simulated minute instead of iterations (60: real time)")
         s.add_argument("--duration-cv", type=float, default=0.2)
         s.set_defaults(func=func)

@@ -28,7 +28,7 @@ SCHEMA = pa.schema([
     ("horizon", pa.float64()), ("iterations_per_minute", pa.int64()), ("duration_cv", pa.float64()),
     ("algorithm", pa.string()), ("score", pa.float64()), ("delivered", pa.int64()),
     ("delivered_dead", pa.int64()), ("rest_expected", pa.float64()), ("rejected_deltas", pa.int64()),
-    ("runtime_s", pa.float64()),
+    ("runtime_s", pa.float64()), ("seconds_per_minute", pa.float64()),
 ])
 
 

@@ -1,8 +1,10 @@
 """A discrete-event simulation of the response that drives the online planner (SPEC §9).
 
 The simulator holds the truth: each casualty's true health state (sampled per segment from the
-same chains with ``P_k(δ)``) and actual task durations (log-normal around the estimates). Teams
-ask the ``Planner`` for work when they are free, report when tasks start and end, and health
+same chains with ``P_k(δ)``) and actual task durations (log-normal around the estimates; a
+rescue's or treatment's estimate is revised when the task is issued, and the actual end is
+reported when it comes). Teams ask the ``Planner`` for work when they are free, report when
+tasks start and end, and health
 observations reach the planner under an update policy: ``updates`` evenly spaced observations of
 every casualty over the horizon (1: only at time zero), each arriving ``delay`` minutes late.
 Search effort is fixed in iterations per simulated minute, so a run is reproducible from its seed.
@@ -24,6 +26,8 @@ from .plan import problem_arrays
 from .scenario import load_scenario
 
 TRAPPED, CCS, AMBULANCE = (ENVIRONMENTS.index(k) for k in ("trapped", "ccs", "ambulance"))
+#: iterations between two looks at the clock in a wall-clock (``seconds_per_minute``) run
+REALTIME_STEP = 50
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,15 @@ class Policy:
 
 @dataclass(frozen=True)
 class SimulationConfig:
+    """``iterations_per_minute`` of search per simulated minute (reproducible); or, when
+    ``seconds_per_minute`` is set, that much wall-clock search per simulated minute instead (a
+    real-time run at 60; not reproducible across machines)."""
+
     horizon: float = 30.0
     iterations_per_minute: int = 200
     duration_cv: float = 0.2
     algorithm: str = "annealing"
+    seconds_per_minute: float | None = None
 
 
 class _Truth:
@@ -120,6 +129,15 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
     clock = float(m.time)
     budget = config.iterations_per_minute
 
+    def search(minutes: float) -> None:
+        """The planner's search effort for ``minutes`` of simulated time."""
+        if config.seconds_per_minute is None:
+            planner.step(int(round(minutes * budget)))
+            return
+        deadline = time.perf_counter() + minutes * config.seconds_per_minute
+        while time.perf_counter() < deadline:
+            planner.step(REALTIME_STEP)
+
     def travel(a: int, b: int) -> float:
         return float(sc.travel[a, b])
 
@@ -133,15 +151,21 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
         except DeltaError as err:  # counted in the run's record: a healthy run has none
             rejected.append(f"{delta['type']}@{delta['time']}: {err}")
 
+    drawn: dict[tuple[str, str], float] = {}  # actual minutes of issued rescues and treats
+
+    def true_minutes(kind: str, cid: str) -> float:
+        c = index[cid]
+        return actual(float(P.rescue_dur[c] if kind == "rescue" else P.treat_dur[c]))
+
     def revise(kind: str, cid: str, t: float, dur: float) -> None:
-        """On starting, the crew's estimate gets better: halfway between plan and truth in spread."""
+        """On issue, the crew's estimate gets better: halfway between plan and truth in spread."""
         estimate = dur * float(rng.lognormal(-sigma * sigma / 8, sigma / 2)) if dur > 0 else 0.0
         apply({"type": "duration_revised", "time": t, "task": kind, "casualty": cid, "minutes": estimate})
 
     while events:
         t, _, kind, payload = heapq.heappop(events)
         if t > clock:
-            planner.step(int(round((t - clock) * budget)))
+            search(t - clock)
             clock = t
         if kind == "observe":
             states = [(cid, truth.advance(c, t)) for cid, c in index.items() if cid not in delivered]
@@ -159,6 +183,9 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             if task is None:
                 push(t + 1.0, "free", rid)
                 continue
+            if task.kind != "transport" and (task.kind, task.casualty) not in drawn:
+                drawn[(task.kind, task.casualty)] = dur = true_minutes(task.kind, task.casualty)
+                revise(task.kind, task.casualty, t, dur)
             push(t + travel(loc[rid], site_loc[site_of[task.casualty]]), "arrive", rid, task)
         elif kind == "arrive":
             rid, task = payload
@@ -167,17 +194,15 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             site = site_of[cid]
             loc[rid] = site_loc[site]
             if task.kind == "rescue":
-                dur = actual(float(P.rescue_dur[c]))
+                dur = drawn.pop(("rescue", cid), None) or true_minutes("rescue", cid)
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "rescue", "casualty": cid})
-                revise("rescue", cid, t, dur)
                 push(t + dur, "rescued", rid, cid)
             elif task.kind == "treat":
                 if cid not in rescued_at and m.casualties[c].trapped and not hart[rid]:
                     push(t + 1.0, "arrive", rid, task)  # waits for the rescue
                     continue
-                dur = actual(float(P.treat_dur[c]))
+                dur = drawn.pop(("treat", cid), None) or true_minutes("treat", cid)
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "treat", "casualty": cid})
-                revise("treat", cid, t, dur)
                 treating[cid] = t + dur
                 push(t + dur, "treated", rid, cid)
             else:
@@ -207,7 +232,7 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             loc[rid] = hosp_index[hospital]
             push(t + actual(m.durations.handover), "free", rid)
     if H > clock:
-        planner.step(int(round((H - clock) * budget)))
+        search(H - clock)
     # score: delivered count 1 if they arrived dead; the rest their p_dead under the final plan,
     # from their true state at the horizon
     rest = [(cid, truth.advance(c, H)) for cid, c in index.items() if cid not in delivered]

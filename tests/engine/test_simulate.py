@@ -362,3 +362,45 @@ def test_london_example_run_has_no_rejected_deltas():
     assert row["rejected_deltas"] == 0
     check_bookkeeping(row, 90)
     assert row["delivered"] > 0
+
+
+def test_estimates_are_revised_when_a_task_is_issued(monkeypatch):
+    """Each rescue and treatment gets one ``duration_revised`` at the moment it is issued, in
+    issue order, and never after the task has started."""
+    events = []
+
+    class Spy(simulate_mod.Planner):
+        def next_task(self, responder, now):
+            task = super().next_task(responder, now)
+            if task is not None:
+                events.append(("issue", now, task.kind, task.casualty))
+            return task
+
+        def apply(self, delta):
+            events.append(("delta", delta["time"], delta["type"], delta))
+            return super().apply(delta)
+
+    monkeypatch.setattr(simulate_mod, "Planner", Spy)
+    from engine.generate import generate
+
+    sc = engine.load_scenario(generate("random", seed=4, casualties=12, paramedics=3, fire=2, hospitals=2))
+    simulate(sc, Policy(updates=2, delay=0), seed=1, config=SimulationConfig(horizon=120.0, iterations_per_minute=20))
+    issued = [(t, kind, cid) for e, t, kind, cid in events if e == "issue" and kind != "transport"]
+    revised = [(d["time"], d["task"], d["casualty"]) for e, _t, typ, d in events
+               if e == "delta" and typ == "duration_revised"]
+    assert issued and revised == issued
+    started = {(d["task"], d["casualty"]): d["time"] for e, _t, typ, d in events
+               if e == "delta" and typ == "task_started" and d["task"] != "transport"}
+    for e, _t, typ, d in events:
+        if e == "delta" and typ == "duration_revised":
+            assert started.get((d["task"], d["casualty"]), math.inf) >= d["time"]
+
+
+def test_wall_clock_budget_searches_for_that_long(tiny):
+    """``seconds_per_minute``: the search gets that much wall-clock time per simulated minute
+    (a lower bound on the run's time), and the run records the budget it had."""
+    config = SimulationConfig(horizon=20.0, seconds_per_minute=0.01)
+    row = simulate(tiny, Policy(updates=2), seed=0, config=config)
+    assert row["seconds_per_minute"] == 0.01
+    assert row["runtime_s"] >= 20.0 * 0.01
+    assert math.isfinite(row["score"]) and row["rejected_deltas"] == 0
