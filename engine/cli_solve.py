@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -166,8 +167,8 @@ def _config(args):
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
     if not args.horizon > 0:
         raise InputError(Problem("--horizon", "expected minutes > 0"))
-    if args.seconds_per_minute is not None and not args.seconds_per_minute > 0:
-        raise InputError(Problem("--seconds-per-minute", "expected seconds > 0"))
+    if args.seconds_per_minute is not None and not 0 < args.seconds_per_minute < math.inf:
+        raise InputError(Problem("--seconds-per-minute", "expected a finite number of seconds > 0"))
     return SimulationConfig(horizon=args.horizon, iterations_per_minute=args.iterations_per_minute,
                             duration_cv=args.duration_cv, seconds_per_minute=args.seconds_per_minute)
 

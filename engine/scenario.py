@@ -191,8 +191,9 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
             names.append(f"the start of responder '{r.id}'")
     H, S = len(model.hospitals), len(model.sites)
     site_loc = np.arange(H, H + S, dtype=np.int64)
-    key = (base_dir, model.network, tuple((getattr(p, "lat", None), getattr(p, "lon", None), getattr(p, "node", None))
-                                          for _, p in points))
+    # which places responders start from belongs to the key: reachability is checked from them
+    key = (base_dir, model.network, tuple(np.unique(responder_loc).tolist()),
+           tuple((getattr(p, "lat", None), getattr(p, "lon", None), getattr(p, "node", None)) for _, p in points))
     if reuse is not None and getattr(reuse, "_travel_key", None) == key:
         return reuse.travel, site_loc, responder_loc, names, key
 

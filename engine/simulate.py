@@ -90,6 +90,8 @@ class _Truth:
 def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: SimulationConfig = SimulationConfig()) -> dict:
     """One run; returns its inputs, seed and score (expected fatalities on the truth, SPEC §9)."""
     t_wall = time.perf_counter()
+    if config.seconds_per_minute is not None and not 0 < config.seconds_per_minute < math.inf:
+        raise ValueError(f"seconds_per_minute must be finite and > 0, got {config.seconds_per_minute}")
     sc = load_scenario(scenario)
     rng = np.random.default_rng(seed)
     truth = _Truth(sc, rng)

@@ -172,7 +172,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     geometrically from ``temp0`` to ``temp_end`` over ``total`` iterations. ``stats`` accumulates
     ``[evaluations, accepted, improved_best]``. Seeding per chunk from ``seed`` keeps a run
     reproducible whatever thread it runs on. With ``check`` (assert mode) an accepted move whose
-    delta score differs from its full re-evaluation by more than 1e-9 stops the chunk: ``bad``
+    delta score differs from a full evaluation by more than 1e-9 stops the chunk: ``bad``
     gets ``[kind, a, b, c, F_delta, F_full, T_delta, T_full]`` and the step index is returned
     (-1 otherwise).
     """
@@ -181,6 +181,10 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     ratio = temp_end / temp0 if temp0 > 0 else 0.0
     drift = False
+    if check:
+        Wfull = make_workspace(n_cas, P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
+    else:
+        Wfull = make_workspace(0, 0, 0, 0)
     for k in range(n_iter):
         frac = min(1.0, (it0 + k) / max(total, 1))
         temp = temp0 * ratio ** frac if temp0 > 0 else 0.0
@@ -199,21 +203,25 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
             accept = dF <= 0 or np.random.random() < math.exp(-dF / temp)
         if accept:
             stats[1] += 1
-            if Wc.gen[LOCAL] == 1 and not check:
+            local = Wc.gen[LOCAL] == 1
+            if local:
                 # scored locally: take the candidate's timing over, O(what the move touched)
                 adopt(P, starts, cs, pins, Winc, Wc)
                 drift = True
             starts[:] = cs
             order[:] = co
             hosp[:] = ch
-            if Wc.gen[LOCAL] != 1 or check:
-                # a full re-timing keeps every incumbent array exact for the next local delta
-                F2, o, T2, st = evaluate(P, starts, order, hosp, pins, Winc)
-                if check and (abs(F2 - F) > 1e-9 or abs(T2 - T) > 1e-9):
+            if check:
+                # assert mode: the move's score against a full evaluation in a scratch workspace,
+                # so the adopted incumbent itself is what later moves are scored from
+                F2, _o, T2, _st = evaluate(P, starts, order, hosp, pins, Wfull)
+                if abs(F2 - F) > 1e-9 or abs(T2 - T) > 1e-9:
                     bad[0], bad[1], bad[2], bad[3] = kind, a, b, c
                     bad[4], bad[5], bad[6], bad[7] = F, F2, T, T2
                     return k
-                F, T = F2, T2
+            if not local:
+                # a full re-timing keeps every incumbent array exact for the next local delta
+                F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
             cur[0], cur[1], cur[2], cur[3] = F, o, T, st
             slot_tables(starts, order, n_cas, slot_owner, slot_of)
             n_shift = count_shift(P, starts, Winc)

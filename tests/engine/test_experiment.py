@@ -192,6 +192,7 @@ def test_cli_simulate_writes_parquet(tmp_path, tiny_file):
     ["simulate", "{tiny}", "--updates", "0"],
     ["simulate", "{tiny}", "--delay", "-1"],
     ["simulate", "{tiny}", "--seconds-per-minute", "0"],
+    ["simulate", "{tiny}", "--seconds-per-minute", "inf"],
     ["simulate", "{missing}"],
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(capsys, tmp_path, tiny_file, argv):

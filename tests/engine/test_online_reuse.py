@@ -106,3 +106,27 @@ def test_reheat_refits_only_when_the_plan_size_changes_much(base):
     assert alg.schedule is not None
     alg.reheat()
     assert alg.schedule is None
+
+
+def test_a_team_added_at_an_unreachable_station_is_still_rejected():
+    """The reused travel matrix must not skip the reachability check of a new start: here a
+    station only reaches the rest of the graph one way, which is fine until a team starts there."""
+    from engine.errors import DeltaError
+
+    d = {"format": "goldenhour.scenario/1", "time": 0.0,
+         "network": {"kind": "graph",
+                     "nodes": [{"id": "a", "lat": 51.5, "lon": -0.1}, {"id": "b", "lat": 51.51, "lon": -0.1},
+                               {"id": "c", "lat": 51.52, "lon": -0.1}],
+                     "edges": [{"from": "a", "to": "b", "minutes": 5},
+                               {"from": "b", "to": "c", "minutes": 5, "oneway": True}]},
+         "hospitals": [{"id": "h1", "node": "a", "capacity": 5}],
+         "sites": [{"id": "s1", "node": "b"}],
+         "stations": [{"id": "st1", "node": "c"}],
+         "responders": [{"id": "p1", "kind": "paramedic", "start": "h1"}],
+         "casualties": [{"id": "c1", "site": "s1", "health": "immediate"}]}
+    planner = engine.Planner(d, algorithm="descent")
+    before = planner.best()
+    with pytest.raises(DeltaError, match="no route from station 'st1' to site 's1'"):
+        planner.apply({"type": "responder_added", "time": 1.0,
+                       "responder": {"id": "p2", "kind": "paramedic", "start": "st1"}})
+    assert planner.best() == before and [r.id for r in planner.scenario.model.responders] == ["p1"]
