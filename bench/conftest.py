@@ -27,6 +27,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: large-scale benchmarks (minutes); skipped in CI's quick pass")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_kernels():
+    """Every search kernel compiled (or loaded from Numba's cache) before the first timing."""
+    from bench.report import warm
+
+    warm(("rule", "greedy", "descent", "tabu", "annealing"))
+    p = engine.Planner(engine.load_scenario(generate("tiny", seed=0)), algorithm="annealing", seed=0)
+    p.step(50)
+    p.next_task(p.scenario.model.responders[0].id, p.time)
+
+
 @pytest.fixture(scope="session")
 def london():
     return engine.load_scenario(ROOT / "examples" / "london-5x18.json")
