@@ -46,7 +46,6 @@ class SearchState:
     iterations: int = 0
     evaluations: int = 0
     assert_moves: bool = False
-    granular: bool = True
     neigh: np.ndarray | None = None
     hosp_neigh: np.ndarray | None = None
     _moves: np.ndarray = field(default_factory=lambda: np.empty((0, 4), dtype=np.int64))
@@ -65,7 +64,7 @@ class SearchState:
         granular neighbourhoods, else arrays of width 0 (the whole neighbourhood)."""
         sol = self.current
         P = problem_arrays(sol.sc)
-        if not (self.granular and sol.starts[-1] > GRANULAR_ABOVE):
+        if sol.starts[-1] <= GRANULAR_ABOVE:
             empty = np.zeros((len(P.h0), 0), dtype=np.int64)
             return empty, empty
         if self.neigh is None:  # built on first need
@@ -194,7 +193,8 @@ class Annealing:
         out = np.empty(self.samples)
         cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
         m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
-                          self.weights, *state.neighbourhoods(), self.samples, self.seed * 7919 + 17, workspace_for(P), cs, co, ch, out)
+                          self.weights, *state.neighbourhoods(), self.samples, self.seed * 7919 + 17,
+                          workspace_for(P), cs, co, ch, out)
         state.evaluations += self.samples
         self._fit_tasks = int(sol.starts[-1])
         return SimulatedAnnealing.autofit(out[:m], accept_prob=self.accept_prob)
@@ -229,8 +229,8 @@ class Annealing:
         stats = np.zeros(3, dtype=np.int64)
         bad = np.zeros(8)
         k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
-                         best.hosp, best.cur, *self._pools(P), self.weights, *state.neighbourhoods(), self.schedule.start,
-                         self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
+                         best.hosp, best.cur, *self._pools(P), self.weights, *state.neighbourhoods(),
+                         self.schedule.start, self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
                          workspace_for(P), cs, co, ch, stats, state.assert_moves, bad)
         if k >= 0:
             raise MoveMismatch(f"move {tuple(int(x) for x in bad[:4])}: delta gave F={bad[4]!r}, T={bad[6]!r}; "
