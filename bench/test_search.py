@@ -7,7 +7,10 @@ import pytest
 
 from engine.algorithms import SearchState, _score_all
 from engine.construct import rule
+from engine.memo import SweepMemo
+from engine.plan import problem_arrays
 from engine.solve import solve
+from kernels.search import sweep
 
 from conftest import random_scenario
 
@@ -37,6 +40,22 @@ def test_descent_from_rule_paper_size(benchmark, london):
                                 rounds=1, iterations=1)
     benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
     benchmark.extra_info["rule_expected_fatalities"] = rule(london).objective.expected_fatalities
+    benchmark.extra_info["evaluations"] = result.stats.evaluations
+
+
+def _plain_score(self, sol, moves, n, F, T, st, n_threads):
+    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
+          n_threads)
+    return n
+
+
+def test_descent_from_rule_paper_size_every_move_rescored(benchmark, london, monkeypatch):
+    """The baseline of the one above: every sweep scores every move afresh (no ``SweepMemo``)."""
+    monkeypatch.setattr(SweepMemo, "score", _plain_score)
+    result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm="descent", initial="rule"),
+                                rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
+    benchmark.extra_info["evaluations"] = result.stats.evaluations
 
 
 @pytest.mark.parametrize("algorithm,budget", [("rule", None), ("greedy", None), ("descent", None),

@@ -20,6 +20,7 @@ from kernels.moves import enumerate_moves
 from kernels.search import anneal_chunk, commit, pick_best, sample_deltas, sweep, tabu_allowed, tabu_record
 
 from .accept import Outcome, SimulatedAnnealing
+from .memo import SweepMemo
 from .neighbourhood import nearest_casualties, nearest_hospitals
 from .plan import problem_arrays
 from .solution import Solution
@@ -49,6 +50,7 @@ class SearchState:
     neigh: np.ndarray | None = None
     hosp_neigh: np.ndarray | None = None
     _moves: np.ndarray = field(default_factory=lambda: np.empty((0, 4), dtype=np.int64))
+    memo: SweepMemo = field(default_factory=SweepMemo)
 
     def improve_best(self) -> bool:
         from kernels.search import better
@@ -87,16 +89,32 @@ def _score_all(state: SearchState):
     moves, n = state.moves()
     sol = state.current
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
-          moves, n, F, T, st, numba.get_num_threads())
-    state.evaluations += n
+    state.evaluations += state.memo.score(sol, moves, n, F, T, st, numba.get_num_threads())
+    if state.assert_moves:
+        _check_sweep(state, moves, n, F, T, st)
     return moves, n, F, T, st
+
+
+def _check_sweep(state: SearchState, moves, n, F, T, st) -> None:
+    """Assert mode: every remembered or new score against a plain sweep that scores them all."""
+    sol = state.current
+    F2, T2, st2 = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
+          moves, n, F2, T2, st2, numba.get_num_threads())
+    same = (st == st2) & ((np.isnan(F) & np.isnan(F2)) | (np.abs(F - F2) <= ASSERT_TOL)) & (
+        (np.isnan(T) & np.isnan(T2)) | (np.abs(T - T2) <= ASSERT_TOL))
+    if not same.all():
+        i = int(np.flatnonzero(~same)[0])
+        raise MoveMismatch(f"move {tuple(int(x) for x in moves[i])}: the sweep gave F={F[i]!r}, T={T[i]!r}, "
+                           f"status {st[i]}; scoring it afresh gives F={F2[i]!r}, T={T2[i]!r}, status {st2[i]}")
 
 
 def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
     sol = state.current
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    state.memo.applying(sol, move)
     sol.cur[:] = commit(problem_arrays(sol.sc), *move, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+    state.memo.applied(sol)
     state.iterations += 1
     if state.assert_moves:
         F, T = predicted

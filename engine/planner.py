@@ -11,6 +11,7 @@ with ``DeltaError`` and no change at all.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
 from .repair import carry_over, repair
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, load_scenario, with_available
 from .solution import Solution
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
@@ -270,6 +271,8 @@ class Planner:
         ``None`` means wait. Asking again before the issued task is reported started returns the
         same task. Each issue is appended to the audit log before this returns.
         """
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+            raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
         with self._exclusive():
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
@@ -287,11 +290,13 @@ class Planner:
         if best.starts[r + 1] == best.starts[r]:
             return None
         # the team sets off now (or when its current work ends): a pinned first task starts from
-        # available_at (SPEC §6); the model changes, so it is reloaded like after any delta
-        model = copy_model(self._model)
-        resp = next(x for x in model["responders"] if x["id"] == rid)
+        # available_at (SPEC §6). Only that one number of the model changes, so the scenario is
+        # derived from the current one instead of reloaded (a fifth of the issue's time).
+        model = dict(self._model)  # models are never edited in place (copy_model): share the rest
+        model["responders"] = list(model["responders"])
+        resp = model["responders"][r] = dict(model["responders"][r])
         resp["available_at"] = max(float(now), float(resp.get("available_at", now)))
-        sc = load_scenario(model, reuse=self._sc)
+        sc = with_available(self._sc, r, resp["available_at"])
         unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
         pins = best.pins.copy()

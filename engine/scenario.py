@@ -9,7 +9,7 @@ them all; on success the returned ``Scenario`` holds the validated file plus the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,25 @@ def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
     )
     object.__setattr__(sc, "_travel_key", key)
     return sc
+
+
+def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
+    """``sc`` with responder ``r`` available from ``available_at`` (a finite number of minutes).
+
+    What ``load_scenario`` would return for the model with that one change, without validating
+    and flattening the whole model again: everything else is shared with ``sc``.
+    """
+    from .plan import problem_arrays  # plan imports this module
+
+    responders = list(sc.model.responders)
+    responders[r] = responders[r].model_copy(update={"available_at": float(available_at)})
+    out = replace(sc, model=sc.model.model_copy(update={"responders": responders}))
+    object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
+    P = problem_arrays(sc)
+    avail = P.resp_avail.copy()
+    avail[r] = float(available_at)
+    object.__setattr__(out, "_problem", P._replace(resp_avail=avail, resp_free=np.maximum(avail, P.scalars[0])))
+    return out
 
 
 def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem], reuse: Scenario | None = None):

@@ -1,8 +1,9 @@
 """What the online engine reuses between deltas must equal what a fresh computation gives.
 
 The travel matrix (``load_scenario(..., reuse=)``), the health power tables (cached per chains),
-the incumbent's arrays (``repair.carry_over``) and the annealer's fitted temperatures
-(``Annealing.reheat``) are all shortcuts; each is checked here against the slow path.
+the incumbent's arrays (``repair.carry_over``), the annealer's fitted temperatures
+(``Annealing.reheat``) and the scenario derived when a task is issued (``with_available``) are
+all shortcuts; each is checked here against the slow path.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from engine.deltas import apply_delta, copy_model, parse_delta
 from engine.generate import generate
 from engine.health import _power_tables, power_tables
 from engine.repair import carry_over, repair
-from engine.scenario import load_scenario
+from engine.plan import problem_arrays
+from engine.scenario import load_scenario, with_available
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +132,26 @@ def test_a_team_added_at_an_unreachable_station_is_still_rejected():
         planner.apply({"type": "responder_added", "time": 1.0,
                        "responder": {"id": "p2", "kind": "paramedic", "start": "st1"}})
     assert planner.best() == before and [r.id for r in planner.scenario.model.responders] == ["p1"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_responder_made_available_later_equals_a_reload(seed):
+    """``with_available`` (what issuing a task uses) gives the scenario a reload would give."""
+    rng = np.random.default_rng(seed)
+    d = generate("random", seed=seed, casualties=12, paramedics=3, fire=2, hospitals=2)
+    d["time"] = float(rng.integers(0, 30))
+    d["responders"][0]["available_at"] = d["time"] + 7.5
+    sc = load_scenario(d)
+    before = problem_arrays(sc).resp_avail.copy()  # cached on sc, as in a running planner
+    for r in range(len(d["responders"])):
+        t = float(d["time"] + rng.uniform(0, 50))
+        fast = with_available(sc, r, t)
+        m = copy_model(d)
+        m["responders"][r]["available_at"] = t
+        slow = load_scenario(m)
+        assert fast.model == slow.model
+        assert fast.to_dict() == slow.to_dict()
+        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
+            assert np.array_equal(a, b, equal_nan=True), name
+        assert problem_arrays(fast).resp_avail[r] == t
+        assert np.array_equal(problem_arrays(sc).resp_avail, before, equal_nan=True)  # sc is untouched

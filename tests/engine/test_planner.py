@@ -365,6 +365,15 @@ def test_next_task_in_the_past_raises(planner):
     assert snapshot_state(planner) == before
 
 
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), -float("inf"), "5", None, True])
+def test_next_task_at_a_time_that_is_not_a_finite_number_raises(planner, now):
+    before = snapshot_state(planner)
+    with pytest.raises(DeltaError) as err:
+        planner.next_task("amb-01", now)
+    assert err.value.problems[0].path == "now"
+    assert snapshot_state(planner) == before
+
+
 def test_next_task_advances_the_clock(planner):
     task = planner.next_task("amb-02", 2.5)
     assert planner.time == 2.5

@@ -1,0 +1,76 @@
+"""Scores kept from one neighbourhood sweep to the next (see ``kernels.memo``).
+
+Descent and tabu sweep the whole neighbourhood once per applied move. ``SweepMemo`` holds the
+last sweep's scores and what each depended on; the next sweep re-scores only the moves whose
+lists, casualties or hospitals the applied move changed. It belongs to one ``SearchState`` and
+notices any change it was not told about (a delta, a pin, annealing moves, another scenario):
+then it simply scores everything again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.layout import workspace_for
+from kernels.memo import EPOCH, READY, ROWS, keys_fit, make_memo, stamp_move, sweep_memo
+
+from .plan import problem_arrays
+from .solution import Solution
+
+
+class SweepMemo:
+    #: rows kept per move of a neighbourhood before the memo starts afresh: room for the keys
+    #: that stop occurring as lists change
+    ROOM = 3
+
+    def __init__(self):
+        self._memo = None
+        self._stamp = self._meta = None
+        self._P = None
+        self._scratch = None  # a workspace for stamp_move
+        self._seen: tuple | None = None  # the solution as the memo last knew it
+
+    def _matches(self, sol: Solution, P) -> bool:
+        seen = self._seen
+        return (seen is not None and P is self._P and sol.W is seen[0]
+                and all(np.array_equal(a, b) for a, b in zip((sol.starts, sol.order, sol.hosp, sol.pins, sol.cur),
+                                                             seen[1:])))
+
+    def _remember(self, sol: Solution) -> None:
+        self._seen = (sol.W, sol.starts.copy(), sol.order.copy(), sol.hosp.copy(), sol.pins.copy(), sol.cur.copy())
+
+    def _reset(self, P, rows: int) -> None:
+        n_resp, n_cas, n_hosp = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
+        self._P = P
+        self._memo = make_memo(rows)
+        self._stamp = np.zeros(n_resp + n_cas + 3 * n_hosp, np.int64)
+        self._meta = np.zeros(5, np.int64)
+        self._meta[EPOCH] = 1
+        self._scratch = workspace_for(P)
+        self._fit = keys_fit(n_resp, n_cas, n_hosp)
+
+    def score(self, sol: Solution, moves: np.ndarray, n: int, F, T, st, n_threads: int) -> int:
+        """Fill ``F``, ``T``, ``st`` for ``moves[:n]`` like ``kernels.search.sweep``; returns how
+        many moves were scored anew (the rest kept their last score)."""
+        P = problem_arrays(sol.sc)
+        if not self._matches(sol, P) or self._meta[ROWS] + n > len(self._memo.dF):
+            self._reset(P, self.ROOM * n + 16)
+        if not self._fit:
+            self._meta[READY] = 0  # keys could collide: never reuse a score
+        done = sweep_memo(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
+                          n_threads, self._memo, self._stamp, self._meta)
+        self._remember(sol)
+        return int(done)
+
+    def applying(self, sol: Solution, move: np.ndarray) -> None:
+        """Call just before ``move`` is applied to ``sol``; call ``applied`` just after."""
+        if not self._matches(sol, problem_arrays(sol.sc)):
+            self._seen = None
+            return
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        stamp_move(self._P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
+                   self._stamp, self._meta, self._scratch, cs, co, ch)
+
+    def applied(self, sol: Solution) -> None:
+        if self._seen is not None:
+            self._remember(sol)

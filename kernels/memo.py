@@ -1,0 +1,348 @@
+"""A sweep that re-scores only the moves the last applied move can have changed.
+
+Descent and tabu apply one move between two sweeps, and that move re-times a few lists, touches a
+few casualties and changes a few hospitals' admissions; most other moves score exactly as they
+did. A move's delta (``kernels.delta``) reads nothing but
+
+- the lists it re-times (their tasks, times and destinations: ``W.stack[:N_LISTS]``),
+- the casualties it touches (their times, ``p_dead`` and hospital: ``W.touched[:N_TOUCHED]``),
+- for each hospital whose admissions it changes: the bed count if it moves a casualty in or out;
+  every admission's arrival and ``p_dead`` if the hospital is over capacity before or after the
+  move; otherwise only that the hospital stays within its beds,
+- the number of teams that end after their shift (its status counts them).
+
+So each scored move records those *dependencies*, and each applied move stamps what it changed
+with the new epoch: a remembered score stays valid while every one of its dependencies is older
+than it. Dependencies are ids in one index space: list ``r``; ``R + c`` for casualty ``c``;
+``R + C + h`` for hospital ``h``'s bed count, ``R + C + H + h`` for its admissions,
+``R + C + 2H + h`` for whether it is over capacity.
+
+Moves are matched from one sweep to the next by where they are within lists (``_key``), not by
+flat slot indices, which shift whenever an earlier list grows or shrinks; a matched move on
+unchanged lists is the same move. Each key keeps its row for the memo's lifetime, so a sweep
+reads a remembered score in place. A reused score equals a fresh delta evaluation up to rounding
+(about 1e-15): ``dF`` and ``dT`` are kept relative to the incumbent they were scored against.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, prange
+
+from .config import JIT, PARALLEL
+from .delta import evaluate_move
+from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT, make_workspace
+from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT
+from .search import incumbent_tables
+
+#: Dependencies kept per move; a move with more is always re-scored.
+MAX_DEPS = 96
+
+#: ``meta``: the current epoch, the epoch the shift-overrun count last changed, that count,
+#: whether remembered scores may be used at all, and how many rows are taken.
+EPOCH, SHIFT_EPOCH, N_SHIFT, READY, ROWS = range(5)
+#: ``MoveMemo.epoch`` of a row being scored in this sweep by move ``i`` is ``PENDING - i``.
+PENDING = -2
+
+MoveMemo = namedtuple(
+    "MoveMemo",
+    [
+        "keys",     # i8[2^k] open-addressing table of move keys (-1: empty)
+        "index",    # i8[2^k] the row of each key
+        "row_key",  # i8[rows] the key of each row
+        "dF",       # f8[rows] F after the move minus the incumbent's, when scored
+        "dT",       # f8[rows] the same for T
+        "status",   # i8[rows]
+        "epoch",    # i8[rows] the epoch the move was scored in (see PENDING)
+        "deps",     # i4[rows, MAX_DEPS]
+        "n_deps",   # i8[rows]; -1: not reusable
+    ],
+)
+
+
+def make_memo(rows: int) -> MoveMemo:
+    """Room for ``rows`` distinct moves (the table at most half full)."""
+    size = 1 << max(4, int(2 * max(rows, 1) - 1).bit_length())
+    return MoveMemo(np.full(size, -1, np.int64), np.zeros(size, np.int64), np.full(rows, -1, np.int64),
+                    np.zeros(rows), np.zeros(rows),
+                    np.zeros(rows, np.int64), np.zeros(rows, np.int64),
+                    np.zeros((rows, MAX_DEPS), np.int32), np.full(rows, -1, np.int64))
+
+
+def keys_fit(n_resp: int, n_cas: int, n_hosp: int) -> bool:
+    """Whether every move key of a problem this size fits in 63 bits (always, in practice)."""
+    rr, pos, ids = n_resp + 1, 3 * n_cas + 2, max(n_cas, n_hosp) + 1
+    return 8 * max(rr * pos * rr * pos, ids * rr * pos, ids * ids) < 2 ** 62
+
+
+@njit(**JIT, inline="always")
+def _key(kind, a, b, c, starts, slot_owner, rr, pos, ids):
+    """A move's identity in list coordinates: (kind, list, index[, list, index]) or casualties."""
+    if kind == HOSPITAL or kind == HOSPITAL_SWAP:
+        return kind + 8 * (a + ids * b)
+    if kind == INSERT_TREAT:
+        return kind + 8 * (a + ids * (b + rr * c))
+    A = slot_owner[a]
+    pA = a - starts[A]
+    if kind == REMOVE_TREAT:
+        return kind + 8 * (A + rr * pA)
+    if kind == RELOCATE:
+        B, pB = b, c
+    else:  # SWAP, TWO_OPT
+        B = slot_owner[b]
+        pB = b - starts[B]
+    return kind + 8 * (A + rr * (pA + pos * (B + rr * pB)))
+
+
+@njit(**JIT, inline="always")
+def _row(keys, index, row_key, key, meta):
+    """The row of ``key``, taking the next free one (and a table slot) for a new key."""
+    mask = keys.shape[0] - 1
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the high bits mix well
+    i = np.int64(h >> np.uint64(30)) & mask
+    while keys[i] != -1:
+        if keys[i] == key:
+            return index[i], False
+        i = (i + 1) & mask
+    j = meta[ROWS]
+    meta[ROWS] = j + 1
+    keys[i] = key
+    index[i] = j
+    row_key[j] = key
+    return j, True
+
+
+@njit(**JIT, inline="always")
+def _record(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
+    """Write the dependencies of the move just scored in ``W`` into row ``i``.
+
+    A touched casualty all of whose tasks are in re-timed lists needs no entry of its own:
+    whatever changes its times changes (and stamps) one of those lists.
+    """
+    n_resp = P.resp_loc.shape[0]
+    n_cas = P.h0.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    rmark, g = W.rmark, W.gen[GEN]
+    k = 0
+    width = deps.shape[1]
+    for x in range(W.gen[N_LISTS]):
+        if k < width:
+            deps[i, k] = W.stack[x]
+        k += 1
+    for x in range(W.gen[N_TOUCHED]):
+        c = W.touched[x]
+        inside = True
+        for kind in range(KINDS):
+            s = slot_of[KINDS * c + kind]
+            if s >= 0 and rmark[slot_owner[s]] != g:
+                inside = False
+        if inside:
+            continue
+        if k < width:
+            deps[i, k] = n_resp + c
+        k += 1
+    if st != CYCLE:  # a cycle is found before any hospital is looked at
+        for h in range(n_hosp):
+            if not W.dirty[h]:
+                continue
+            cap = P.hosp_cap[h]
+            if W.count[h] != Winc.count[h]:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + h  # its admissions depend on the count
+                k += 1
+            if W.count[h] > cap or Winc.count[h] > cap:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + n_hosp + h  # the overflow depends on every admission
+                k += 1
+            else:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + 2 * n_hosp + h  # no overflow while it stays within beds
+                k += 1
+    n_deps[i] = k if k <= width else -1
+
+
+@njit(**JIT)
+def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status, memo, stamp, meta, reuse,
+           todo, todo_row, dup, dup_first):
+    """Fill in every move whose remembered score is still valid; list the others in ``todo``
+    (with their rows), and moves met a second time in this sweep in ``dup`` (with the index of
+    the first time, whose outputs they copy). Returns both counts."""
+    n_cas = P.h0.shape[0]
+    rr, pos, ids = P.resp_loc.shape[0] + 1, 3 * n_cas + 2, max(n_cas, P.hosp_loc.shape[0]) + 1
+    # every array is taken out of its tuple once, so that LLVM need not reload them after stores
+    keys, index, row_key, dF, dT, status, when, deps, n_deps = memo
+    shift_epoch = meta[SHIFT_EPOCH]
+    F0, T0 = inc[0], inc[2]
+    n_todo = 0
+    n_dup = 0
+    j = -1
+    for i in range(n_moves):
+        key = _key(moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, slot_owner, rr, pos, ids)
+        # neighbourhoods are enumerated in the same order every sweep and rows were taken in that
+        # order: the next row is usually this move's, which spares a random probe of the table
+        if j + 1 < meta[ROWS] and row_key[j + 1] == key:
+            j, new = j + 1, False
+        else:
+            j, new = _row(keys, index, row_key, key, meta)
+        e = when[j]
+        if e <= PENDING and not new:  # the same move twice in one neighbourhood: scored once
+            dup[n_dup] = i
+            dup_first[n_dup] = PENDING - e
+            n_dup += 1
+            continue
+        ok = reuse and not new and n_deps[j] >= 0 and e >= shift_epoch
+        if ok:
+            for x in range(n_deps[j]):
+                if stamp[deps[j, x]] > e:
+                    ok = False
+                    break
+        if not ok:
+            when[j] = PENDING - i
+            todo[n_todo] = i
+            todo_row[n_todo] = j
+            n_todo += 1
+            continue
+        st = status[j]
+        out_F[i] = np.nan if st == CYCLE else F0 + dF[j]
+        out_T[i] = np.nan if st == CYCLE else T0 + dT[j]
+        out_status[i] = st
+    return n_todo, n_dup
+
+
+@njit(**PARALLEL)
+def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads,
+               memo, stamp, meta):
+    """``kernels.search.sweep`` that reuses the still-valid scores in ``memo``.
+
+    Writes every move's ``F``, ``T`` and status like ``sweep``, and the scores and dependencies
+    of the moves it scores anew into their rows. The memo needs a free row for every move (the
+    caller makes room). Moves needing a new score are split across ``n_threads`` threads as in
+    ``sweep``. Returns how many were scored anew.
+    """
+    n_cas = P.h0.shape[0]
+    n_resp = P.resp_loc.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    epoch = meta[EPOCH]
+    if n_shift != meta[N_SHIFT]:
+        meta[N_SHIFT] = n_shift
+        meta[SHIFT_EPOCH] = epoch
+    # an incumbent in a wait cycle is scored by full evaluations, which record no dependencies
+    local = int(inc[3]) != CYCLE
+    m = max(n_moves, 1)
+    todo, todo_row = np.empty(m, np.int64), np.empty(m, np.int64)
+    dup, dup_first = np.empty(m, np.int64), np.empty(m, np.int64)
+    n_todo, n_dup = _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status, memo, stamp, meta,
+                           meta[READY] == 1 and local, todo, todo_row, dup, dup_first)
+    # the rows are taken out of the tuple first: stores through a tuple's field inside ``prange``
+    # are lost (the parfor works on a copy of the tuple)
+    dF, dT, status, when, deps, n_deps = memo.dF, memo.dT, memo.status, memo.epoch, memo.deps, memo.n_deps
+    n_chunks = min(n_threads, max(n_todo, 1))
+    for chunk in prange(n_chunks):
+        W = make_workspace(n_cas, n_resp, n_hosp, order.shape[0])
+        cs = np.empty_like(starts)
+        co = np.empty_like(order)
+        ch = np.empty_like(hosp)
+        lo = chunk * n_todo // n_chunks
+        hi = (chunk + 1) * n_todo // n_chunks
+        for t in range(lo, hi):
+            i = todo[t]
+            j = todo_row[t]
+            F, _o, T, st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
+                                         hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
+            out_F[i] = F
+            out_T[i] = T
+            out_status[i] = st
+            dF[j] = F - inc[0]
+            dT[j] = T - inc[2]
+            status[j] = st
+            when[j] = epoch
+            if local:
+                _record(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, j)
+            else:
+                n_deps[j] = -1
+    for t in range(n_dup):
+        i, first = dup[t], dup_first[t]
+        out_F[i] = out_F[first]
+        out_T[i] = out_T[first]
+        out_status[i] = out_status[first]
+    meta[READY] = 1
+    return n_todo
+
+
+@njit(**JIT, inline="always")
+def _differs(x, y):
+    return x != y and not (np.isnan(x) and np.isnan(y))
+
+
+@njit(**JIT)
+def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, meta, W, cs, co, ch):
+    """Before move ``(kind, a, b, c)`` is applied: stamp what it changes with the next epoch.
+
+    Scores the move once more in ``W`` and compares with the incumbent: a re-timed list is
+    stamped if its tasks, their times or their destinations change, a touched casualty if its
+    times, ``p_dead`` or hospital change, a hospital's admissions if one of theirs does, its bed
+    count if that changes, and whether it is over capacity if that flips. After a move out of or
+    into a wait cycle nothing is reused.
+    """
+    n_resp = P.resp_loc.shape[0]
+    n_cas = P.h0.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    e = meta[EPOCH] + 1
+    meta[EPOCH] = e
+    if int(inc[3]) == CYCLE:
+        meta[READY] = 0
+        return
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    _F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
+                                   n_shift, cs, co, ch, W)
+    if st == CYCLE:
+        meta[READY] = 0
+        return
+    for x in range(W.gen[N_LISTS]):
+        r = W.stack[x]
+        n = cs[r + 1] - cs[r]
+        changed = n != starts[r + 1] - starts[r]
+        j = 0
+        while not changed and j < n:
+            old, new = starts[r] + j, cs[r] + j
+            code = co[new]
+            changed = code != order[old] or (j >= W.tail[r] and (
+                W.start[new] != Winc.start[old] or W.end[new] != Winc.end[old])) or (
+                code % KINDS == TRANSPORT and ch[code // KINDS] != hosp[code // KINDS])
+            j += 1
+        if changed:
+            stamp[r] = e
+    # a treat added or dropped changes its casualty through a list that may be outside what a
+    # remembered move re-timed; every list holding one of its tasks is where such moves look
+    if kind == INSERT_TREAT or kind == REMOVE_TREAT or kind == INSERT_TASK:
+        if kind == INSERT_TREAT:
+            cc = a
+        elif kind == REMOVE_TREAT:
+            cc = order[a] // KINDS
+        else:
+            cc = a // KINDS
+        for k in range(KINDS):
+            s = slot_of[KINDS * cc + k]
+            if s >= 0:
+                stamp[slot_owner[s]] = e
+    state = n_resp + n_cas + n_hosp
+    for x in range(W.gen[N_TOUCHED]):
+        cc = W.touched[x]
+        moved = ch[cc] != hosp[cc]
+        if (moved or _differs(W.rescued[cc], Winc.rescued[cc]) or _differs(W.treated_at[cc], Winc.treated_at[cc])
+                or _differs(W.pickup[cc], Winc.pickup[cc]) or _differs(W.arrival[cc], Winc.arrival[cc])
+                or _differs(W.pdead[cc], Winc.pdead[cc])):
+            stamp[n_resp + cc] = e
+            if hosp[cc] >= 0:
+                stamp[state + hosp[cc]] = e
+            if ch[cc] >= 0:
+                stamp[state + ch[cc]] = e
+    for h in range(n_hosp):
+        if W.count[h] != Winc.count[h]:
+            stamp[n_resp + n_cas + h] = e
+            cap = P.hosp_cap[h]
+            if (W.count[h] > cap) != (Winc.count[h] > cap):
+                stamp[n_resp + n_cas + 2 * n_hosp + h] = e

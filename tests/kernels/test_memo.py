@@ -1,0 +1,163 @@
+"""The sweep memo (kernels/memo.py, engine/memo.py): remembered scores equal fresh ones.
+
+Over the scenarios and starting solutions of ``test_moves`` (wait cycles, pins, treats, HART
+teams, trapped casualties, shift ends, 0- and 1-bed hospitals), a walk applies moves one at a
+time — the best one, a random one, one into a wait cycle and back out — and after every move
+the memo's sweep of the full and of the granular neighbourhood is compared, move by move, with
+a plain sweep that scores every move afresh. The memo must also actually reuse scores (else the
+comparison proves nothing), and without its stamps the comparison must fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+import engine.memo as engine_memo
+from engine import construct
+from engine.algorithms import SearchState, _apply
+from engine.generate import generate
+from engine.memo import SweepMemo
+from engine.plan import problem_arrays
+from engine.solve import solve
+from kernels.layout import CYCLE
+from kernels.search import pick_best
+
+from test_moves import SEEDS, cases, full_moves, granular_moves, run_sweep
+
+TOL = 1e-9
+STEPS = 12
+
+
+def _same(memo_out, plain_out):
+    F, T, st = memo_out
+    F2, T2, st2 = plain_out
+    ok = (st == st2) & ((np.isnan(F) & np.isnan(F2)) | (np.abs(F - F2) <= TOL)) & (
+        (np.isnan(T) & np.isnan(T2)) | (np.abs(T - T2) <= TOL))
+    return ok
+
+
+def _memo_sweep(memo, sol, moves, n_threads=2):
+    n = len(moves)
+    F, T, st = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7, dtype=np.int64)
+    fresh = memo.score(sol, moves, n, F, T, st, n_threads)
+    return (F, T, st), fresh
+
+
+def _pick(rng, step, moves, out):
+    """The best move, a random one, or a move into a wait cycle, in turn."""
+    F, T, st = out
+    n = len(moves)
+    if step % 3 == 0:
+        best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+        if best >= 0 and st[best] != CYCLE:
+            return best
+    cyc = np.flatnonzero(st == CYCLE)
+    if step % 3 == 2 and len(cyc):
+        return int(rng.choice(cyc))
+    ok = np.flatnonzero(st != CYCLE)
+    pool = ok if len(ok) else np.arange(n)
+    return int(rng.choice(pool))
+
+
+def walk(seed, stamps=True):
+    """Walk every case of ``seed``; returns (mismatches, scores reused, scores compared)."""
+    rng = np.random.default_rng(seed)
+    bad, reused, compared = [], 0, 0
+    for label, _d, _sc, start in cases(seed):
+        state = SearchState(start.copy(), start.copy())
+        sol = state.current
+        P = problem_arrays(sol.sc)
+        memos = {"full": SweepMemo(), "granular": SweepMemo()}
+        for step in range(STEPS):
+            outs = {}
+            for name, moves in (("full", full_moves(P, sol)), ("granular", granular_moves(P, sol))):
+                if not len(moves):
+                    continue
+                out, fresh = _memo_sweep(memos[name], sol, moves)
+                plain = run_sweep(P, sol, moves, 2)
+                ok = _same(out, plain)
+                compared += len(moves)
+                reused += len(moves) - fresh
+                if not ok.all():
+                    i = int(np.flatnonzero(~ok)[0])
+                    bad.append((label, name, step, tuple(int(x) for x in moves[i]),
+                                tuple(float(a[i]) for a in out), tuple(float(a[i]) for a in plain)))
+                outs[name] = (moves, out)
+            if not outs:
+                break
+            name = "full" if step % 2 == 0 or "granular" not in outs else "granular"
+            moves, out = outs[name]
+            i = _pick(rng, step, moves, out)
+            # each memo learns of the move only if it scored this very incumbent (both did)
+            for memo in memos.values():
+                if stamps:
+                    memo.applying(sol, moves[i])
+            _apply(state, moves[i].copy(), (out[0][i], out[1][i]))
+            for memo in memos.values():
+                memo.applied(sol)
+    return bad, reused, compared
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_remembered_scores_equal_fresh_ones(seed):
+    bad, reused, compared = walk(seed)
+    assert not bad, bad[:5]
+    assert compared > 2000
+    assert reused > compared // 10  # the memo does reuse: the comparison above is not vacuous
+
+
+def test_without_stamps_stale_scores_are_caught():
+    """The check above has teeth: a memo never told what a move changed goes stale."""
+    found = any(walk(seed, stamps=False)[0] for seed in SEEDS[:3])
+    assert found
+
+
+def test_a_changed_solution_is_scored_afresh():
+    """A change the memo was not told about (here: a move applied behind its back, and a new
+    scenario) makes it score every move again, not reuse stale scores."""
+    sc = engine.load_scenario(generate("random", seed=4, casualties=12, paramedics=3, fire=1, hospitals=2))
+    sol = construct.greedy(sc)
+    P = problem_arrays(sc)
+    moves = full_moves(P, sol)
+    memo = SweepMemo()
+    _out, fresh = _memo_sweep(memo, sol, moves)
+    assert fresh == len(moves)
+    _out, fresh = _memo_sweep(memo, sol, moves)
+    assert fresh == 0  # nothing changed: every score reused
+    state = SearchState(sol, sol.copy())
+    out = run_sweep(P, sol, moves, 1)
+    i = pick_best(*out, len(moves), np.ones(len(moves), dtype=np.bool_))
+    _apply(state, moves[i].copy(), (out[0][i], out[1][i]))  # the memo is not told
+    moves = full_moves(P, sol)
+    out, fresh = _memo_sweep(memo, sol, moves)
+    assert fresh == len(moves)
+    assert _same(out, run_sweep(P, sol, moves, 1)).all()
+
+
+def test_descent_with_memo_equals_descent_without(monkeypatch):
+    """The memo changes how fast descent and tabu go, not where they go."""
+    scenarios = [generate("random", seed=s, casualties=14, paramedics=3, fire=2, hospitals=3) for s in (5, 6)]
+    with_memo = [solve(d, algorithm=a, iterations=it, seed=0).plan.to_json()
+                 for d in scenarios for a, it in (("descent", None), ("tabu", 25))]
+
+    def plain(self, sol, moves, n, F, T, st, n_threads):
+        F[:], T[:], st[:] = run_sweep(problem_arrays(sol.sc), sol, moves[:n], n_threads)
+        return n
+
+    monkeypatch.setattr(engine_memo.SweepMemo, "score", plain)
+    without = [solve(d, algorithm=a, iterations=it, seed=0).plan.to_json()
+               for d in scenarios for a, it in (("descent", None), ("tabu", 25))]
+    assert with_memo == without
+
+
+def test_assert_mode_catches_a_stale_memo(monkeypatch):
+    """In assert mode every sweep is checked against plain scoring: a memo that forgets to stamp
+    the moves it is told about fails loudly."""
+    from engine.algorithms import MoveMismatch
+
+    monkeypatch.setattr(engine_memo, "stamp_move", lambda *args: None)
+    d = generate("random", seed=7, casualties=16, paramedics=3, fire=2, hospitals=2)
+    with pytest.raises(MoveMismatch):
+        solve(d, algorithm="descent", assert_moves=True)
