@@ -65,31 +65,35 @@ def check(model: ScenarioModel) -> list[Problem]:
         if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
             problems.append(Problem(f"{path}.shift_end", f"ends at {r.shift_end} before the team is available at {r.available_at}"))
 
-    t = model.time
     for i, c in enumerate(model.casualties):
-        path = f"casualties[{i}]"
-        if c.site not in sites:
-            problems.append(Problem(f"{path}.site", f"unknown site '{c.site}'"))
-        if t is not None and c.observed_at is not None and c.observed_at > t + TOL:
-            problems.append(Problem(f"{path}.observed_at", f"{c.observed_at} is after the scenario time {t}"))
-        if c.rescue_ends_at is not None:
-            if not c.trapped:
-                problems.append(Problem(f"{path}.rescue_ends_at", "only a trapped casualty can have a rescue under way"))
-            if t is not None and c.rescue_ends_at < t - TOL:
-                problems.append(Problem(f"{path}.rescue_ends_at", f"{c.rescue_ends_at} is before the scenario time {t}"))
-        if c.treatment_ends_at is not None:
-            if c.treated:
-                problems.append(Problem(f"{path}.treatment_ends_at", "a treated casualty has no treatment under way"))
-            if t is not None and c.treatment_ends_at < t - TOL:
-                problems.append(Problem(f"{path}.treatment_ends_at", f"{c.treatment_ends_at} is before the scenario time {t}"))
-        if c.in_transit is not None:
-            if c.in_transit.hospital not in hospitals:
-                problems.append(Problem(f"{path}.in_transit.hospital", f"unknown hospital '{c.in_transit.hospital}'"))
-            if t is not None and c.in_transit.arrival < t - TOL:
-                problems.append(Problem(f"{path}.in_transit.arrival", f"{c.in_transit.arrival} is before the scenario time {t}"))
-            if c.trapped or c.rescue_ends_at is not None or c.treatment_ends_at is not None:
-                problems.append(Problem(f"{path}.in_transit", "a casualty in transit cannot be trapped or have a rescue or treatment under way"))
+        check_casualty(i, c, model.time, sites, hospitals, problems)
     return problems
+
+
+def check_casualty(i: int, c, t, sites: set, hospitals: set, problems: list[Problem]) -> None:
+    """The cross-reference problems of casualty ``i`` (record ``c``) at scenario time ``t``."""
+    path = f"casualties[{i}]"
+    if c.site not in sites:
+        problems.append(Problem(f"{path}.site", f"unknown site '{c.site}'"))
+    if t is not None and c.observed_at is not None and c.observed_at > t + TOL:
+        problems.append(Problem(f"{path}.observed_at", f"{c.observed_at} is after the scenario time {t}"))
+    if c.rescue_ends_at is not None:
+        if not c.trapped:
+            problems.append(Problem(f"{path}.rescue_ends_at", "only a trapped casualty can have a rescue under way"))
+        if t is not None and c.rescue_ends_at < t - TOL:
+            problems.append(Problem(f"{path}.rescue_ends_at", f"{c.rescue_ends_at} is before the scenario time {t}"))
+    if c.treatment_ends_at is not None:
+        if c.treated:
+            problems.append(Problem(f"{path}.treatment_ends_at", "a treated casualty has no treatment under way"))
+        if t is not None and c.treatment_ends_at < t - TOL:
+            problems.append(Problem(f"{path}.treatment_ends_at", f"{c.treatment_ends_at} is before the scenario time {t}"))
+    if c.in_transit is not None:
+        if c.in_transit.hospital not in hospitals:
+            problems.append(Problem(f"{path}.in_transit.hospital", f"unknown hospital '{c.in_transit.hospital}'"))
+        if t is not None and c.in_transit.arrival < t - TOL:
+            problems.append(Problem(f"{path}.in_transit.arrival", f"{c.in_transit.arrival} is before the scenario time {t}"))
+        if c.trapped or c.rescue_ends_at is not None or c.treatment_ends_at is not None:
+            problems.append(Problem(f"{path}.in_transit", "a casualty in transit cannot be trapped or have a rescue or treatment under way"))
 
 
 class _Raw:

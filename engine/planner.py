@@ -33,7 +33,7 @@ from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
 from .repair import carry_over, repair
-from .scenario import Scenario, load_scenario, with_available
+from .scenario import Scenario, load_scenario, with_available, with_casualties
 from .solution import Solution
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
@@ -240,7 +240,13 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            sc = load_scenario(model, reuse=self._sc)
+            if d.type == "health_observed" and model.get("time", 0.0) == self.time:
+                # the commonest delta changes a few casualty records and nothing else: only those
+                # are validated and flattened again (a reload costs five times as much)
+                ids = [d.casualty] if d.casualty is not None else [o.casualty for o in d.observations]
+                sc = with_casualties(self._sc, model, sorted({self._sc.casualty_index[c] for c in ids}))
+            else:
+                sc = load_scenario(model, reuse=self._sc)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
         require_teams(sc, DeltaError)

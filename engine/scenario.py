@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import GeoNetwork, ScenarioModel, SieveHealth, StartHealth
+from .model import Casualty, GeoNetwork, ScenarioModel, SieveHealth, StartHealth
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -188,6 +188,40 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     avail = P.resp_avail.copy()
     avail[r] = float(available_at)
     object.__setattr__(out, "_problem", P._replace(resp_avail=avail, resp_free=np.maximum(avail, P.scalars[0])))
+    return out
+
+
+def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
+    """What ``load_scenario(model)`` gives when ``model`` differs from ``sc``'s scenario only in
+    the records of casualties ``changed`` (same ids and sites, same time): only those records
+    are validated and flattened again, the rest is shared with ``sc``.
+
+    Raises ``ScenarioError`` naming each problem of the changed records, as a reload would.
+    """
+    from .plan import problem_arrays  # plan imports this module
+    from .problem import patch_problem
+
+    casualties = list(sc.model.casualties)
+    problems: list[Problem] = []
+    sites, hospitals = set(sc.site_index), set(sc.hospital_index)
+    for i in changed:
+        try:
+            c = Casualty.model_validate(model["casualties"][i])
+        except ValidationError as err:
+            problems += pydantic_problems(err, ("casualties", i))
+            continue
+        if c.id != casualties[i].id or c.site != casualties[i].site:
+            raise ValueError("with_casualties changes records, not which casualty is where")
+        checks.check_casualty(i, c, sc.model.time, sites, hospitals, problems)
+        casualties[i] = c
+    if problems:
+        raise ScenarioError(problems)
+    hv = sc.health.copy()
+    for i in changed:
+        hv[i] = health_vector(casualties[i].health)
+    out = replace(sc, model=sc.model.model_copy(update={"casualties": casualties}), health=hv)
+    object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
+    object.__setattr__(out, "_problem", patch_problem(problem_arrays(sc), out, changed))
     return out
 
 

@@ -2,8 +2,8 @@
 
 The travel matrix (``load_scenario(..., reuse=)``), the health power tables (cached per chains),
 the incumbent's arrays (``repair.carry_over``), the annealer's fitted temperatures
-(``Annealing.reheat``) and the scenario derived when a task is issued (``with_available``) are
-all shortcuts; each is checked here against the slow path.
+(``Annealing.reheat``) and the scenarios derived when a task is issued (``with_available``) or a
+health observation arrives (``with_casualties``) are all shortcuts; each is checked here against the slow path.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from engine.generate import generate
 from engine.health import _power_tables, power_tables
 from engine.repair import carry_over, repair
 from engine.plan import problem_arrays
-from engine.scenario import load_scenario, with_available
+from engine.errors import ScenarioError
+from engine.scenario import load_scenario, with_available, with_casualties
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,50 @@ def test_a_responder_made_available_later_equals_a_reload(seed):
             assert np.array_equal(a, b, equal_nan=True), name
         assert problem_arrays(fast).resp_avail[r] == t
         assert np.array_equal(problem_arrays(sc).resp_avail, before, equal_nan=True)  # sc is untouched
+
+
+HEALTHS = ["immediate", "urgent", "delayed", "P1", "dead", [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 1.0],
+           {"sieve": {"walking": False, "breathing": True, "respiratory_rate": 35, "pulse": 90}},
+           {"start": {"walking": False, "breathing": True, "respiratory_rate": 20, "radial_pulse": True}}]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_changed_casualty_records_equal_a_reload(seed):
+    """``with_casualties`` (what a health observation uses) gives what a reload gives: the same
+    model, health and problem arrays, for trapped, treated, in-transit and dead casualties."""
+    rng = np.random.default_rng(seed)
+    d = generate("random", seed=seed, casualties=14, paramedics=3, fire=2, hospitals=2)
+    d["time"] = 12.0
+    for c in d["casualties"][:4]:
+        c["trapped"] = True
+    d["casualties"][4]["treated"] = True
+    d["casualties"][5]["in_transit"] = {"hospital": d["hospitals"][0]["id"], "arrival": 20.0}
+    d["casualties"][5]["trapped"] = False
+    sc = load_scenario(d)
+    problem_arrays(sc)
+    for _ in range(6):
+        changed = sorted(rng.choice(len(d["casualties"]), size=int(rng.integers(1, 4)), replace=False).tolist())
+        m = copy_model(d)
+        for i in changed:
+            m["casualties"][i]["health"] = HEALTHS[int(rng.integers(len(HEALTHS)))]
+            m["casualties"][i]["observed_at"] = float(rng.uniform(0, 12))
+        fast = with_casualties(sc, m, changed)
+        slow = load_scenario(m)
+        assert fast.model == slow.model
+        assert np.array_equal(fast.health, slow.health)
+        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+
+
+def test_a_wrong_casualty_record_is_reported_as_a_reload_would():
+    d = generate("random", seed=1, casualties=6, paramedics=2, fire=1, hospitals=2)
+    d["time"] = 5.0
+    sc = load_scenario(d)
+    m = copy_model(d)
+    m["casualties"][2]["observed_at"] = 9.0  # after the scenario time
+    m["casualties"][3]["health"] = [0.5, 0.5, 0.5, 0.5]  # does not sum to 1
+    with pytest.raises(ScenarioError) as fast:
+        with_casualties(sc, m, [2, 3])
+    with pytest.raises(ScenarioError) as slow:
+        load_scenario(m)
+    assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
