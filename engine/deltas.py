@@ -268,15 +268,18 @@ def copy_model(m: dict) -> dict:
     """A copy of the scenario dict that a delta may change freely.
 
     Deltas set fields of casualties, responders, hospitals and sites, and of a casualty's
-    ``in_transit``; they replace lists such as ``health`` whole and never edit them in place. So
-    those records (and dicts inside them) are copied, the rest shared; the network (possibly
-    thousands of inline edges) is copied only by a ``travel_changed`` delta.
+    ``in_transit``; they replace anything else inside a record (``health``, a ``start`` point)
+    whole and never edit it in place. So those records and ``in_transit`` are copied, the rest
+    shared; the network (possibly thousands of inline edges) is copied only by a
+    ``travel_changed`` delta.
     """
     out = dict(m)
     for key in ("casualties", "responders", "hospitals", "sites"):
         if isinstance(m.get(key), list):
-            out[key] = [{k: dict(v) if isinstance(v, dict) else v for k, v in row.items()}
-                        if isinstance(row, dict) else row for row in m[key]]
+            out[key] = [dict(row) if isinstance(row, dict) else row for row in m[key]]
+    for row in out.get("casualties") or ():
+        if isinstance(row, dict) and isinstance(row.get("in_transit"), dict):
+            row["in_transit"] = dict(row["in_transit"])  # the one nested record edited in place
     return out
 
 
