@@ -62,6 +62,11 @@ class SweepMemo:
         self._remember(sol)
         return int(done)
 
+    def forget(self) -> None:
+        """Keep the buffers but no score: the next sweep scores every move afresh."""
+        if self._meta is not None:
+            self._meta[READY] = 0
+
     def applying(self, sol: Solution, move: np.ndarray) -> None:
         """Call just before ``move`` is applied to ``sol``; call ``applied`` just after."""
         if not self._matches(sol, problem_arrays(sol.sc)):

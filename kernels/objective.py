@@ -52,17 +52,6 @@ def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, sma
 
 
 @njit(**JIT)
-def casualty_pdead(P, c, W):
-    """``p_dead`` of casualty ``c`` at its arrival, from the times in ``W``."""
-    H = P.h0
-    if P.status[c] == IN_TRANSIT:
-        return dead_after(H[c, 0], H[c, 1], H[c, 2], H[c, 3], ENV_AMBULANCE, P.transit_arrival[c] - P.obs[c],
-                          P.small, P.big)
-    return pdead_at_arrival(H, c, P.obs[c], P.trapped[c], W.rescued[c], W.treated_at[c],
-                            W.pickup[c], W.arrival[c], P.small, P.big)
-
-
-@njit(**JIT)
 def objective(P, hosp, W):
     """Return ``(F, overflow, T)`` for a schedule already in ``W``; fills ``W.pdead``.
 
