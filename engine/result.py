@@ -10,7 +10,11 @@ from .plan import Plan
 
 @dataclass
 class Statistics:
-    """How the search went. ``history`` holds ``(runtime_s, iteration, F, T)`` at each new best."""
+    """How the search went. ``history`` holds ``(runtime_s, iteration, F, T)`` at each new best.
+
+    ``evaluations`` counts the moves (and plans) actually scored: a move whose score a sweep
+    kept from the previous one (``engine.memo``) is not counted again.
+    """
 
     algorithm: str
     iterations: int = 0
