@@ -62,12 +62,18 @@ def check(model: ScenarioModel) -> list[Problem]:
                 problems.append(Problem(f"{path}.start", f"unknown place '{r.start}'"))
         elif geo and getattr(r.start, "node", None) is not None:
             problems.append(Problem(f"{path}.start", "a 'geo' network has no nodes; give 'lat' and 'lon'"))
-        if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
-            problems.append(Problem(f"{path}.shift_end", f"ends at {r.shift_end} before the team is available at {r.available_at}"))
+        check_shift(i, r, problems)
 
     for i, c in enumerate(model.casualties):
         check_casualty(i, c, model.time, sites, hospitals, problems)
     return problems
+
+
+def check_shift(i: int, r, problems: list[Problem]) -> None:
+    """A team's shift may not end before it is available."""
+    if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
+        problems.append(Problem(f"responders[{i}].shift_end",
+                                f"ends at {r.shift_end} before the team is available at {r.available_at}"))
 
 
 def check_casualty(i: int, c, t, sites: set, hospitals: set, problems: list[Problem]) -> None:

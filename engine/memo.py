@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.layout import workspace_for
-from kernels.memo import EPOCH, READY, ROWS, keys_fit, make_memo, stamp_move, sweep_memo
+from kernels.memo import EPOCH, ROWS, VALID_FROM, keys_fit, make_memo, stamp_move, sweep_memo
+from kernels.search import sweep
 
 from .plan import problem_arrays
 from .solution import Solution
@@ -47,16 +48,18 @@ class SweepMemo:
         self._meta = np.zeros(5, np.int64)
         self._meta[EPOCH] = 1
         self._scratch = workspace_for(P)
-        self._fit = keys_fit(n_resp, n_cas, n_hosp)
 
     def score(self, sol: Solution, moves: np.ndarray, n: int, F, T, st, n_threads: int) -> int:
         """Fill ``F``, ``T``, ``st`` for ``moves[:n]`` like ``kernels.search.sweep``; returns how
         many moves were scored anew (the rest kept their last score)."""
         P = problem_arrays(sol.sc)
+        if not keys_fit(len(P.resp_loc), len(P.h0), len(P.hosp_loc)):
+            # move keys could collide (never below ~10^5 casualties): score every move plainly
+            sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, n_threads)
+            self._seen = None
+            return n
         if not self._matches(sol, P) or self._meta[ROWS] + n > len(self._memo.dF):
             self._reset(P, self.ROOM * n + 16)
-        if not self._fit:
-            self._meta[READY] = 0  # keys could collide: never reuse a score
         done = sweep_memo(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
                           n_threads, self._memo, self._stamp, self._meta)
         self._remember(sol)
@@ -65,7 +68,8 @@ class SweepMemo:
     def forget(self) -> None:
         """Keep the buffers but no score: the next sweep scores every move afresh."""
         if self._meta is not None:
-            self._meta[READY] = 0
+            self._meta[EPOCH] += 1
+            self._meta[VALID_FROM] = self._meta[EPOCH]
 
     def applying(self, sol: Solution, move: np.ndarray) -> None:
         """Call just before ``move`` is applied to ``sol``; call ``applied`` just after."""

@@ -302,7 +302,10 @@ class Planner:
         model["responders"] = list(model["responders"])
         resp = model["responders"][r] = dict(model["responders"][r])
         resp["available_at"] = max(float(now), float(resp.get("available_at", now)))
-        sc = with_available(self._sc, r, resp["available_at"])
+        try:
+            sc = with_available(self._sc, r, resp["available_at"])
+        except ScenarioError as err:  # e.g. its shift is over: nothing is issued
+            raise DeltaError([Problem(f"now -> {p.path}", p.message) for p in err.problems]) from None
         unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
         pins = best.pins.copy()

@@ -175,13 +175,18 @@ def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
 def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     """``sc`` with responder ``r`` available from ``available_at`` (a finite number of minutes).
 
-    What ``load_scenario`` would return for the model with that one change, without validating
-    and flattening the whole model again: everything else is shared with ``sc``.
+    What ``load_scenario`` would return for the model with that one change (or the problem it
+    would raise: a shift ending before then), without validating and flattening the whole model
+    again: everything else is shared with ``sc``.
     """
     from .plan import problem_arrays  # plan imports this module
 
     responders = list(sc.model.responders)
     responders[r] = responders[r].model_copy(update={"available_at": float(available_at)})
+    problems: list[Problem] = []
+    checks.check_shift(r, responders[r], problems)
+    if problems:
+        raise ScenarioError(problems)
     out = replace(sc, model=sc.model.model_copy(update={"responders": responders}))
     object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
     P = problem_arrays(sc)

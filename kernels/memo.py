@@ -40,9 +40,10 @@ from .search import incumbent_tables
 #: Dependencies kept per move; a move with more is always re-scored.
 MAX_DEPS = 96
 
-#: ``meta``: the current epoch, the epoch the shift-overrun count last changed, that count,
-#: whether remembered scores may be used at all, and how many rows are taken.
-EPOCH, SHIFT_EPOCH, N_SHIFT, READY, ROWS = range(5)
+#: ``meta``: the current epoch; the first epoch whose scores may be reused (older ones are
+#: stale for good: the shift-overrun count changed, or a move was applied without stamps);
+#: that count; whether the last sweep's scores may be used at all; how many rows are taken.
+EPOCH, VALID_FROM, N_SHIFT, READY, ROWS = range(5)
 #: ``MoveMemo.epoch`` of a row being scored in this sweep by move ``i`` is ``PENDING - i``.
 PENDING = -2
 
@@ -173,7 +174,7 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
     rr, pos, ids = P.resp_loc.shape[0] + 1, 3 * n_cas + 2, max(n_cas, P.hosp_loc.shape[0]) + 1
     # every array is taken out of its tuple once, so that LLVM need not reload them after stores
     keys, index, row_key, dF, dT, status, when, deps, n_deps = memo
-    shift_epoch = meta[SHIFT_EPOCH]
+    valid_from = meta[VALID_FROM]
     F0, T0 = inc[0], inc[2]
     n_todo = 0
     n_dup = 0
@@ -192,7 +193,7 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
             dup_first[n_dup] = PENDING - e
             n_dup += 1
             continue
-        ok = reuse and not new and n_deps[j] >= 0 and e >= shift_epoch
+        ok = reuse and not new and n_deps[j] >= 0 and e >= valid_from
         if ok:
             for x in range(n_deps[j]):
                 if stamp[deps[j, x]] > e:
@@ -226,9 +227,9 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     n_hosp = P.hosp_loc.shape[0]
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     epoch = meta[EPOCH]
-    if n_shift != meta[N_SHIFT]:
+    if n_shift != meta[N_SHIFT]:  # every status may have changed
         meta[N_SHIFT] = n_shift
-        meta[SHIFT_EPOCH] = epoch
+        meta[VALID_FROM] = epoch
     # an incumbent in a wait cycle is scored by full evaluations, which record no dependencies
     local = int(inc[3]) != CYCLE
     m = max(n_moves, 1)
@@ -293,13 +294,13 @@ def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, me
     e = meta[EPOCH] + 1
     meta[EPOCH] = e
     if int(inc[3]) == CYCLE:
-        meta[READY] = 0
+        meta[VALID_FROM] = e  # no local scoring to learn from: every older score is stale
         return
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     _F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
                                    n_shift, cs, co, ch, W)
     if st == CYCLE:
-        meta[READY] = 0
+        meta[VALID_FROM] = e
         return
     for x in range(W.gen[N_LISTS]):
         r = W.stack[x]

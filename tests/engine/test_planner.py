@@ -374,6 +374,28 @@ def test_next_task_at_a_time_that_is_not_a_finite_number_raises(planner, now):
     assert snapshot_state(planner) == before
 
 
+def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
+    """Issuing sets the team off now; after its shift end that is refused (as a reload of the
+    model would refuse it), and the planner goes on taking deltas."""
+    d = tiny()
+    rid = next(r["id"] for r in d["responders"] if r["kind"] == "paramedic")
+    next(r for r in d["responders"] if r["id"] == rid)["shift_end"] = 60.0
+    p = Planner(d, seed=0)
+    try:
+        p.apply({"type": "clock", "time": 70.0})
+        before = snapshot_state(p)
+        r = p._sc.responder_index[rid]
+        assert p._state.best.starts[r + 1] > p._state.best.starts[r]  # it has work planned
+        with pytest.raises(DeltaError) as err:
+            p.next_task(rid, 70.0)
+        assert "shift_end" in err.value.problems[0].path
+        assert snapshot_state(p) == before
+        p.apply({"type": "clock", "time": 71.0})  # the model is still a valid one
+        assert p.time == 71.0
+    finally:
+        p.close()
+
+
 def test_next_task_advances_the_clock(planner):
     task = planner.next_task("amb-02", 2.5)
     assert planner.time == 2.5

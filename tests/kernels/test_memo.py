@@ -161,3 +161,28 @@ def test_assert_mode_catches_a_stale_memo(monkeypatch):
     d = generate("random", seed=7, casualties=16, paramedics=3, fire=2, hospitals=2)
     with pytest.raises(MoveMismatch):
         solve(d, algorithm="descent", assert_moves=True)
+
+
+def test_keys_too_large_to_encode_fall_back_to_plain_sweeps(monkeypatch):
+    """A problem too big for 63-bit move keys is scored move by move, never from the memo."""
+    monkeypatch.setattr(engine_memo, "keys_fit", lambda *args: False)
+    sc = engine.load_scenario(generate("random", seed=8, casualties=10, paramedics=3, fire=1, hospitals=2))
+    sol = construct.greedy(sc)
+    P = problem_arrays(sc)
+    moves = full_moves(P, sol)
+    memo = SweepMemo()
+    for _ in range(2):
+        out, fresh = _memo_sweep(memo, sol, moves)
+        assert fresh == len(moves)
+        assert _same(out, run_sweep(P, sol, moves, 1)).all()
+
+
+def test_forget_makes_every_score_stale_for_good():
+    sc = engine.load_scenario(generate("random", seed=9, casualties=10, paramedics=3, fire=1, hospitals=2))
+    sol = construct.greedy(sc)
+    moves = full_moves(problem_arrays(sc), sol)
+    memo = SweepMemo()
+    _memo_sweep(memo, sol, moves)
+    memo.forget()
+    assert _memo_sweep(memo, sol, moves[::2])[1] == len(moves[::2])  # half the moves: all afresh
+    assert _memo_sweep(memo, sol, moves)[1] == len(moves) - len(moves[::2])  # the other half too
