@@ -15,7 +15,7 @@ from numba import njit
 from .config import JIT
 from .layout import CYCLE, LOCAL
 from .local import local_schedule
-from .moves import apply_move
+from .moves import HOSPITAL, HOSPITAL_SWAP, apply_move, candidate_view
 from .objective import hospital_overflow, objective, pdead_at_arrival
 from .schedule import schedule
 
@@ -77,25 +77,38 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
 @njit(**JIT)
 def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
                   n_shift_inc, cs, co, ch, W):
-    """Score the incumbent after move ``(kind, a, b, c)``; the candidate is left in ``cs, co, ch``.
+    """Score the incumbent after move ``(kind, a, b, c)``.
 
     Only what the move can change is re-timed (``local_schedule``) and re-scored
     (``objective_touched``); an incumbent caught in a wait cycle is re-evaluated in full.
     ``inc`` is the incumbent's ``[F, overflow, T, status]``. Returns ``(F, overflow, T, status)`` as
     a full evaluation of the candidate would: the times exactly, ``F`` and ``T`` to rounding (about
     1e-15), exactly after a full re-timing.
+
+    The candidate is not copied whole (that would cost O(plan) per move): ``cs`` gets its starts,
+    ``co`` the lists it re-timed, ``ch`` its hospitals only for a hospital move. Call
+    ``apply_move`` for the whole candidate (to take it over, say).
     """
-    apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
     W.gen[LOCAL] = 0
     if int(inc[3]) != CYCLE:
+        wA, wB = candidate_view(kind, a, b, c, starts, order, slot_owner, cs, co)
+        hc = hosp
+        if kind == HOSPITAL or kind == HOSPITAL_SWAP:
+            ch[:] = hosp
+            if kind == HOSPITAL:
+                ch[a] = b
+            else:
+                ch[a], ch[b] = hosp[b], hosp[a]
+            hc = ch
         status = local_schedule(P, kind, a, b, c, starts, order, hosp, slot_owner, slot_of, n_shift_inc,
-                                cs, co, ch, pins, Winc, W)
+                                cs, co, hc, pins, Winc, W, wA, wB)
         if status == CYCLE:
             return np.nan, np.nan, np.nan, status
-        F, overflow, T = objective_touched(P, ch, W, hosp, Winc, inc[0], inc[1], inc[2])
+        F, overflow, T = objective_touched(P, hc, W, hosp, Winc, inc[0], inc[1], inc[2])
         W.gen[LOCAL] = 1
         return F, overflow, T, status
     # an incumbent caught in a wait cycle has no times or p_dead to reuse
+    apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
     status = schedule(P, cs, co, ch, pins, W)
     if status == CYCLE:
         return np.nan, np.nan, np.nan, status

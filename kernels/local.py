@@ -98,17 +98,26 @@ def _sync(W, Winc):
 
 
 @njit(**JIT, inline="always")
-def _open(r, p, g, W, starts):
-    """Add list ``r`` to the re-timed lists, from index ``p`` on (its tail not yet scanned)."""
+def _open(r, p, g, W, starts, inc_starts, inc_order, order, wA, wB):
+    """Add list ``r`` to the re-timed lists, from index ``p`` on (its tail not yet scanned).
+
+    A list the move did not write (``wA``, ``wB``: see ``moves.candidate_view``) is the
+    incumbent's: it is copied to its candidate offset now, the first time it is read.
+    """
     W.rmark[r] = g
     W.tail[r] = p
     W.scanned[r] = starts[r + 1] - starts[r]
     W.stack[W.gen[N_LISTS]] = r
     W.gen[N_LISTS] += 1
+    if r != wA and r != wB:
+        d = starts[r] - inc_starts[r]
+        for s in range(inc_starts[r], inc_starts[r + 1]):
+            order[s + d] = inc_order[s]
 
 
 @njit(**JIT, inline="always")
-def _need(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts):
+def _need(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts, inc_order, order,
+          wA, wB):
     """Task ``code`` waits for an end that is re-timed: make sure it is re-timed too.
 
     Its list joins the re-timed lists from its index on, or an already re-timed list's tail is
@@ -125,17 +134,18 @@ def _need(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g
     if (r == A and i >= pA) or (r == B and i >= pB):
         return  # in a touched list's changed part: scanned from the start
     if W.rmark[r] != W.gen[GEN]:
-        _open(r, i, g, W, starts)
+        _open(r, i, g, W, starts, inc_starts, inc_order, order, wA, wB)
     elif i < W.tail[r]:
         W.tail[r] = i
 
 
 @njit(**JIT)
 def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner, slot_of, n_shift_inc,
-                   starts, order, hosp, pins, Winc, W):
+                   starts, order, hosp, pins, Winc, W, wA, wB):
     """Time the candidate ``(starts, order, hosp)`` from the incumbent's times in ``Winc``.
 
-    The move changes one or two lists from some index on; those tails are re-timed, and so is
+    ``order`` need only hold the lists the move wrote (``wA``, ``wB``; see
+    ``moves.candidate_view``): every other list this reads is copied into it first. The move changes one or two lists from some index on; those tails are re-timed, and so is
     every task that waits (directly or through its own list) for a rescue or treat end in a
     re-timed tail: its list joins from that task on. The rest keeps the incumbent's times.
     Returns FEASIBLE / SHIFT / CYCLE like ``schedule``, with ``W``'s per-casualty arrays filled,
@@ -162,9 +172,9 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     gen[N_LISTS] = 0
     lists, tail, scanned = W.stack, W.tail, W.scanned
     if A >= 0:
-        _open(A, pA, g, W, starts)
+        _open(A, pA, g, W, starts, inc_starts, inc_order, order, wA, wB)
     if B >= 0:
-        _open(B, pB, g, W, starts)
+        _open(B, pB, g, W, starts, inc_starts, inc_order, order, wA, wB)
     n_touched = 0
     if removed >= 0:
         cc = removed // 3
@@ -174,7 +184,8 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
         r_known[cc] = True
         t_known[cc] = True
         treated_at[cc] = P.treat_fixed[cc] if not np.isnan(P.treat_fixed[cc]) else np.inf
-        _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts)
+        _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W, starts,
+              inc_order, order, wA, wB)
     # scan the re-timed parts until closed: list the casualties they touch, mark their rescue and
     # treat ends as not yet timed, and pull in every task that waits for one of those ends
     grew = True
@@ -200,13 +211,13 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                 if k == RESCUE:
                     r_known[cc] = False
                     _need(3 * cc + TREAT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
-                          starts)
+                          starts, inc_order, order, wA, wB)
                     _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
-                          starts)
+                          starts, inc_order, order, wA, wB)
                 elif k == TREAT:
                     t_known[cc] = False
                     _need(3 * cc + TRANSPORT, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g, W,
-                          starts)
+                          starts, inc_order, order, wA, wB)
     gen[N_TOUCHED] = n_touched
     n_lists = gen[N_LISTS]
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc

@@ -34,7 +34,7 @@ from numba import njit, prange
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT, make_workspace
-from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT
+from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
 from .search import incumbent_tables
 
 #: Dependencies kept per move; a move with more is always re-scored.
@@ -302,6 +302,7 @@ def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, me
     if st == CYCLE:
         meta[VALID_FROM] = e
         return
+    apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)  # the whole candidate, to compare
     for x in range(W.gen[N_LISTS]):
         r = W.stack[x]
         n = cs[r + 1] - cs[r]

@@ -103,6 +103,136 @@ def apply_move(kind, a, b, c, starts, order, hosp, out_starts, out_order, out_ho
 
 
 @njit(**JIT, inline="always")
+def _write_list(r, starts, order, cs, co, skip, pos, code):
+    """Candidate list ``r``: the incumbent's without slot ``skip``, with ``code`` at ``pos`` (or
+    neither, with -1), written at its candidate offset ``cs[r]``."""
+    w = cs[r]
+    k = 0
+    for s in range(starts[r], starts[r + 1]):
+        if s == skip:
+            continue
+        if k == pos:
+            co[w] = code
+            w += 1
+        co[w] = order[s]
+        w += 1
+        k += 1
+    if k == pos:
+        co[w] = code
+
+
+@njit(**JIT)
+def candidate_view(kind, a, b, c, starts, order, slot_owner, cs, co):
+    """The candidate of move ``(kind, a, b, c)`` without copying the whole plan.
+
+    Writes its ``starts`` into ``cs`` (O(teams)) and the codes of the one or two lists the move
+    changes into ``co`` at their candidate offsets, and returns those lists ``(A, B)`` (-1: none).
+    Every other list of the candidate is the incumbent's, shifted to ``cs``: whoever reads one
+    copies it first (``kernels.local``). ``apply_move`` writes the whole candidate.
+    """
+    n_resp = starts.shape[0] - 1
+    A, B = -1, -1
+    if kind == RELOCATE or kind == REMOVE_TREAT:
+        A = slot_owner[a]
+        B = b if kind == RELOCATE else -1
+        for r in range(n_resp + 1):
+            cs[r] = starts[r] - (1 if r > A else 0) + (1 if B >= 0 and r > B else 0)
+        if kind == RELOCATE:
+            if B != A:
+                _write_list(A, starts, order, cs, co, a, -1, 0)
+            else:
+                A = -1
+            _write_list(B, starts, order, cs, co, a, c, order[a])
+        else:
+            _write_list(A, starts, order, cs, co, a, -1, 0)
+    elif kind == INSERT_TREAT or kind == INSERT_TASK:
+        B = b
+        for r in range(n_resp + 1):
+            cs[r] = starts[r] + (1 if r > B else 0)
+        _write_list(B, starts, order, cs, co, -1, c, 3 * a + TREAT if kind == INSERT_TREAT else a)
+    else:
+        cs[:] = starts
+        if kind == SWAP or kind == TWO_OPT:
+            A = slot_owner[a]
+            B = slot_owner[b]
+            _write_list(A, starts, order, cs, co, -1, -1, 0)
+            if B != A:
+                _write_list(B, starts, order, cs, co, -1, -1, 0)
+            else:
+                B = -1
+            if kind == SWAP:
+                co[a], co[b] = order[b], order[a]
+            else:
+                for i in range(b - a + 1):
+                    co[a + i] = order[b - i]
+    return A, B
+
+
+@njit(**JIT)
+def apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of):
+    """Apply move ``(kind, a, b, c)`` to the plan itself, slot tables included.
+
+    ``cs`` holds the candidate's starts (``candidate_view`` or ``apply_move`` wrote them). Only
+    the slots between where a task leaves and where it lands move, so a move costs what it
+    shifts rather than the whole plan: what taking over an accepted move costs in annealing.
+    Gives exactly ``apply_move`` followed by ``slot_tables``.
+    """
+    n_resp = starts.shape[0] - 1
+    n = starts[n_resp]
+    lo, hi = 0, -1  # the slots whose task or owner changes
+    if kind == RELOCATE or kind == INSERT_TREAT or kind == INSERT_TASK or kind == REMOVE_TREAT:
+        if kind == RELOCATE:
+            code = order[a]
+            src = a
+            dst = cs[b] + c
+        elif kind == REMOVE_TREAT:
+            code = -1
+            slot_of[order[a]] = -1
+            src = a
+            dst = n - 1
+        else:
+            code = 3 * a + TREAT if kind == INSERT_TREAT else a
+            src = n
+            dst = cs[b] + c
+        if dst >= src:
+            for s in range(src, dst):
+                order[s] = order[s + 1]
+            lo, hi = src, dst
+        else:
+            for s in range(src, dst, -1):
+                order[s] = order[s - 1]
+            lo, hi = dst, src
+        order[dst] = code
+        starts[:] = cs
+        # slots outside [lo, hi] keep their task and their list; inside, find each one's list
+        r = 0
+        while r < n_resp - 1 and starts[r + 1] <= lo:
+            r += 1
+        for s in range(lo, min(hi + 1, starts[n_resp])):
+            while starts[r + 1] <= s:
+                r += 1
+            slot_owner[s] = r
+    elif kind == SWAP:
+        order[a], order[b] = order[b], order[a]
+        lo, hi = a, a
+        slot_of[order[b]] = b
+    elif kind == TWO_OPT:
+        i, j = a, b
+        while i < j:
+            order[i], order[j] = order[j], order[i]
+            i += 1
+            j -= 1
+        lo, hi = a, b
+    elif kind == HOSPITAL:
+        hosp[a] = b
+    elif kind == HOSPITAL_SWAP:
+        hosp[a], hosp[b] = hosp[b], hosp[a]
+    for s in range(lo, hi + 1):
+        if s < starts[n_resp]:
+            slot_of[order[s]] = s
+
+
+@njit(**JIT, inline="always")
 def _push(out, n, kind, a, b, c):
     if n < out.shape[0]:
         out[n, 0] = kind

@@ -16,7 +16,8 @@ from .delta import evaluate_move
 from .evaluate import evaluate
 from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
 from .local import adopt, count_shift
-from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_move, random_move, slot_tables
+from .moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_in_place, apply_move,
+                    random_move, slot_tables)
 
 TIE = 1e-9
 #: Tabu markers for treats (in place of a responder index): may not be inserted / removed.
@@ -208,9 +209,8 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
                 # scored locally: take the candidate's timing over, O(what the move touched)
                 adopt(P, starts, cs, pins, Winc, Wc)
                 drift = True
-            starts[:] = cs
-            order[:] = co
-            hosp[:] = ch
+            # and its arrays and slot tables, O(the slots the move shifts)
+            apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of)
             if check:
                 # assert mode: the move's score against a full evaluation in a scratch workspace,
                 # so the adopted incumbent itself is what later moves are scored from
@@ -223,7 +223,6 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
                 # a full re-timing keeps every incumbent array exact for the next local delta
                 F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
             cur[0], cur[1], cur[2], cur[3] = F, o, T, st
-            slot_tables(starts, order, n_cas, slot_owner, slot_of)
             n_shift = count_shift(P, starts, Winc)
             if better(F, T, st, best[0], best[2], int(best[3])):
                 best[0], best[1], best[2], best[3] = F, o, T, st
