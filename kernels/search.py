@@ -163,6 +163,13 @@ def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hos
         tabu_hosp_until[b] = until
 
 
+@njit(**JIT, inline="always")
+def _keep(starts, order, hosp, best_starts, best_order, best_hosp):
+    best_starts[:] = starts
+    best_order[:] = order
+    best_hosp[:] = hosp
+
+
 @njit(**JIT)
 def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best,
                  paramedics, fires, weights, neigh, hosp_neigh, temp0, temp_end, it0, total, n_iter, seed, Wc,
@@ -182,6 +189,9 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     ratio = temp_end / temp0 if temp0 > 0 else 0.0
     drift = False
+    # the current plan is the best one, and best_* are not a copy of it yet: they are copied when
+    # the search leaves it (or the chunk ends), not at every new best (each copy is O(plan))
+    at_best = False
     if check:
         Wfull = make_workspace(n_cas, P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
     else:
@@ -205,6 +215,9 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
         if accept:
             stats[1] += 1
             local = Wc.gen[LOCAL] == 1
+            if at_best and not (local and better(F, T, st, best[0], best[2], int(best[3]))):
+                _keep(starts, order, hosp, best_starts, best_order, best_hosp)
+                at_best = False
             if local:
                 # scored locally: take the candidate's timing over, O(what the move touched)
                 adopt(P, starts, cs, pins, Winc, Wc)
@@ -218,7 +231,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
                 if abs(F2 - F) > 1e-9 or abs(T2 - T) > 1e-9:
                     bad[0], bad[1], bad[2], bad[3] = kind, a, b, c
                     bad[4], bad[5], bad[6], bad[7] = F, F2, T, T2
-                    return k
+                    return k  # (best_* may be stale: the engine raises on a mismatch)
             if not local:
                 # a full re-timing keeps every incumbent array exact for the next local delta
                 F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
@@ -226,10 +239,10 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
             n_shift = count_shift(P, starts, Winc)
             if better(F, T, st, best[0], best[2], int(best[3])):
                 best[0], best[1], best[2], best[3] = F, o, T, st
-                best_starts[:] = starts
-                best_order[:] = order
-                best_hosp[:] = hosp
+                at_best = True
                 stats[2] += 1
+    if at_best:
+        _keep(starts, order, hosp, best_starts, best_order, best_hosp)
     if drift:
         # locally scored F and T carry rounding (about 1e-15 a move): settle them once a chunk
         F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
