@@ -16,7 +16,7 @@ from .config import JIT
 from .layout import CYCLE, LOCAL
 from .local import local_schedule
 from .moves import HOSPITAL, HOSPITAL_SWAP, apply_move, candidate_view
-from .objective import hospital_overflow, objective, pdead_at_arrival
+from .objective import objective, overflows, pdead_at_arrival
 from .schedule import schedule
 
 
@@ -62,14 +62,14 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         dT += arrival[c] - obs[c]
         count[hosp[c]] += 1
         dirty[hosp[c]] = True
+    need = W.need
+    for h in range(count.shape[0]):
+        need[h] = dirty[h] and count[h] > P.hosp_cap[h]
+        if dirty[h]:
+            over[h] = 0.0
+    overflows(P, hosp, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):
-        if dirty[h]:
-            if count[h] <= P.hosp_cap[h]:
-                over[h] = 0.0
-            else:
-                over[h] = hospital_overflow(status, P.transit_hosp, hosp, arrival, pdead, W.buf, h,
-                                            P.hosp_cap[h], P.hosp_risk[h])
         overflow += over[h]
     return (inc_F - inc_overflow) + dF + overflow, overflow, inc_T + dT
 

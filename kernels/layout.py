@@ -76,6 +76,8 @@ Workspace = namedtuple(
         "count",                                                # i8[H]
         "over",                                                 # f8[H] overflow per hospital
         "dirty",                                                # b1[H] scratch for delta scoring
+        "need", "head",                                         # b1[H], i8[H]: overflow lists
+        "nxt",                                                  # i8[C]     (objective.overflows)
         "buf",                                                  # i8[C]
         "touched",                                              # i8[C] casualties a move touches
         "mark",                                                 # i8[C] generation stamps for touched
@@ -106,6 +108,8 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.empty(n_hosp, np.int64),
         np.zeros(n_hosp),
         np.zeros(n_hosp, np.bool_),
+        np.zeros(n_hosp, np.bool_), np.empty(n_hosp, np.int64),
+        np.empty(max(n_cas, 1), np.int64),
         np.empty(max(n_cas, 1), np.int64),
         np.empty(max(n_cas, 1), np.int64),
         np.zeros(max(n_cas, 1), np.int64),

@@ -3,7 +3,7 @@
 Each casualty's health is walked through its timeline, one maximal segment per environment,
 switching to the treated chain at ``treated_at``. Hospitals admit in arrival order (ties: casualty
 index); only hospitals that receive more casualties than beds are sorted, so the common case
-costs one counting pass.
+costs one counting pass (and the others one pass together).
 """
 
 from __future__ import annotations
@@ -87,13 +87,11 @@ def objective(P, hosp, W):
         pdead[c] = p
         F += p
         T += arrival[c] - obs[c]
-    over = W.over
+    over, need = W.over, W.need
     for h in range(count.shape[0]):
-        if count[h] > P.hosp_cap[h]:
-            over[h] = hospital_overflow(P.status, P.transit_hosp, hosp, arrival, pdead, W.buf,
-                                        h, P.hosp_cap[h], P.hosp_risk[h])
-        else:
-            over[h] = 0.0
+        need[h] = count[h] > P.hosp_cap[h]
+        over[h] = 0.0
+    overflows(P, hosp, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):
         overflow += over[h]
@@ -101,37 +99,56 @@ def objective(P, hosp, W):
 
 
 @njit(**JIT)
-def hospital_overflow(status, transit_hosp, hosp, arrival, pdead, buf, h, cap, risk):
-    """Overflow fatalities at hospital ``h``: admissions beyond its ``cap`` beds, in arrival order.
+def overflows(P, hosp, arrival, pdead, W):
+    """``W.over[h]`` for every hospital with ``W.need[h]``: overflow fatalities, admissions beyond
+    its beds in arrival order (SPEC §7).
 
-    Members are gathered in casualty-index order and sorted stably by arrival, so equal arrivals
-    stay in index order, as SPEC §7 breaks ties. Small hospitals use an in-place insertion sort
-    (no allocation); large ones a merge sort.
+    One pass over the casualties threads each such hospital's admissions into a list, in casualty
+    index order; each list is then sorted stably by arrival, so equal arrivals stay in index
+    order, as SPEC §7 breaks ties. Small hospitals use an in-place insertion sort (no
+    allocation); large ones a merge sort.
     """
-    n = 0
-    for c in range(status.shape[0]):
+    status, transit_hosp = P.status, P.transit_hosp
+    need, head, nxt, buf, over = W.need, W.head, W.nxt, W.buf, W.over
+    any_need = False
+    for h in range(need.shape[0]):
+        if need[h]:
+            head[h] = -1
+            any_need = True
+    if not any_need:
+        return
+    for c in range(status.shape[0] - 1, -1, -1):  # prepending: each list ends in index order
         st = status[c]
         if st == DEAD or np.isnan(arrival[c]):
             continue
         dest = transit_hosp[c] if st == IN_TRANSIT else hosp[c]
-        if dest == h:
+        if need[dest]:
+            nxt[c] = head[dest]
+            head[dest] = c
+    for h in range(need.shape[0]):
+        if not need[h]:
+            continue
+        n = 0
+        c = head[h]
+        while c >= 0:
             buf[n] = c
             n += 1
-    if n <= 64:
-        for j in range(1, n):
-            c = buf[j]
-            a = arrival[c]
-            i = j
-            while i > 0 and arrival[buf[i - 1]] > a:
-                buf[i] = buf[i - 1]
-                i -= 1
-            buf[i] = c
-    else:
-        members = buf[:n].copy()
-        order = np.argsort(arrival[members], kind="mergesort")
-        for i in range(n):
-            buf[i] = members[order[i]]
-    total = 0.0
-    for i in range(cap, n):
-        total += (1.0 - pdead[buf[i]]) * risk
-    return total
+            c = nxt[c]
+        if n <= 64:
+            for j in range(1, n):
+                c = buf[j]
+                a = arrival[c]
+                i = j
+                while i > 0 and arrival[buf[i - 1]] > a:
+                    buf[i] = buf[i - 1]
+                    i -= 1
+                buf[i] = c
+        else:
+            members = buf[:n].copy()
+            order = np.argsort(arrival[members], kind="mergesort")
+            for i in range(n):
+                buf[i] = members[order[i]]
+        total = 0.0
+        for i in range(P.hosp_cap[h], n):
+            total += (1.0 - pdead[buf[i]]) * P.hosp_risk[h]
+        over[h] = total
