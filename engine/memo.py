@@ -43,8 +43,9 @@ class SweepMemo:
     def _reset(self, P, rows: int) -> None:
         n_resp, n_cas, n_hosp = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
         self._P = P
-        self._memo = make_memo(rows)
-        self._stamp = np.zeros(n_resp + n_cas + 3 * n_hosp, np.int64)
+        n_ids = n_resp + n_cas + 3 * n_hosp
+        self._memo = make_memo(rows, n_ids)
+        self._stamp = np.zeros(n_ids, np.int64)
         self._meta = np.zeros(5, np.int64)
         self._meta[EPOCH] = 1
         self._scratch = workspace_for(P)

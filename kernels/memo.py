@@ -37,8 +37,9 @@ from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT, make_works
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
 from .search import incumbent_tables
 
-#: Dependencies kept per move; a move with more is always re-scored.
-MAX_DEPS = 96
+#: Dependencies kept per move; a move with more is always re-scored (at 1 000 casualties, one
+#: move in a thousand: those with the longest chains of waits).
+MAX_DEPS = 128
 
 #: ``meta``: the current epoch; the first epoch whose scores may be reused (older ones are
 #: stale for good: the shift-overrun count changed, or a move was applied without stamps);
@@ -57,19 +58,21 @@ MoveMemo = namedtuple(
         "dT",       # f8[rows] the same for T
         "status",   # i8[rows]
         "epoch",    # i8[rows] the epoch the move was scored in (see PENDING)
-        "deps",     # i4[rows, MAX_DEPS]
+        "deps",     # i2[rows, MAX_DEPS] (i4 if the ids need it)
         "n_deps",   # i8[rows]; -1: not reusable
     ],
 )
 
 
-def make_memo(rows: int) -> MoveMemo:
-    """Room for ``rows`` distinct moves (the table at most half full)."""
+def make_memo(rows: int, n_ids: int) -> MoveMemo:
+    """Room for ``rows`` distinct moves (the table at most half full) with dependency ids below
+    ``n_ids`` (16-bit while they fit: the dependencies are most of the memo's memory)."""
     size = 1 << max(4, int(2 * max(rows, 1) - 1).bit_length())
     return MoveMemo(np.full(size, -1, np.int64), np.zeros(size, np.int64), np.full(rows, -1, np.int64),
                     np.zeros(rows), np.zeros(rows),
                     np.zeros(rows, np.int64), np.zeros(rows, np.int64),
-                    np.zeros((rows, MAX_DEPS), np.int32), np.full(rows, -1, np.int64))
+                    np.zeros((rows, MAX_DEPS), np.int16 if n_ids < 2 ** 15 else np.int32),
+                    np.full(rows, -1, np.int64))
 
 
 def keys_fit(n_resp: int, n_cas: int, n_hosp: int) -> bool:
