@@ -33,9 +33,9 @@ from numba import njit, prange
 
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
-from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT, make_workspace
+from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
-from .search import incumbent_tables
+from .search import incumbent_tables, move_buffers
 
 #: Dependencies kept per move; a move with more is always re-scored (at 1 000 casualties, one
 #: move in a thousand: those with the longest chains of waits).
@@ -225,9 +225,6 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     caller makes room). Moves needing a new score are split across ``n_threads`` threads as in
     ``sweep``. Returns how many were scored anew.
     """
-    n_cas = P.h0.shape[0]
-    n_resp = P.resp_loc.shape[0]
-    n_hosp = P.hosp_loc.shape[0]
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     epoch = meta[EPOCH]
     if n_shift != meta[N_SHIFT]:  # every status may have changed
@@ -245,10 +242,7 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     dF, dT, status, when, deps, n_deps = memo.dF, memo.dT, memo.status, memo.epoch, memo.deps, memo.n_deps
     n_chunks = min(n_threads, max(n_todo, 1))
     for chunk in prange(n_chunks):
-        W = make_workspace(n_cas, n_resp, n_hosp, order.shape[0])
-        cs = np.empty_like(starts)
-        co = np.empty_like(order)
-        ch = np.empty_like(hosp)
+        W, cs, co, ch = move_buffers(P, starts, order, hosp)
         lo = chunk * n_todo // n_chunks
         hi = (chunk + 1) * n_todo // n_chunks
         for t in range(lo, hi):

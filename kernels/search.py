@@ -52,6 +52,13 @@ def incumbent_tables(P, starts, order, Winc):
     return slot_owner, slot_of, count_shift(P, starts, Winc)
 
 
+@njit(**JIT)
+def move_buffers(P, starts, order, hosp):
+    """A workspace and candidate buffers for scoring moves: one set per thread."""
+    W = make_workspace(P.h0.shape[0], P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
+    return W, np.empty_like(starts), np.empty_like(order), np.empty_like(hosp)
+
+
 @njit(**PARALLEL)
 def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
@@ -60,16 +67,10 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
     it writes only its slice of the outputs, so the choice among them is made afterwards,
     serially and deterministically (``pick_best``).
     """
-    n_cas = P.h0.shape[0]
-    n_resp = P.resp_loc.shape[0]
-    n_hosp = P.hosp_loc.shape[0]
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
     n_chunks = min(n_threads, max(n_moves, 1))
     for chunk in prange(n_chunks):
-        W = make_workspace(n_cas, n_resp, n_hosp, order.shape[0])
-        cs = np.empty_like(starts)
-        co = np.empty_like(order)
-        ch = np.empty_like(hosp)
+        W, cs, co, ch = move_buffers(P, starts, order, hosp)
         lo = chunk * n_moves // n_chunks
         hi = (chunk + 1) * n_moves // n_chunks
         for i in range(lo, hi):
