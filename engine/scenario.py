@@ -187,13 +187,11 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     checks.check_shift(r, responders[r], problems)
     if problems:
         raise ScenarioError(problems)
-    out = replace(sc, model=sc.model.model_copy(update={"responders": responders}))
-    object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
     P = problem_arrays(sc)
     avail = P.resp_avail.copy()
     avail[r] = float(available_at)
-    object.__setattr__(out, "_problem", P._replace(resp_avail=avail, resp_free=np.maximum(avail, P.scalars[0])))
-    return out
+    return _derive(sc, lambda out: P._replace(resp_avail=avail, resp_free=np.maximum(avail, P.scalars[0])),
+                   model=sc.model.model_copy(update={"responders": responders}))
 
 
 def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
@@ -224,9 +222,17 @@ def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
     hv = sc.health.copy()
     for i in changed:
         hv[i] = health_vector(casualties[i].health)
-    out = replace(sc, model=sc.model.model_copy(update={"casualties": casualties}), health=hv)
+    P = problem_arrays(sc)
+    return _derive(sc, lambda out: patch_problem(P, out, changed),
+                   model=sc.model.model_copy(update={"casualties": casualties}), health=hv)
+
+
+def _derive(sc: Scenario, problem, **fields) -> Scenario:
+    """``sc`` with ``fields`` replaced, its travel-matrix key kept (``load_scenario(reuse=)``),
+    and its problem arrays ``problem(new scenario)`` cached as ``plan.problem_arrays`` would."""
+    out = replace(sc, **fields)
     object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
-    object.__setattr__(out, "_problem", patch_problem(problem_arrays(sc), out, changed))
+    object.__setattr__(out, "_problem", problem(out))
     return out
 
 

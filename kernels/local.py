@@ -145,7 +145,9 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     """Time the candidate ``(starts, order, hosp)`` from the incumbent's times in ``Winc``.
 
     ``order`` need only hold the lists the move wrote (``wA``, ``wB``; see
-    ``moves.candidate_view``): every other list this reads is copied into it first. The move changes one or two lists from some index on; those tails are re-timed, and so is
+    ``moves.candidate_view``): every other list this reads is copied into it first.
+
+    The move changes one or two lists from some index on; those tails are re-timed, and so is
     every task that waits (directly or through its own list) for a rescue or treat end in a
     re-timed tail: its list joins from that task on. The rest keeps the incumbent's times.
     Returns FEASIBLE / SHIFT / CYCLE like ``schedule``, with ``W``'s per-casualty arrays filled,
