@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+import numba
 import numpy as np
 
 from kernels.layout import KINDS, RESCUE, TRANSPORT
@@ -341,8 +342,10 @@ class Planner:
         moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slots[keep], r
         n = len(moves)
         F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        # one thread: a hundred moves take ~0.2 ms, less than waking a second thread costs
-        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, 1)
+        # two threads at most: the search waits for the planner's lock meanwhile, so a second core
+        # is free, and two cut the median by a third at paper size (bench/test_online.py)
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
+              min(2, numba.get_num_threads()))
         best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
         return None if best < 0 or np.isnan(F[best]) else float(F[best])
 

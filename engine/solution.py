@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels.evaluate import evaluate as _evaluate
-from kernels.layout import KINDS, workspace_for
+from kernels.layout import KINDS, copy_workspace, workspace_for
 
 from .objective import Objective
 from .plan import Plan, problem_arrays
@@ -54,8 +54,9 @@ class Solution:
         self.cur[:] = _evaluate(P, self.starts, self.order, self.hosp, self.pins, self.W)
 
     def copy(self) -> "Solution":
-        return Solution.from_arrays(self.sc, self.starts.copy(), self.order.copy(), self.hosp.copy(),
-                                    self.pins.copy())
+        """An independent copy, its evaluation included (nothing is re-evaluated)."""
+        return Solution(self.sc, self.starts.copy(), self.order.copy(), self.hosp.copy(), self.pins.copy(),
+                        copy_workspace(self.W), self.cur.copy())
 
     @property
     def objective(self) -> Objective:

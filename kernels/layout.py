@@ -8,6 +8,7 @@ none). ``pins[r]`` counts the issued tasks at the front of ``r``'s list.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import namedtuple
 
@@ -121,8 +122,22 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
 _ident = itertools.count(1)
 
 
+@functools.lru_cache(maxsize=16)
+def _template(n_cas: int, n_resp: int, n_hosp: int) -> Workspace:
+    # a compiled kernel returning 29 arrays costs ~70 µs to box into Python objects, copying them
+    # ~10 µs: the template is made once per size by make_workspace, the one source of the layout
+    return make_workspace(n_cas, n_resp, n_hosp, KINDS * n_cas)
+
+
 def workspace_for(p: ProblemArrays) -> Workspace:
-    n_cas = p.h0.shape[0]
-    W = make_workspace(n_cas, p.resp_loc.shape[0], p.hosp_loc.shape[0], KINDS * n_cas)
+    """A fresh workspace from Python, named as an incumbent's (``gen[IDENT]``)."""
+    W = Workspace(*(a.copy() for a in _template(p.h0.shape[0], p.resp_loc.shape[0], p.hosp_loc.shape[0])))
     W.gen[IDENT] = next(_ident)  # workspaces made inside kernels keep 0: never an incumbent
     return W
+
+
+def copy_workspace(W: Workspace) -> Workspace:
+    """A copy of an incumbent's workspace, times and scratch alike, under a new name."""
+    out = Workspace(*(a.copy() for a in W))
+    out.gen[IDENT] = next(_ident)
+    return out
