@@ -79,7 +79,7 @@ def _copy_casualties(dst, src, which, n):
         dst.pdead[c] = src.pdead[c]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def _sync(W, Winc):
     """Make ``W``'s per-casualty times and ``p_dead`` equal the incumbent's: only the casualties
     the last re-timing touched when ``W`` was in step with this version of ``Winc``, else all."""
@@ -139,7 +139,7 @@ def _need(code, inc_starts, slot_owner, slot_of, A, pA, B, pB, moved, removed, g
         W.tail[r] = i
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner, slot_of, n_shift_inc,
                    starts, order, hosp, pins, Winc, W, wA, wB):
     """Time the candidate ``(starts, order, hosp)`` from the incumbent's times in ``Winc``.

@@ -88,10 +88,13 @@ def objective(P, hosp, W):
         F += p
         T += arrival[c] - obs[c]
     over, need = W.over, W.need
+    any_need = False
     for h in range(count.shape[0]):
         need[h] = count[h] > P.hosp_cap[h]
+        any_need |= need[h]
         over[h] = 0.0
-    overflows(P, hosp, arrival, pdead, W)
+    if any_need:  # see kernels.delta.objective_touched: the call itself is not free
+        overflows(P, hosp, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):
         overflow += over[h]
