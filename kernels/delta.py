@@ -13,11 +13,11 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
+from .evaluate import evaluate
 from .layout import CYCLE, LOCAL
 from .local import local_schedule
 from .moves import HOSPITAL, HOSPITAL_SWAP, apply_move, candidate_view
-from .objective import objective, overflows, pdead_at_arrival
-from .schedule import schedule
+from .objective import overflows, pdead_at_arrival
 
 
 @njit(**JIT, inline="always")
@@ -117,8 +117,4 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_o
         return F, overflow, T, status
     # an incumbent caught in a wait cycle has no times or p_dead to reuse
     apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
-    status = schedule(P, cs, co, ch, pins, W)
-    if status == CYCLE:
-        return np.nan, np.nan, np.nan, status
-    F, overflow, T = objective(P, ch, W)
-    return F, overflow, T, status
+    return evaluate(P, cs, co, ch, pins, W)

@@ -51,7 +51,7 @@ def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, sma
     return dead_after(h0, h1, h2, h3, ENV_AMBULANCE, arrival - t, small, big)
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def objective(P, hosp, W):
     """Return ``(F, overflow, T)`` for a schedule already in ``W``; fills ``W.pdead``.
 

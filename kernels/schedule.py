@@ -27,7 +27,7 @@ def _wake(r, c, order, starts, blocked, ptr, stack, top):
     return top
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def schedule(P, starts, order, hosp, pins, W):
     """Fill ``W`` with every task's start and end and every casualty's times; return a status.
 
