@@ -69,7 +69,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         any_need |= need[h]
         if dirty[h]:
             over[h] = 0.0
-    if any_need:  # a call passing P and W costs about a microsecond: most moves need none
+    if any_need:  # a call passing P and W costs most of a microsecond: most moves need none
         overflows(P, hosp, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):
@@ -92,10 +92,10 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_o
     ``co`` the lists it re-timed, ``ch`` its hospitals only for a hospital move. Call
     ``apply_move`` for the whole candidate (to take it over, say).
 
-    Its parts are inlined (``inline="always"``): 26 % faster per move at paper size than calling
-    them (``bench/test_kernels.py::test_delta_evaluation_one_core``, same-run A/B). Inlining this
-    function into the sweep and annealing loops as well made a move 1.85x faster still, but the
-    kernels then took 20 minutes to compile instead of two.
+    Its parts are inlined (``inline="always"``), which made a move at paper size about a quarter
+    faster than calling them (``python -m bench.ab_kernels``). Inlining this function into the
+    sweep and annealing loops as well made it 1.85x faster than before, but then the kernels took
+    21 minutes to compile instead of 5.
     """
     W.gen[LOCAL] = 0
     if int(inc[3]) != CYCLE:

@@ -16,7 +16,7 @@ def evaluate(P, starts, order, hosp, pins, W):
     """Schedule and score one solution; returns ``(F, overflow, T, status)``.
 
     A cycle of waits has no objective: ``F``, ``overflow`` and ``T`` are nan. ``schedule`` and
-    ``objective`` are inlined here: 9 % faster than calling them (same-run A/B at paper size).
+    ``objective`` are inlined here: 9 % faster than calling them (``python -m bench.ab_kernels``).
     """
     status = schedule(P, starts, order, hosp, pins, W)
     if status == CYCLE:

@@ -1,0 +1,107 @@
+"""Same-run A/B of the kernels: a git revision's ``kernels/`` against the working tree's.
+
+The machines this project runs on are shared and their speed drifts by tens of percent between
+days, so a kernel change is measured against the previous kernels in one process, interleaved,
+the fastest of several rounds each::
+
+    python -m bench.ab_kernels HEAD~1 [--rounds 9]
+
+The old kernels are unpacked into a temporary package (``git archive``); both are compiled in
+memory (a few minutes), then both score every move of the London example's ``rule`` neighbourhood on one core (delta evaluation)
+and evaluate its plan in full, in a compiled loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _unpack(rev: str, into: Path) -> str:
+    (into / "kbase").mkdir()
+    archive = subprocess.run(["git", "archive", rev, "kernels"], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into / "kbase"), "--strip-components=1"], input=archive, check=True)
+    sys.path.insert(0, str(into))
+    return "kbase"
+
+
+def _harness(pkg: str):
+    from numba import njit
+
+    search = importlib.import_module(pkg + ".search")
+    delta = importlib.import_module(pkg + ".delta")
+    evaluate_repeat = importlib.import_module(pkg + ".evaluate").evaluate_repeat
+    layout = importlib.import_module(pkg + ".layout")
+    evaluate_move, incumbent_tables, move_buffers = delta.evaluate_move, search.incumbent_tables, search.move_buffers
+
+    @njit(nogil=True)
+    def moves_loop(P, starts, order, hosp, pins, Winc, inc, moves, n):
+        slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+        W, cs, co, ch = move_buffers(P, starts, order, hosp)
+        total = 0.0
+        for i in range(n):
+            F, _o, _T, _st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
+                                           hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
+            total += F
+        return total
+
+    return moves_loop, evaluate_repeat, layout
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rev", help="git revision whose kernels/ are the baseline")
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args(argv)
+    # compile in memory only: specialisations for the other package's tuple types would otherwise
+    # enter the project's on-disk cache index and break its later loads
+    os.environ["GOLDENHOUR_NUMBA_CACHE"] = "0"
+    if "kernels.config" in sys.modules:
+        raise SystemExit("run as its own process (python -m bench.ab_kernels): kernels is already imported")
+    sys.path.insert(0, str(ROOT))
+    import engine
+    from engine.algorithms import SearchState
+    from engine.construct import rule
+    from engine.plan import problem_arrays
+
+    sc = engine.load_scenario(ROOT / "examples" / "london-5x18.json")
+    sol = rule(sc)
+    moves, n = SearchState(sol, sol.copy()).moves()
+    P = problem_arrays(sc)
+    n_cas, n_resp, n_hosp = len(P.h0), len(P.resp_loc), len(P.hosp_loc)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for name in (_unpack(args.rev, Path(tmp)), "kernels"):
+            moves_loop, evaluate_repeat, layout = _harness(name)
+            W = layout.make_workspace(n_cas, n_resp, n_hosp, 3 * n_cas)
+            W.gen[layout.IDENT] = len(runs) + 1_000_000  # an incumbent's workspace of its own
+            cur = float(evaluate_repeat(P, sol.starts, sol.order, sol.hosp, sol.pins, W, 1))
+            runs[name] = (moves_loop, evaluate_repeat, W)
+            print(f"{name}: compiled; sum of move scores {moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n):.9f}, F {cur:.12f}")
+        best = {(name, what): np.inf for name in runs for what in ("move", "full")}
+        for _ in range(args.rounds):
+            for name, (moves_loop, evaluate_repeat, W) in runs.items():
+                t = time.perf_counter()
+                moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n)
+                best[name, "move"] = min(best[name, "move"], (time.perf_counter() - t) / n)
+                t = time.perf_counter()
+                evaluate_repeat(P, sol.starts, sol.order, sol.hosp, sol.pins, W, 2000)
+                best[name, "full"] = min(best[name, "full"], (time.perf_counter() - t) / 2000)
+    base, new = list(runs)
+    for what, label in (("move", f"delta evaluation ({n} moves)"), ("full", "full evaluation")):
+        print(f"{label}: {args.rev} {best[base, what] * 1e6:.2f} µs, working tree {best[new, what] * 1e6:.2f} µs, "
+              f"ratio {best[new, what] / best[base, what]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
