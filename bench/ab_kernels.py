@@ -7,8 +7,8 @@ the fastest of several rounds each::
     python -m bench.ab_kernels HEAD~1 [--rounds 9]
 
 The old kernels are unpacked into a temporary package (``git archive``); both are compiled in
-memory (a few minutes), then both score every move of the London example's ``rule`` neighbourhood on one core (delta evaluation)
-and evaluate its plan in full, in a compiled loop.
+memory (a few minutes), then both score every move of the London example's ``rule``
+neighbourhood on one core (delta evaluation) and evaluate its plan in full, in a compiled loop.
 """
 
 from __future__ import annotations
@@ -78,16 +78,15 @@ def main(argv=None) -> None:
     sol = rule(sc)
     moves, n = SearchState(sol, sol.copy()).moves()
     P = problem_arrays(sc)
-    n_cas, n_resp, n_hosp = len(P.h0), len(P.resp_loc), len(P.hosp_loc)
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         for name in (_unpack(args.rev, Path(tmp)), "kernels"):
             moves_loop, evaluate_repeat, layout = _harness(name)
-            W = layout.make_workspace(n_cas, n_resp, n_hosp, 3 * n_cas)
-            W.gen[layout.IDENT] = len(runs) + 1_000_000  # an incumbent's workspace of its own
+            W = layout.workspace_for(P)  # each package's own workspace type
             cur = float(evaluate_repeat(P, sol.starts, sol.order, sol.hosp, sol.pins, W, 1))
             runs[name] = (moves_loop, evaluate_repeat, W)
-            print(f"{name}: compiled; sum of move scores {moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n):.9f}, F {cur:.12f}")
+            total = moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n)
+            print(f"{name}: compiled; sum of move scores {total:.9f}, F {cur:.12f}")
         best = {(name, what): np.inf for name in runs for what in ("move", "full")}
         for _ in range(args.rounds):
             for name, (moves_loop, evaluate_repeat, W) in runs.items():
