@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,11 +21,14 @@ class AuditLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()  # issues are logged outside the planner's lock
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps({k: record.get(k) for k in FIELDS}) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = json.dumps({k: record.get(k) for k in FIELDS}) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

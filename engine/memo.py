@@ -54,6 +54,7 @@ class SweepMemo:
         """Fill ``F``, ``T``, ``st`` for ``moves[:n]`` like ``kernels.search.sweep``; returns how
         many moves were scored anew (the rest kept their last score)."""
         P = problem_arrays(sol.sc)
+        moves = np.ascontiguousarray(moves)  # a strided view would compile the kernels once more
         if not keys_fit(len(P.resp_loc), len(P.h0), len(P.hosp_loc)):
             # move keys could collide (never below ~10^5 casualties): score every move plainly
             sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, n_threads)

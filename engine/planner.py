@@ -289,9 +289,22 @@ class Planner:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
                 return self._pins[responder][0]
-            return self._issue(responder, now)
+            issued = self._issue(responder, now)
+        if issued is None:
+            return None
+        # the wait for the disk is outside the planner's lock, so that the search and the
+        # deltas go on meanwhile; the task is returned once its record is on disk. (Scoring the
+        # alternative outside the lock too let twice as many deltas land under load, but the
+        # issue then competed with them for the cores: its p99 doubled; see the README.)
+        task, record = issued
+        if self._audit is not None:
+            self._audit.write(record)
+        if self.on_issue:
+            self.on_issue(record)
+        return task
 
-    def _issue(self, rid: str, now: float) -> Task | None:
+    def _issue(self, rid: str, now: float) -> tuple[Task, dict] | None:
+        """Pin ``rid``'s first task; returns it and its audit record."""
         sc, best = self._sc, self._state.best
         r = sc.responder_index[rid]
         if best.starts[r + 1] == best.starts[r]:
@@ -322,11 +335,7 @@ class Planner:
         record = {"time": float(now), "responder": rid, "task": task.kind, "casualty": task.casualty,
                   "hospital": hospital, "objective": sol.objective.expected_fatalities,
                   "alternative_objective": alternative}
-        if self._audit is not None:
-            self._audit.write(record)
-        if self.on_issue:
-            self.on_issue(record)
-        return task
+        return task, record
 
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
@@ -342,11 +351,15 @@ class Planner:
         moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slots[keep], r
         n = len(moves)
         F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        # two threads at most: the search waits for the planner's lock meanwhile, so a second core
-        # is free; at paper size two cut the issue's median under load from 1.45 to 1.03 ms
-        # (bench/test_online.py::test_next_task_under_load, two runs each)
-        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
-              min(2, numba.get_num_threads()))
+        # on this thread alone: a parallel launch wakes pool threads that compete for the cores
+        # with the caller's other threads (under load at paper size, two threads made the
+        # issue's p99 4.8-13.8 ms against 2.9-3.9 ms on one, three runs each; see the README)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # this thread's setting only
+        try:
+            sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, 1)
+        finally:
+            numba.set_num_threads(threads)
         best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
         return None if best < 0 or np.isnan(F[best]) else float(F[best])
 

@@ -77,8 +77,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     return (inc_F - inc_overflow) + dF + overflow, overflow, inc_T + dT
 
 
-@njit(**JIT)
-def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
+def _evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
                   n_shift_inc, cs, co, ch, W):
     """Score the incumbent after move ``(kind, a, b, c)``.
 
@@ -93,9 +92,9 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_o
     ``apply_move`` for the whole candidate (to take it over, say).
 
     Its parts are inlined (``inline="always"``), which made a move at paper size about a quarter
-    faster than calling them (``python -m bench.ab_kernels``). Inlining this function into the
-    sweep and annealing loops as well made it 1.85x faster than before, but then the kernels took
-    21 minutes to compile instead of 5.
+    faster than calling them (``python -m bench.ab_kernels``). It is inlined itself in one place
+    only, the sweeps' scoring loop (``kernels.score``): inlined into every caller, the kernels
+    took 21 minutes to compile instead of 5.
     """
     W.gen[LOCAL] = 0
     if int(inc[3]) != CYCLE:
@@ -118,3 +117,8 @@ def evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_o
     # an incumbent caught in a wait cycle has no times or p_dead to reuse
     apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
     return evaluate(P, cs, co, ch, pins, W)
+
+
+evaluate_move = njit(**JIT)(_evaluate_move)
+#: The same function for the one loop that inlines it (``kernels.score``); never compiled alone.
+evaluate_move_inline = njit(**JIT, inline="always")(_evaluate_move)

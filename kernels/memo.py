@@ -33,9 +33,9 @@ from numba import njit, prange
 
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
-from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, TRANSPORT
+from .layout import CYCLE, KINDS, N_LISTS, N_TOUCHED, TRANSPORT
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
-from .search import incumbent_tables, move_buffers
+from .score import incumbent_tables, score_moves
 
 #: Dependencies kept per move; a move with more is always re-scored (at 1 000 casualties, one
 #: move in a thousand: those with the longest chains of waits).
@@ -118,55 +118,6 @@ def _row(keys, index, row_key, key, meta):
     return j, True
 
 
-@njit(**JIT, inline="always")
-def _record(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
-    """Write the dependencies of the move just scored in ``W`` into row ``i``.
-
-    A touched casualty all of whose tasks are in re-timed lists needs no entry of its own:
-    whatever changes its times changes (and stamps) one of those lists.
-    """
-    n_resp = P.resp_loc.shape[0]
-    n_cas = P.h0.shape[0]
-    n_hosp = P.hosp_loc.shape[0]
-    rmark, g = W.rmark, W.gen[GEN]
-    k = 0
-    width = deps.shape[1]
-    for x in range(W.gen[N_LISTS]):
-        if k < width:
-            deps[i, k] = W.stack[x]
-        k += 1
-    for x in range(W.gen[N_TOUCHED]):
-        c = W.touched[x]
-        inside = True
-        for kind in range(KINDS):
-            s = slot_of[KINDS * c + kind]
-            if s >= 0 and rmark[slot_owner[s]] != g:
-                inside = False
-        if inside:
-            continue
-        if k < width:
-            deps[i, k] = n_resp + c
-        k += 1
-    if st != CYCLE:  # a cycle is found before any hospital is looked at
-        for h in range(n_hosp):
-            if not W.dirty[h]:
-                continue
-            cap = P.hosp_cap[h]
-            if W.count[h] != Winc.count[h]:
-                if k < width:
-                    deps[i, k] = n_resp + n_cas + h  # its admissions depend on the count
-                k += 1
-            if W.count[h] > cap or Winc.count[h] > cap:
-                if k < width:
-                    deps[i, k] = n_resp + n_cas + n_hosp + h  # the overflow depends on every admission
-                k += 1
-            else:
-                if k < width:
-                    deps[i, k] = n_resp + n_cas + 2 * n_hosp + h  # no overflow while it stays within beds
-                k += 1
-    n_deps[i] = k if k <= width else -1
-
-
 @njit(**JIT)
 def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status, memo, stamp, meta, reuse,
            todo, todo_row, dup, dup_first):
@@ -242,25 +193,9 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     dF, dT, status, when, deps, n_deps = memo.dF, memo.dT, memo.status, memo.epoch, memo.deps, memo.n_deps
     n_chunks = min(n_threads, max(n_todo, 1))
     for chunk in prange(n_chunks):
-        W, cs, co, ch = move_buffers(P, starts, order, hosp)
-        lo = chunk * n_todo // n_chunks
-        hi = (chunk + 1) * n_todo // n_chunks
-        for t in range(lo, hi):
-            i = todo[t]
-            j = todo_row[t]
-            F, _o, T, st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
-                                         hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
-            out_F[i] = F
-            out_T[i] = T
-            out_status[i] = st
-            dF[j] = F - inc[0]
-            dT[j] = T - inc[2]
-            status[j] = st
-            when[j] = epoch
-            if local:
-                _record(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, j)
-            else:
-                n_deps[j] = -1
+        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
+                    chunk * n_todo // n_chunks, (chunk + 1) * n_todo // n_chunks, out_F, out_T, out_status,
+                    todo_row, dF, dT, status, when, deps, n_deps, epoch, local)
     for t in range(n_dup):
         i, first = dup[t], dup_first[t]
         out_F[i] = out_F[first]

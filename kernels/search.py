@@ -17,7 +17,8 @@ from .evaluate import evaluate
 from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
 from .local import adopt, count_shift
 from .moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_in_place, apply_move,
-                    random_move, slot_tables)
+                    random_move)
+from .score import incumbent_tables, score_moves
 
 TIE = 1e-9
 #: Tabu markers for treats (in place of a responder index): may not be inserted / removed.
@@ -43,43 +44,25 @@ def better(F1, T1, s1, F2, T2, s2):
     return T1 < T2 - TIE
 
 
-@njit(**JIT)
-def incumbent_tables(P, starts, order, Winc):
-    """What delta evaluation needs about the incumbent: slot owners, task slots, shift overruns."""
-    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
-    slot_of = np.empty(3 * P.h0.shape[0], np.int64)
-    slot_tables(starts, order, P.h0.shape[0], slot_owner, slot_of)
-    return slot_owner, slot_of, count_shift(P, starts, Winc)
-
-
-@njit(**JIT)
-def move_buffers(P, starts, order, hosp):
-    """A workspace and candidate buffers for scoring moves: one set per thread."""
-    W = make_workspace(P.h0.shape[0], P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
-    return W, np.empty_like(starts), np.empty_like(order), np.empty_like(hosp)
-
-
 @njit(**PARALLEL)
 def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
 
-    Each thread owns a contiguous slice of the moves and its own candidate buffers and workspace;
-    it writes only its slice of the outputs, so the choice among them is made afterwards,
-    serially and deterministically (``pick_best``).
+    Each thread owns a contiguous slice of the moves and its own candidate buffers and workspace
+    (``score_moves``); it writes only its slice of the outputs, so the choice among them is made
+    afterwards, serially and deterministically (``pick_best``).
     """
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    todo = np.arange(n_moves)
+    # no memo: empty rows, typed as sweep_memo's so that both share one compiled score_moves (as
+    # would a literal epoch or flag not: each literal argument compiles a specialisation of its own)
+    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
+    epoch, record = n_shift * 0, n_moves < 0
     n_chunks = min(n_threads, max(n_moves, 1))
     for chunk in prange(n_chunks):
-        W, cs, co, ch = move_buffers(P, starts, order, hosp)
-        lo = chunk * n_moves // n_chunks
-        hi = (chunk + 1) * n_moves // n_chunks
-        for i in range(lo, hi):
-            F, _o, T, st = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
-                                         hosp, pins, Winc, inc, slot_owner, slot_of, n_shift,
-                                         cs, co, ch, W)
-            out_F[i] = F
-            out_T[i] = T
-            out_status[i] = st
+        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
+                    chunk * n_moves // n_chunks, (chunk + 1) * n_moves // n_chunks, out_F, out_T, out_status,
+                    no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, epoch, record)
 
 
 @njit(**JIT)

@@ -1,0 +1,115 @@
+"""Scoring a list of moves against the incumbent: the loop every sweep spends its time in.
+
+``sweep`` and ``sweep_memo`` each split their moves across threads and call ``score_moves`` once
+per thread. It is the one place ``evaluate_move`` is inlined: a call per move passing the problem
+and two workspaces cost almost half of a move's time at paper size, and inlining it everywhere it
+is called made the kernels take four times as long to compile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .config import JIT
+from .delta import evaluate_move_inline
+from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, make_workspace
+from .local import count_shift
+from .moves import slot_tables
+
+
+@njit(**JIT)
+def incumbent_tables(P, starts, order, Winc):
+    """What delta evaluation needs about the incumbent: slot owners, task slots, shift overruns."""
+    slot_owner = np.empty(max(order.shape[0], 1), np.int64)
+    slot_of = np.empty(3 * P.h0.shape[0], np.int64)
+    slot_tables(starts, order, P.h0.shape[0], slot_owner, slot_of)
+    return slot_owner, slot_of, count_shift(P, starts, Winc)
+
+
+@njit(**JIT)
+def move_buffers(P, starts, order, hosp):
+    """A workspace and candidate buffers for scoring moves: one set per thread."""
+    W = make_workspace(P.h0.shape[0], P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
+    return W, np.empty_like(starts), np.empty_like(order), np.empty_like(hosp)
+
+
+@njit(**JIT, inline="always")
+def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
+    """Write the dependencies of the move just scored in ``W`` into memo row ``i``
+    (see ``kernels.memo`` for what they are and why).
+
+    A touched casualty all of whose tasks are in re-timed lists needs no entry of its own:
+    whatever changes its times changes (and stamps) one of those lists.
+    """
+    n_resp = P.resp_loc.shape[0]
+    n_cas = P.h0.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    rmark, g = W.rmark, W.gen[GEN]
+    k = 0
+    width = deps.shape[1]
+    for x in range(W.gen[N_LISTS]):
+        if k < width:
+            deps[i, k] = W.stack[x]
+        k += 1
+    for x in range(W.gen[N_TOUCHED]):
+        c = W.touched[x]
+        inside = True
+        for kind in range(KINDS):
+            s = slot_of[KINDS * c + kind]
+            if s >= 0 and rmark[slot_owner[s]] != g:
+                inside = False
+        if inside:
+            continue
+        if k < width:
+            deps[i, k] = n_resp + c
+        k += 1
+    if st != CYCLE:  # a cycle is found before any hospital is looked at
+        for h in range(n_hosp):
+            if not W.dirty[h]:
+                continue
+            cap = P.hosp_cap[h]
+            if W.count[h] != Winc.count[h]:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + h  # its admissions depend on the count
+                k += 1
+            if W.count[h] > cap or Winc.count[h] > cap:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + n_hosp + h  # the overflow depends on every admission
+                k += 1
+            else:
+                if k < width:
+                    deps[i, k] = n_resp + n_cas + 2 * n_hosp + h  # no overflow while it stays within beds
+                k += 1
+    n_deps[i] = k if k <= width else -1
+
+
+@njit(**JIT)
+def score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo, lo, hi,
+                out_F, out_T, out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record):
+    """Score moves ``moves[todo[lo:hi]]`` into the outputs at their indices, in buffers of its own.
+
+    With a memo (``rows`` not empty), move ``todo[t]`` also gets its score relative to ``inc``,
+    status and ``epoch`` in row ``rows[t]``, and with ``record`` its dependencies (else it is
+    marked not reusable). ``sweep`` passes empty memo arrays.
+    """
+    W, cs, co, ch = move_buffers(P, starts, order, hosp)
+    memo = rows.shape[0] > 0
+    F0, T0 = inc[0], inc[2]
+    for t in range(lo, hi):
+        i = todo[t]
+        F, _o, T, st = evaluate_move_inline(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
+                                            hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
+        out_F[i] = F
+        out_T[i] = T
+        out_status[i] = st
+        if memo:
+            j = rows[t]
+            dF[j] = F - F0
+            dT[j] = T - T0
+            status[j] = st
+            when[j] = epoch
+            if record:
+                record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, j)
+            else:
+                n_deps[j] = -1
