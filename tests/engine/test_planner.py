@@ -518,6 +518,45 @@ def test_empty_audit_log_reads_as_an_empty_table(tmp_path):
         p.close()
 
 
+def test_issues_from_several_threads_are_each_logged_once_in_each_callers_order(tmp_path):
+    """Issues are logged after the planner's lock is released: lines from concurrent callers
+    must neither be lost nor interleave, and each caller's own lines keep its order."""
+    path = tmp_path / "audit.jsonl"
+    p = Planner(generate("random", seed=3, casualties=24, paramedics=9, fire=3, hospitals=3), seed=0, audit=path)
+    teams = list(p.scenario.responder_index)
+    callers = [teams[k::3] for k in range(3)]  # each caller issues to its teams in turn
+    issued: list[list[tuple[str, Task]]] = [[] for _ in callers]
+    errors: list[BaseException] = []
+
+    def caller(k):
+        try:
+            for rid in callers[k]:
+                task = p.next_task(rid, p.time)
+                if task is not None:
+                    issued[k].append((rid, task))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            errors.append(exc)
+
+    p.start()
+    try:
+        threads = [threading.Thread(target=caller, args=(k,)) for k in range(len(callers))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=120)
+        assert not any(th.is_alive() for th in threads), "a thread hung"
+    finally:
+        p.close()
+    assert not errors, errors
+    table = read_audit(path)  # fails on a torn or interleaved line
+    assert table.num_rows == sum(len(x) for x in issued) >= len(teams) - 2
+    rows = table.to_pylist()
+    for k, mine in enumerate(issued):
+        logged = [(r["responder"], r["task"], r["casualty"], r["hospital"]) for r in rows
+                  if r["responder"] in callers[k]]
+        assert logged == [(rid, t.kind, t.casualty, t.hospital) for rid, t in mine]
+
+
 # --- concurrency --------------------------------------------------------------------------------
 
 def test_background_search_with_concurrent_deltas_and_issues(tmp_path):

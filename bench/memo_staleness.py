@@ -1,0 +1,86 @@
+"""Why descent re-scores the moves it re-scores: a diagnostic of ``kernels.memo``.
+
+Runs descent from ``rule`` to its local optimum and, before each sweep, sorts every remembered
+move whose score is stale by what made it stale: a re-timed list, a touched casualty, a
+hospital's bed count, its admissions (it is or was over capacity), or it going over capacity::
+
+    python -m bench.memo_staleness [SCENARIO] [--added 18]
+
+``--added N`` first adds N urgent casualties at a new site, as
+``bench/test_online.py::test_casualties_added_to_local_optimum`` does, which puts the London
+example's hospitals over capacity. It reads the memo's private arrays: a tool for working on
+the memo, not an interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CAUSES = ("list", "casualty", "bed count", "admissions", "going over capacity")
+
+
+def _scenario(path: str, added: int):
+    import engine
+    from engine.planner import Planner
+
+    if not added:
+        return engine.load_scenario(path)
+    p = Planner(path, algorithm="descent", seed=0)
+    p.apply({"type": "casualties_added", "time": p.time,
+             "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
+             "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(added)]})
+    return p.scenario
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenario", nargs="?", default=str(ROOT / "examples" / "london-5x18.json"))
+    ap.add_argument("--added", type=int, default=0, metavar="N")
+    args = ap.parse_args(argv)
+    from engine.algorithms import Descent, SearchState
+    from engine.construct import rule
+    from engine.plan import problem_arrays
+    from kernels.memo import ROWS, VALID_FROM
+
+    sc = _scenario(args.scenario, args.added)
+    sol = rule(sc)
+    state = SearchState(sol, sol.copy())
+    P = problem_arrays(sc)
+    R, C, H = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
+    bounds = np.array([0, R, R + C, R + C + H, R + C + 2 * H])  # the id ranges of kernels.memo
+    through, only = np.zeros(len(CAUSES)), np.zeros(len(CAUSES))
+    checked = stale = 0
+    iterations, done = 0, False
+    while not done:
+        memo = state.memo
+        if memo._memo is not None:
+            mm, n = memo._memo, int(memo._meta[ROWS])
+            n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
+            usable = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM])
+            deps = mm.deps[:n].astype(np.int64)
+            live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
+            newer = live & (memo._stamp[deps] > epoch[:, None])
+            kind = np.searchsorted(bounds, deps, side="right") - 1
+            gone = usable & newer.any(axis=1)
+            checked += int(usable.sum())
+            stale += int(gone.sum())
+            for k in range(len(CAUSES)):
+                hit = gone & (newer & (kind == k)).any(axis=1)
+                through[k] += hit.sum()
+                only[k] += (hit & ~(newer & (kind != k)).any(axis=1)).sum()
+        _, done = Descent().run(state, 1)
+        iterations += 1
+    print(f"{len(P.h0)} casualties, {len(sc.model.hospitals)} hospitals: descent took {iterations} sweeps "
+          f"to F = {state.current.cur[0]:.4f}")
+    print(f"remembered scores checked {checked}, stale {stale} ({stale / max(checked, 1):.0%})")
+    for k, label in enumerate(CAUSES):
+        print(f"  stale through {label:20s} {through[k] / max(stale, 1):4.0%} of them; "
+              f"through nothing else {only[k] / max(stale, 1):4.0%}")
+
+
+if __name__ == "__main__":
+    main()
