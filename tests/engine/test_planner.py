@@ -518,6 +518,19 @@ def test_empty_audit_log_reads_as_an_empty_table(tmp_path):
         p.close()
 
 
+def run_beside_search(p: Planner, threads: list[threading.Thread]) -> None:
+    """Run ``threads`` to their end while ``p`` searches in the background; then stop it."""
+    p.start()
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=120)
+        assert not any(th.is_alive() for th in threads), "a thread hung"
+    finally:
+        p.stop()
+
+
 def test_issues_from_several_threads_are_each_logged_once_in_each_callers_order(tmp_path):
     """Issues are logged after the planner's lock is released: lines from concurrent callers
     must neither be lost nor interleave, and each caller's own lines keep its order."""
@@ -537,14 +550,8 @@ def test_issues_from_several_threads_are_each_logged_once_in_each_callers_order(
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             errors.append(exc)
 
-    p.start()
     try:
-        threads = [threading.Thread(target=caller, args=(k,)) for k in range(len(callers))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=120)
-        assert not any(th.is_alive() for th in threads), "a thread hung"
+        run_beside_search(p, [threading.Thread(target=caller, args=(k,)) for k in range(len(callers))])
     finally:
         p.close()
     assert not errors, errors
@@ -612,16 +619,7 @@ def test_background_search_with_concurrent_deltas_and_issues(tmp_path):
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    p.start()
-    try:
-        threads = [threading.Thread(target=worker), threading.Thread(target=reader)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=120)
-        assert not any(th.is_alive() for th in threads), "a thread hung"
-    finally:
-        p.stop()
+    run_beside_search(p, [threading.Thread(target=worker), threading.Thread(target=reader)])
     try:
         assert not errors, errors
         assert p._thread is None
