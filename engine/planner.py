@@ -320,11 +320,22 @@ class Planner:
             sc = with_available(self._sc, r, resp["available_at"])
         except ScenarioError as err:  # e.g. its shift is over: nothing is issued
             raise DeltaError([Problem(f"now -> {p.path}", p.message) for p in err.problems]) from None
-        unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
+        # the two models differ only in r's start time (resp_avail, resp_free; kernels.layout):
+        # an evaluation that reads the same number is the same evaluation, and is copied
+        before, after = problem_arrays(self._sc), problem_arrays(sc)
+        if best.pins[r] == 0 and after.resp_free[r] == before.resp_free[r]:
+            unpinned = best.copy()
+            unpinned.sc = sc
+        else:
+            unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
-        pins = best.pins.copy()
-        pins[r] = 1
-        sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
+        if after.resp_avail[r] == after.resp_free[r]:
+            sol = unpinned.copy()
+            sol.pins[r] = 1
+        else:
+            pins = best.pins.copy()
+            pins[r] = 1
+            sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
         code = int(sol.order[sol.starts[r]])
         c, k = divmod(code, KINDS)
         hospital = sc.model.hospitals[int(sol.hosp[c])].id if k == TRANSPORT else None

@@ -2,11 +2,19 @@
 
 ``fastmath`` stays off: the evaluator must agree with the reference to 1e-9 and give the same
 plan for the same seed on every machine, and reassociated sums would break both.
+
+On-disk caching is keyed by the whole package's sources. Numba keys a cached function by its own
+file only, but kernels inline and call kernels of other files and take tuples whose layout is
+defined in ``layout.py``: after an edit there, a stale cached kernel would be loaded and could
+crash the process. So every kernel's cache stamp is a hash of every file of ``kernels/``, and
+any edit recompiles them all (``_WholePackage``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 #: Options for serial kernels: compiled once to the on-disk cache, releasing the GIL.
 JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
@@ -18,3 +26,49 @@ PARALLEL = dict(JIT, parallel=True)
 if os.environ.get("GOLDENHOUR_NUMBA_CACHE", "1") == "0":
     JIT["cache"] = False
     PARALLEL["cache"] = False
+
+_HERE = Path(__file__).resolve().parent
+
+
+def package_stamp(directory: Path = _HERE) -> bytes:
+    """A hash of every source file of the package in ``directory``: the kernels' cache stamp."""
+    h = hashlib.sha256()
+    for f in sorted(directory.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.digest()
+
+
+_STAMP = package_stamp()
+
+
+class _WholePackage:
+    """A Numba cache locator for this package's kernels, stamped with every source file."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if Path(py_file).resolve().parent != _HERE:
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return _STAMP
+
+
+def _install_locators() -> bool:
+    # numba.core.caching is not public API: if it changes, caching falls back to Numba's own
+    # per-file stamps (correct as long as kernels/ is not edited in place)
+    try:
+        from numba.core import caching
+
+        bases = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator)
+        ours = [type(f"Kernels{b.__name__}", (_WholePackage, b), {}) for b in bases]
+        classes = caching.CacheImpl._locator_classes
+    except AttributeError:
+        return False
+    if not any(issubclass(c, _WholePackage) for c in classes):
+        classes[:0] = ours
+    return True
+
+
+LOCATORS_INSTALLED = _install_locators()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .admissions import has_admissions, merge_admissions
 from .config import JIT
 from .evaluate import evaluate
-from .layout import CYCLE, LOCAL
+from .layout import CYCLE, GEN, LOCAL, N_TOUCHED
 from .local import local_schedule
 from .moves import HOSPITAL, HOSPITAL_SWAP, apply_move, candidate_view
 from .objective import overflows, pdead_at_arrival
@@ -39,7 +40,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     touched = W.touched
     dF = 0.0
     dT = 0.0
-    for i in range(W.gen[1]):
+    for i in range(W.gen[N_TOUCHED]):
         c = touched[i]
         if status[c] != 0:  # dead or in transit: nothing of theirs is planned
             continue
@@ -69,7 +70,20 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         any_need |= need[h]
         if dirty[h]:
             over[h] = 0.0
-    if any_need:  # a call passing P and W costs most of a microsecond: most moves need none
+    if any_need and has_admissions(Winc):
+        # the incumbent's admission order, merged with the touched casualties' new arrivals
+        buf, risk = W.buf, P.hosp_risk
+        for h in range(count.shape[0]):
+            if need[h]:
+                n = merge_admissions(h, Winc.adm, Winc.adm_start, arrival, hosp, status, touched, W.gen[N_TOUCHED],
+                                     W.mark, W.gen[GEN], W.nxt, buf, 0)
+                total = 0.0
+                for i in range(P.hosp_cap[h], n):
+                    total += (1.0 - pdead[buf[i]]) * risk[h]
+                over[h] = total
+    elif any_need:
+        # no order kept (an incumbent not prepared by incumbent_tables): sorted from scratch, in
+        # a call passing P and W that costs most of a microsecond, so only when a hospital needs it
         overflows(P, hosp, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):

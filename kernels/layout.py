@@ -83,7 +83,8 @@ Workspace = namedtuple(
         "touched",                                              # i8[C] casualties a move touches
         "mark",                                                 # i8[C] generation stamps for touched
         "rmark", "tail", "scanned",                             # i8[R] re-timed lists (kernels.local)
-        "gen",                                                  # i8[8]: counters, see GEN ... below
+        "adm", "adm_start",                                     # i8[C], i8[H + 1]: kernels.admissions
+        "gen",                                                  # i8[9]: counters, see GEN ... below
     ],
 )
 
@@ -92,13 +93,16 @@ Workspace = namedtuple(
 #: ``N_TOUCHED`` casualties and re-timed ``N_LISTS`` lists, locally if ``LOCAL`` (kernels.local).
 #: ``IDENT`` names an incumbent workspace and ``VERSION`` counts its changes; a candidate
 #: workspace that equals incumbent ``SYNC_IDENT`` at ``SYNC_VERSION`` except for its touched
-#: casualties is restored from it in O(touched) instead of being copied whole.
-GEN, N_TOUCHED, N_LISTS, LOCAL, IDENT, VERSION, SYNC_IDENT, SYNC_VERSION = range(8)
+#: casualties is restored from it in O(touched) instead of being copied whole. ``ADM`` is the
+#: ``VERSION`` whose admission order ``adm`` holds (-1: none; see kernels.admissions).
+GEN, N_TOUCHED, N_LISTS, LOCAL, IDENT, VERSION, SYNC_IDENT, SYNC_VERSION, ADM = range(9)
 
 
 @njit(**JIT)
 def make_workspace(n_cas, n_resp, n_hosp, n_slots):
     """Scratch arrays for one evaluation at a time (one per thread in batch kernels)."""
+    gen = np.zeros(9, np.int64)
+    gen[ADM] = -1
     return Workspace(
         np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas),
         np.empty(n_cas, np.bool_), np.empty(n_cas, np.bool_),
@@ -115,7 +119,8 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.empty(max(n_cas, 1), np.int64),
         np.zeros(max(n_cas, 1), np.int64),
         np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64),
-        np.zeros(8, np.int64),
+        np.empty(max(n_cas, 1), np.int64), np.zeros(n_hosp + 1, np.int64),
+        gen,
     )
 
 

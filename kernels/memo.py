@@ -176,7 +176,7 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     caller makes room). Moves needing a new score are split across ``n_threads`` threads as in
     ``sweep``. Returns how many were scored anew.
     """
-    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     epoch = meta[EPOCH]
     if n_shift != meta[N_SHIFT]:  # every status may have changed
         meta[N_SHIFT] = n_shift
@@ -228,7 +228,7 @@ def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, me
     if int(inc[3]) == CYCLE:
         meta[VALID_FROM] = e  # no local scoring to learn from: every older score is stale
         return
-    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     _F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
                                    n_shift, cs, co, ch, W)
     if st == CYCLE:

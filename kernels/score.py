@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .admissions import ensure_admissions
 from .config import JIT
 from .delta import evaluate_move_inline
 from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, make_workspace
@@ -20,8 +21,10 @@ from .moves import slot_tables
 
 
 @njit(**JIT)
-def incumbent_tables(P, starts, order, Winc):
-    """What delta evaluation needs about the incumbent: slot owners, task slots, shift overruns."""
+def incumbent_tables(P, starts, order, hosp, Winc):
+    """What delta evaluation needs about the incumbent: slot owners, task slots, shift overruns,
+    and (kept in ``Winc``) every hospital's admission order (``kernels.admissions``)."""
+    ensure_admissions(P, hosp, Winc)
     slot_owner = np.empty(max(order.shape[0], 1), np.int64)
     slot_of = np.empty(3 * P.h0.shape[0], np.int64)
     slot_tables(starts, order, P.h0.shape[0], slot_owner, slot_of)

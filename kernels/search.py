@@ -11,6 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .admissions import ensure_admissions, has_admissions, readmit
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .evaluate import evaluate
@@ -52,7 +53,7 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
     (``score_moves``); it writes only its slice of the outputs, so the choice among them is made
     afterwards, serially and deterministically (``pick_best``).
     """
-    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     todo = np.arange(n_moves)
     # no memo: empty rows, typed as sweep_memo's so that both share one compiled score_moves (as
     # would a literal epoch or flag not: each literal argument compiles a specialisation of its own)
@@ -170,7 +171,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     """
     np.random.seed(seed)
     n_cas = P.h0.shape[0]
-    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     ratio = temp_end / temp0 if temp0 > 0 else 0.0
     drift = False
     # the current plan is the best one, and best_* are not a copy of it yet: they are copied when
@@ -202,12 +203,15 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
             if at_best and not (local and better(F, T, st, best[0], best[2], int(best[3]))):
                 _keep(starts, order, hosp, best_starts, best_order, best_hosp)
                 at_best = False
+            carried = local and has_admissions(Winc)
             if local:
                 # scored locally: take the candidate's timing over, O(what the move touched)
                 adopt(P, starts, cs, pins, Winc, Wc)
                 drift = True
             # and its arrays and slot tables, O(the slots the move shifts)
             apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of)
+            if carried:
+                readmit(P, hosp, Winc, Wc)
             if check:
                 # assert mode: the move's score against a full evaluation in a scratch workspace,
                 # so the adopted incumbent itself is what later moves are scored from
@@ -219,6 +223,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
             if not local:
                 # a full re-timing keeps every incumbent array exact for the next local delta
                 F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
+                ensure_admissions(P, hosp, Winc)
             cur[0], cur[1], cur[2], cur[3] = F, o, T, st
             n_shift = count_shift(P, starts, Winc)
             if better(F, T, st, best[0], best[2], int(best[3])):
@@ -239,7 +244,7 @@ def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, we
                   Wc, cs, co, ch, out):
     """``F`` differences of ``n`` random moves from the incumbent (for auto-fitting temperatures)."""
     np.random.seed(seed)
-    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, Winc)
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     m = 0
     for _ in range(n):
         kind, a, b, c = random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, fires, weights,

@@ -230,7 +230,6 @@ def test_batch_of_london_plans(london, warm_jit):
     plans = [factories.random_plan(london, rng, mode="ordered", pin_share=0.0) for _ in range(50)]
     rows, arrays = _rows(london, plans)
     P = problem_arrays(london)
-    n = len(plans)
     out = run_batch(P, rows, np.zeros(len(london.model.responders), dtype=arrays[0][3].dtype))
     for i, plan in enumerate(plans):
         obj = engine.evaluate(london, plan)

@@ -37,9 +37,11 @@ from engine.generate import generate
 from engine.neighbourhood import nearest_casualties, nearest_hospitals
 from engine.plan import Plan, Task, check_plan, problem_arrays
 from engine.solution import Solution
+from kernels.admissions import build_admissions, has_admissions, readmit
 from kernels.delta import evaluate_move
 from kernels.evaluate import evaluate
-from kernels.layout import CYCLE, FEASIBLE, KINDS, LOCAL, N_LISTS, RESCUE, SHIFT, TRANSPORT, TREAT, workspace_for
+from kernels.layout import (ADM, CYCLE, DEAD, FEASIBLE, IN_TRANSIT, KINDS, LOCAL, N_LISTS, RESCUE, SHIFT, TRANSPORT,
+                            TREAT, VERSION, workspace_for)
 from kernels.local import adopt, count_shift
 from kernels.moves import (
     HOSPITAL,
@@ -318,17 +320,31 @@ def _retimed_lists_written(W, cs, co, a_s, a_o) -> bool:
 
 
 def delta_mismatches(d, sc, sol, moves, stats):
-    """Every move whose delta score differs from the full evaluation of its candidate."""
+    """Every move whose delta score differs from the full evaluation of its candidate.
+
+    Each move is scored twice: with the incumbent's admission order (``kernels.admissions``,
+    overflow by merging) and without it (``objective.overflows`` from scratch); both must give the
+    same overflow to the bit."""
     P = problem_arrays(sc)
     slot_owner, slot_of = tables(P, sol)
     n_shift = count_shift(P, sol.starts, sol.W)
     inc_status = int(sol.cur[3])
     W, W_full = workspace_for(P), workspace_for(P)
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    build_admissions(P, sol.hosp, sol.W)
     bad = []
     for move in moves:
+        sol.W.gen[ADM] = -1  # no admission order: the overflow from scratch
+        plain = evaluate_move(P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
+                              sol.cur, slot_owner, slot_of, n_shift, cs, co, ch, W)
+        sol.W.gen[ADM] = sol.W.gen[VERSION]
         F, o, T, st = evaluate_move(P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
                                     sol.cur, slot_owner, slot_of, n_shift, cs, co, ch, W)
+        if st == FEASIBLE or st == SHIFT:
+            stats["merged overflow"] += int(W.need.any() and W.gen[LOCAL] == 1)
+        if plain[3] != st or not (o == plain[1] or (math.isnan(o) and math.isnan(plain[1]))):
+            bad.append(f"overflow merged {o!r} != from scratch {plain[1]!r}\n{_repro(d, sc, sol, move)}")
+            continue
         a_s, a_o, a_h = candidate(sol, move)
         if W.gen[LOCAL] == 1 and not _retimed_lists_written(W, cs, co, a_s, a_o):
             bad.append(f"the re-timed lists in the candidate buffers differ from apply_move's\n"
@@ -366,6 +382,7 @@ def test_delta_equals_full_evaluation(seed):
     """Incumbents without a wait cycle (feasible or over a shift end)."""
     stats, bad = _check_delta(seed, want_cycle_incumbent=False)
     assert stats["incumbents"] >= 20 and stats["full"] + stats["random"] >= 1000, stats
+    assert stats["merged overflow"] >= 100, stats  # moves scored with a hospital over its beds
     assert not bad, f"{len(bad)} mismatches, first:\n" + bad[0]
 
 
@@ -572,6 +589,29 @@ def test_sweep_same_on_one_and_two_threads(seed):
     assert n >= 1000
 
 
+# --- each hospital's admission order ---------------------------------------------------------
+
+def test_admission_order_is_arrival_then_casualty_index():
+    """``build_admissions``: each hospital's arriving casualties (planned, or in transit to it),
+    sorted by arrival, ties by casualty index (SPEC §7), written out here with Python's sort."""
+    n = ties = 0
+    for label, _d, sc, sol in [case for seed in SEEDS for case in cases(seed)]:
+        if int(sol.cur[3]) == CYCLE:
+            continue
+        P = problem_arrays(sc)
+        build_admissions(P, sol.hosp, sol.W)
+        arrival = sol.W.arrival
+        for h in range(len(P.hosp_loc)):
+            members = [c for c in range(len(P.h0)) if P.status[c] != DEAD and not math.isnan(arrival[c])
+                       and (P.transit_hosp[c] if P.status[c] == IN_TRANSIT else sol.hosp[c]) == h]
+            want = sorted(members, key=lambda c: (arrival[c], c))
+            got = sol.W.adm[sol.W.adm_start[h]:sol.W.adm_start[h + 1]].tolist()
+            assert got == want, (label, h)
+            ties += len(want) - len({arrival[c] for c in want})
+            n += len(want)
+    assert n >= 500 and ties >= 5, (n, ties)
+
+
 # --- adopting a locally scored candidate as the incumbent ---------------------------------------
 
 def _workspace_mismatch(P, starts, W, W_full) -> str | None:
@@ -603,6 +643,7 @@ def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
         sol = sol.copy()
         Wc, W_full = workspace_for(P), workspace_for(P)
         cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        build_admissions(P, sol.hosp, sol.W)
         for step in range(40):
             moves = random_moves(P, sol, int(rng.integers(1 << 30)))
             if len(moves) == 0:
@@ -630,9 +671,15 @@ def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
                 sol.reevaluate()
                 if int(sol.cur[3]) == CYCLE:
                     break
+                build_admissions(P, sol.hosp, sol.W)
             else:
+                readmit(P, sol.hosp, sol.W, Wc)  # the admission order carried over, as annealing does
                 sol.cur[:] = (F, o, T, st)
             want = evaluate(P, sol.starts, sol.order, sol.hosp, sol.pins, W_full)
+            build_admissions(P, sol.hosp, W_full)
+            assert has_admissions(sol.W) and np.array_equal(sol.W.adm_start, W_full.adm_start) and np.array_equal(
+                sol.W.adm[:W_full.adm_start[-1]], W_full.adm[:W_full.adm_start[-1]]), \
+                f"{label} step {step}: admission order carried over != built afresh\n{_repro(d, sc, sol, move)}"
             assert all(_same(x, y) for x, y in zip(sol.cur[:3], want[:3])) and int(sol.cur[3]) == want[3], \
                 f"{label} step {step}: objective {tuple(sol.cur)} != full {want}\n{_repro(d, sc, sol, move)}"
             wrong = _workspace_mismatch(P, sol.starts, sol.W, W_full)

@@ -1,0 +1,44 @@
+"""The kernels' on-disk cache is keyed by the whole package's sources (``kernels.config``).
+
+Numba keys a cached function by its own file only; a kernel that inlines code from another file
+(or takes ``layout.py``'s tuples) would otherwise be loaded stale after an edit there, and a
+stale kernel can crash the process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import shutil
+
+import kernels
+from kernels import config
+from numba.core.registry import CPUDispatcher
+
+
+def _cached_kernels():
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__ and obj._cache is not None \
+                    and hasattr(obj._cache, "_impl"):
+                yield f"{info.name}.{name}", obj
+
+
+def test_every_cached_kernel_is_stamped_with_the_whole_package():
+    assert config.LOCATORS_INSTALLED
+    found = dict(_cached_kernels())
+    assert {"evaluate.evaluate", "search.sweep", "memo.sweep_memo", "layout.make_workspace"} <= set(found)
+    for name, kernel in found.items():
+        locator = kernel._cache._impl._locator
+        assert isinstance(locator, config._WholePackage), name
+        assert locator.get_source_stamp() == config.package_stamp(), name
+
+
+def test_the_stamp_changes_with_any_file_of_the_package(tmp_path):
+    copy = tmp_path / "kernels"
+    shutil.copytree(config._HERE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert config.package_stamp(copy) == config.package_stamp()
+    layout = copy / "layout.py"
+    layout.write_text(layout.read_text() + "\n# an edit elsewhere than in the cached kernel's file\n")
+    assert config.package_stamp(copy) != config.package_stamp()
