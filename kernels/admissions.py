@@ -118,17 +118,33 @@ def merge_admissions(h, adm, start, arrival, hosp, status, touched, n_touched, m
 @njit(**JIT)
 def readmit(P, hosp, Winc, W):
     """After an accepted move scored in ``W`` is adopted into ``Winc``: carry ``Winc``'s admission
-    order over to the new timing (``hosp`` the plan's after the move), O(casualties) copying."""
+    order over to the new timing (``hosp`` the plan's after the move).
+
+    Only the hospitals the move's casualties left or joined (``W.dirty``) change their lists; while
+    every hospital keeps its count, those are merged again in place, O(their admissions); else
+    every list is rewritten, O(casualties) copying.
+    """
     n_hosp = Winc.adm_start.shape[0] - 1
     adm, start = Winc.adm, Winc.adm_start
     new, new_start = W.adm, W.adm_start
     touched, n_touched, mark, g = W.touched, W.gen[N_TOUCHED], W.mark, W.gen[GEN]
-    o = 0
+    same = True
     for h in range(n_hosp):
-        new_start[h] = o
-        o = merge_admissions(h, adm, start, Winc.arrival, hosp, P.status, touched, n_touched, mark, g, W.nxt,
-                             new, o)
-    new_start[n_hosp] = o
-    adm[:o] = new[:o]
-    start[:] = new_start
+        if W.count[h] != start[h + 1] - start[h]:
+            same = False
+    if same:
+        for h in range(n_hosp):
+            if W.dirty[h]:
+                n = merge_admissions(h, adm, start, Winc.arrival, hosp, P.status, touched, n_touched, mark, g,
+                                     W.nxt, new, 0)
+                adm[start[h]:start[h] + n] = new[:n]
+    else:
+        o = 0
+        for h in range(n_hosp):
+            new_start[h] = o
+            o = merge_admissions(h, adm, start, Winc.arrival, hosp, P.status, touched, n_touched, mark, g, W.nxt,
+                                 new, o)
+        new_start[n_hosp] = o
+        adm[:o] = new[:o]
+        start[:] = new_start
     Winc.gen[ADM] = Winc.gen[VERSION]
