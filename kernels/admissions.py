@@ -6,8 +6,8 @@ over every casualty and a sort per hospital. A move changes a few casualties' ar
 moves are scored against an incumbent, it keeps every hospital's admissions sorted (hospital
 ``h``'s are ``W.adm[W.adm_start[h]:W.adm_start[h + 1]]``), and a move's admissions at ``h`` are
 the merge of that group without the casualties the move touched and the touched ones now bound
-for ``h``: O(that hospital's admissions). The overflow is then summed over the same casualties
-in the same order as ``overflows`` does, so it is the same to the bit.
+for ``h``: O(that hospital's admissions). Both ways sum the same casualties in the same order
+(``overflow_beyond``), so the overflow is the same to the bit.
 
 The order belongs to one timing of the incumbent: ``W.gen[ADM]`` is the ``W.gen[VERSION]`` it was
 built at. Once the version moves on (a full evaluation), moves fall back to ``overflows`` until
@@ -27,6 +27,38 @@ from .layout import ACTIVE, ADM, DEAD, GEN, IN_TRANSIT, N_TOUCHED, VERSION
 def _before(arrival, d, c):
     """Whether casualty ``d`` is admitted before ``c``: earlier arrival, then lower index."""
     return arrival[d] < arrival[c] or (arrival[d] == arrival[c] and d < c)
+
+
+@njit(**JIT, inline="always")
+def sort_by_arrival(order, lo, hi, arrival):
+    """Sort casualties ``order[lo:hi]`` stably by arrival: listed in index order, ties stay so.
+
+    A few admissions are sorted in place by insertion (no allocation); many by a merge sort.
+    """
+    if hi - lo <= 64:
+        for j in range(lo + 1, hi):
+            c = order[j]
+            a = arrival[c]
+            i = j
+            while i > lo and arrival[order[i - 1]] > a:
+                order[i] = order[i - 1]
+                i -= 1
+            order[i] = c
+    else:
+        members = order[lo:hi].copy()
+        by_arrival = np.argsort(arrival[members], kind="mergesort")
+        for i in range(hi - lo):
+            order[lo + i] = members[by_arrival[i]]
+
+
+@njit(**JIT, inline="always")
+def overflow_beyond(order, n, beds, risk, pdead):
+    """Overflow fatalities of a hospital admitting ``order[:n]`` in that order (SPEC §7): every
+    admission beyond its ``beds``. One summation order for every caller, so one result."""
+    total = 0.0
+    for i in range(beds, n):
+        total += (1.0 - pdead[order[i]]) * risk
+    return total
 
 
 @njit(**JIT)
@@ -52,20 +84,7 @@ def build_admissions(P, hosp, W):
         adm[fill[h]] = c
         fill[h] += 1
     for h in range(n_hosp):
-        lo, hi = start[h], start[h + 1]
-        if hi - lo <= 64:
-            for j in range(lo + 1, hi):
-                c = adm[j]
-                i = j
-                while i > lo and arrival[adm[i - 1]] > arrival[c]:
-                    adm[i] = adm[i - 1]
-                    i -= 1
-                adm[i] = c
-        else:
-            members = adm[lo:hi].copy()
-            order = np.argsort(arrival[members], kind="mergesort")
-            for i in range(hi - lo):
-                adm[lo + i] = members[order[i]]
+        sort_by_arrival(adm, start[h], start[h + 1], arrival)
     W.gen[ADM] = W.gen[VERSION]
 
 

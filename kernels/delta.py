@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .admissions import has_admissions, merge_admissions
+from .admissions import has_admissions, merge_admissions, overflow_beyond
 from .config import JIT
 from .evaluate import evaluate
 from .layout import CYCLE, GEN, LOCAL, N_TOUCHED
@@ -72,15 +72,12 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             over[h] = 0.0
     if any_need and has_admissions(Winc):
         # the incumbent's admission order, merged with the touched casualties' new arrivals
-        buf, risk = W.buf, P.hosp_risk
+        buf = W.buf
         for h in range(count.shape[0]):
             if need[h]:
                 n = merge_admissions(h, Winc.adm, Winc.adm_start, arrival, hosp, status, touched, W.gen[N_TOUCHED],
                                      W.mark, W.gen[GEN], W.nxt, buf, 0)
-                total = 0.0
-                for i in range(P.hosp_cap[h], n):
-                    total += (1.0 - pdead[buf[i]]) * risk[h]
-                over[h] = total
+                over[h] = overflow_beyond(buf, n, P.hosp_cap[h], P.hosp_risk[h], pdead)
     elif any_need:
         # no order kept (an incumbent not prepared by incumbent_tables): sorted from scratch, in
         # a call passing P and W that costs most of a microsecond, so only when a hospital needs it

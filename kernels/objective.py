@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .admissions import overflow_beyond, sort_by_arrival
 from .config import JIT
 from .health import dead_after, propagate
 from .layout import (
@@ -108,8 +109,7 @@ def overflows(P, hosp, arrival, pdead, W):
 
     One pass over the casualties threads each such hospital's admissions into a list, in casualty
     index order; each list is then sorted stably by arrival, so equal arrivals stay in index
-    order, as SPEC §7 breaks ties. Small hospitals use an in-place insertion sort (no
-    allocation); large ones a merge sort.
+    order, as SPEC §7 breaks ties (``admissions.sort_by_arrival``).
     """
     status, transit_hosp = P.status, P.transit_hosp
     need, head, nxt, buf, over = W.need, W.head, W.nxt, W.buf, W.over
@@ -137,21 +137,5 @@ def overflows(P, hosp, arrival, pdead, W):
             buf[n] = c
             n += 1
             c = nxt[c]
-        if n <= 64:
-            for j in range(1, n):
-                c = buf[j]
-                a = arrival[c]
-                i = j
-                while i > 0 and arrival[buf[i - 1]] > a:
-                    buf[i] = buf[i - 1]
-                    i -= 1
-                buf[i] = c
-        else:
-            members = buf[:n].copy()
-            order = np.argsort(arrival[members], kind="mergesort")
-            for i in range(n):
-                buf[i] = members[order[i]]
-        total = 0.0
-        for i in range(P.hosp_cap[h], n):
-            total += (1.0 - pdead[buf[i]]) * P.hosp_risk[h]
-        over[h] = total
+        sort_by_arrival(buf, 0, n, arrival)
+        over[h] = overflow_beyond(buf, n, P.hosp_cap[h], P.hosp_risk[h], pdead)
