@@ -204,6 +204,7 @@ class Annealing:
         self.samples = samples
         self._chunk = 0
         self._fit_tasks = 0
+        self._scratch = None
 
     def fit(self, state: SearchState) -> SimulatedAnnealing:
         sol = state.current
@@ -220,6 +221,15 @@ class Annealing:
     @staticmethod
     def _pools(P):
         return (np.flatnonzero(~P.resp_fire).astype(np.int64), np.flatnonzero(P.resp_fire).astype(np.int64))
+
+    def _scratch_for(self, P, sol: Solution):
+        """The teams' pools and the kernel's scratch (a workspace and candidate buffers), kept
+        while the problem is the same: online, chunks are short and each rebuild costs a tenth of
+        one. The scratch holds nothing from one chunk to the next that a chunk relies on."""
+        if self._scratch is None or self._scratch[0] is not P or len(self._scratch[4]) != len(sol.order):
+            self._scratch = (P, self._pools(P), workspace_for(P), np.empty_like(sol.starts),
+                             np.empty_like(sol.order), np.empty_like(sol.hosp))
+        return self._scratch[1:]
 
     #: refit the temperatures on ``reheat`` once the number of planned tasks has changed this much
     REFIT_CHANGE = 0.25
@@ -243,13 +253,13 @@ class Annealing:
         # the kernel cools over [it0, total): map this chunk's share of the budget onto it
         total = max(1, int(round(n / max(fraction_end - fraction, 1e-9))))
         it0 = int(round(fraction * total))
-        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        pools, Wc, cs, co, ch = self._scratch_for(P, sol)
         stats = np.zeros(3, dtype=np.int64)
         bad = np.zeros(8)
         k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
-                         best.hosp, best.cur, *self._pools(P), self.weights, *state.neighbourhoods(),
+                         best.hosp, best.cur, *pools, self.weights, *state.neighbourhoods(),
                          self.schedule.start, self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
-                         workspace_for(P), cs, co, ch, stats, state.assert_moves, bad)
+                         Wc, cs, co, ch, stats, state.assert_moves, bad)
         if k >= 0:
             raise MoveMismatch(f"move {tuple(int(x) for x in bad[:4])}: delta gave F={bad[4]!r}, T={bad[6]!r}; "
                                f"full evaluation gives F={bad[5]!r}, T={bad[7]!r}")

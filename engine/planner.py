@@ -18,12 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-import numba
-import numpy as np
-
-from kernels.layout import KINDS, RESCUE, TRANSPORT
-from kernels.moves import RELOCATE
-from kernels.search import pick_best, sweep
+from kernels.alternative import best_other_first
+from kernels.layout import KINDS, TRANSPORT
 
 from . import construct
 from .accept import Outcome
@@ -320,16 +316,20 @@ class Planner:
             sc = with_available(self._sc, r, resp["available_at"])
         except ScenarioError as err:  # e.g. its shift is over: nothing is issued
             raise DeltaError([Problem(f"now -> {p.path}", p.message) for p in err.problems]) from None
-        # the two models differ only in r's start time (resp_avail, resp_free; kernels.layout):
-        # an evaluation that reads the same number is the same evaluation, and is copied
+        # the two models differ only in r's start time, which an evaluation reads from resp_avail
+        # if r's first task is pinned, else from resp_free (kernels.layout): an evaluation that
+        # reads the same number is the same evaluation, and is copied
+        def start(P, pinned):
+            return P.resp_avail[r] if pinned else P.resp_free[r]
+
         before, after = problem_arrays(self._sc), problem_arrays(sc)
-        if best.pins[r] == 0 and after.resp_free[r] == before.resp_free[r]:
+        if start(after, best.pins[r]) == start(before, best.pins[r]):
             unpinned = best.copy()
             unpinned.sc = sc
         else:
             unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
-        if after.resp_avail[r] == after.resp_free[r]:
+        if start(after, True) == start(after, best.pins[r]):
             sol = unpinned.copy()
             sol.pins[r] = 1
         else:
@@ -350,29 +350,9 @@ class Planner:
 
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
-        P = problem_arrays(sol.sc)
-        slots = np.arange(int(sol.starts[-1]))
-        owner = np.searchsorted(sol.starts, slots, side="right") - 1
-        codes = sol.order[slots]
-        keep = ((slots != sol.starts[r]) & (slots - sol.starts[owner] >= sol.pins[owner])
-                & ((codes % KINDS == RESCUE) == P.resp_fire[r]))  # kernels.moves.fits
-        if not keep.any():
-            return None
-        moves = np.zeros((int(keep.sum()), 4), dtype=np.int64)
-        moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slots[keep], r
-        n = len(moves)
-        F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        # on this thread alone: a parallel launch wakes pool threads that compete for the cores
-        # with the caller's other threads (under load at paper size, two threads made the
-        # issue's p99 4.8-13.8 ms against 2.9-3.9 ms on one, three runs each; see the README)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)  # this thread's setting only
-        try:
-            sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, 1)
-        finally:
-            numba.set_num_threads(threads)
-        best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
-        return None if best < 0 or np.isnan(F[best]) else float(F[best])
+        F, _T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
+                                         sol.cur, r)
+        return None if status < 0 or math.isnan(F) else float(F)
 
     # -- snapshots ------------------------------------------------------------------------------
 

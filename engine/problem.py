@@ -84,3 +84,21 @@ def patch_problem(P: ProblemArrays, sc: Scenario, changed: list[int]) -> Problem
         a[idx] = rows
         out[name] = a
     return P._replace(**out)
+
+
+#: The fields of a casualty record that a new observation changes.
+OBSERVATION = ("health", "observed_at")
+
+
+def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int]) -> ProblemArrays:
+    """``patch_problem`` when the records ``changed`` differ from those of ``P`` only in
+    ``OBSERVATION`` and no casualty became (or stopped being) known dead: every other column
+    (status, trapped, what may be planned...) is then the same, so only health and observation
+    time are rebuilt (a fifth of the cost of a health observation otherwise)."""
+    idx = np.asarray(changed, dtype=np.int64)
+    h0, obs = P.h0.copy(), P.obs.copy()
+    h0[idx] = sc.health[idx]
+    time = float(sc.model.time)
+    obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
+                for i in changed]
+    return P._replace(h0=h0, obs=obs)

@@ -42,18 +42,25 @@ def carry_over(sc: Scenario, old: Solution) -> Solution | None:
     if (list(sc.casualty_index) != list(osc.casualty_index) or list(sc.responder_index) != list(osc.responder_index)
             or list(sc.hospital_index) != list(osc.hospital_index)):
         return None
-    P = problem_arrays(sc)
-    n = int(old.starts[-1])
-    codes = old.order[:n].astype(np.int64)
-    c, k = codes // KINDS, codes % KINDS
-    valid = np.where(k == RESCUE, P.needs_rescue[c], np.where(k == TREAT, P.can_treat[c], P.status[c] == ACTIVE))
-    if not valid.all():
-        return None
-    has = np.zeros(KINDS * len(P.status), dtype=np.bool_)
-    has[codes] = True
-    if (P.needs_rescue & ~has[RESCUE::KINDS]).any() or ((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]).any():
-        return None
-    return Solution.from_arrays(sc, old.starts, old.order, old.hosp, old.pins)
+    P, Q = problem_arrays(sc), problem_arrays(osc)
+    # which tasks a plan must and may hold is read from these three columns only: when the new
+    # model shares them (a health observation, engine.problem.patch_observations), the old plan,
+    # valid for the old model, is valid for the new one
+    if not (P.status is Q.status and P.needs_rescue is Q.needs_rescue and P.can_treat is Q.can_treat):
+        n = int(old.starts[-1])
+        codes = old.order[:n].astype(np.int64)
+        c, k = codes // KINDS, codes % KINDS
+        valid = np.where(k == RESCUE, P.needs_rescue[c], np.where(k == TREAT, P.can_treat[c], P.status[c] == ACTIVE))
+        if not valid.all():
+            return None
+        has = np.zeros(KINDS * len(P.status), dtype=np.bool_)
+        has[codes] = True
+        if (P.needs_rescue & ~has[RESCUE::KINDS]).any() or ((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]).any():
+            return None
+    sol = old.copy()  # the same casualties and teams: arrays of the same sizes
+    sol.sc = sc
+    sol.reevaluate()
+    return sol
 
 
 def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:

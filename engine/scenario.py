@@ -202,7 +202,7 @@ def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
     Raises ``ScenarioError`` naming each problem of the changed records, as a reload would.
     """
     from .plan import problem_arrays  # plan imports this module
-    from .problem import patch_problem
+    from .problem import OBSERVATION, patch_observations, patch_problem
 
     casualties = list(sc.model.casualties)
     problems: list[Problem] = []
@@ -223,8 +223,15 @@ def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
     for i in changed:
         hv[i] = health_vector(casualties[i].health)
     P = problem_arrays(sc)
-    return _derive(sc, lambda out: patch_problem(P, out, changed),
+    observed = all(health.is_known_dead(hv[i]) == health.is_known_dead(sc.health[i])
+                   and _same_but(casualties[i], sc.model.casualties[i], OBSERVATION) for i in changed)
+    patch = patch_observations if observed else patch_problem
+    return _derive(sc, lambda out: patch(P, out, changed),
                    model=sc.model.model_copy(update={"casualties": casualties}), health=hv)
+
+
+def _same_but(a: Casualty, b: Casualty, fields: tuple[str, ...]) -> bool:
+    return all(v == b.__dict__[k] for k, v in a.__dict__.items() if k not in fields)
 
 
 def _derive(sc: Scenario, problem, **fields) -> Scenario:

@@ -283,3 +283,28 @@ def _segments(o: float, phases, treated_at: float) -> list[tuple[int, float]]:
             out.append((env_treated, end - treated_at))
         t = end
     return out
+
+
+def best_other_first(sc, plan, rid: str):
+    """The audit's counterfactual (SPEC §8): of every plan in which team ``rid`` (nothing of it
+    pinned) starts with another task it may do, moved there from wherever it is not pinned, the
+    best by SPEC §7's order. Returns ``(rank, F)`` with rank 0 feasible, 1 over a shift end, 2 a
+    cycle of waits (``F`` nan), or ``None`` if there is no such plan. Among plans whose ``F``
+    differ by at most 1e-9 the casualty minutes decide, so ``F`` may differ by that much from the
+    one an implementation picks."""
+    fire = {r.id: r.kind == "fire" for r in sc.model.responders}
+    scored = []
+    for q, tasks in plan.routes.items():
+        for i, task in enumerate(tasks):
+            if task.pinned or (q == rid and i == 0) or (task.kind == "rescue") != fire[rid]:
+                continue
+            routes = {k: list(v) for k, v in plan.routes.items()}
+            del routes[q][i]
+            routes[rid].insert(0, task)
+            res = evaluate(sc, type(plan)(routes, plan.scenario, plan.time))
+            rank = 2 if res.cycle else (0 if res.feasible else 1)
+            scored.append((rank, math.nan if res.cycle else res.expected_fatalities))
+    if not scored:
+        return None
+    rank = min(r for r, _ in scored)
+    return rank, min(F for r, F in scored if r == rank)

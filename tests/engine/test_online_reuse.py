@@ -8,6 +8,8 @@ health observation arrives (``with_casualties``) are all shortcuts; each is chec
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -164,9 +166,19 @@ HEALTHS = ["immediate", "urgent", "delayed", "P1", "dead", [0.1, 0.2, 0.3, 0.4],
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_changed_casualty_records_equal_a_reload(seed):
+def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
     """``with_casualties`` (what a health observation uses) gives what a reload gives: the same
-    model, health and problem arrays, for trapped, treated, in-transit and dead casualties."""
+    model, health and problem arrays, for trapped, treated, in-transit and dead casualties;
+    both when only health and observation times change (``patch_observations``) and when a
+    casualty is observed dead (``patch_problem``)."""
+    import engine.problem
+
+    used = collections.Counter()
+    for name in ("patch_observations", "patch_problem"):
+        def counted(*args, _f=getattr(engine.problem, name), _name=name):
+            used[_name] += 1
+            return _f(*args)
+        monkeypatch.setattr(engine.problem, name, counted)
     rng = np.random.default_rng(seed)
     d = generate("random", seed=seed, casualties=14, paramedics=3, fire=2, hospitals=2)
     d["time"] = 12.0
@@ -189,6 +201,7 @@ def test_changed_casualty_records_equal_a_reload(seed):
         assert np.array_equal(fast.health, slow.health)
         for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
             assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    assert used["patch_observations"] and used["patch_problem"]
 
 
 def test_a_wrong_casualty_record_is_reported_as_a_reload_would():

@@ -497,6 +497,31 @@ def test_audit_log_has_one_flushed_line_per_issue(tmp_path):
     assert read_audit(path).num_rows == 3
 
 
+def test_audit_alternative_is_the_best_other_first_task(tmp_path, london):
+    """The audit's alternative objective: the best plan, by the reference, in which the team
+    starts with any other task it may do instead (here for every team, issued at the model's time)."""
+    import reference
+
+    path = tmp_path / "audit.jsonl"
+    p = Planner(london, seed=0, audit=path)
+    try:
+        p.step(400)
+        wanted = []
+        for resp in london.model.responders:
+            plan, sc = p.best()[0], p.scenario
+            if not plan.routes[resp.id]:
+                continue
+            p.next_task(resp.id, p.time)
+            want = reference.best_other_first(sc, plan, resp.id)
+            wanted.append(None if want is None or want[0] == 2 else want[1])
+        got = read_audit(path).column("alternative_objective").to_pylist()
+        assert len(got) == len(wanted) >= 10
+        for g, w in zip(got, wanted):
+            assert (g is None and w is None) or abs(g - w) <= 2 * TOL
+    finally:
+        p.close()
+
+
 def test_audit_log_appends_to_an_existing_file(tmp_path):
     path = tmp_path / "audit.jsonl"
     for _ in range(2):

@@ -1,0 +1,58 @@
+"""The audit log's counterfactual: the plan had a team been sent to its best other task first.
+
+When a task is issued, the audit records what the objective would have been had the team gone
+to another task instead (SPEC §8): every task the team could do (a rescue for a fire team, a
+treat or transport for a paramedic team) that is not pinned elsewhere is relocated to the front
+of its list, and the best of those plans is kept. It is one serial kernel, enumerating,
+scoring and choosing, because it runs while the planner holds its lock: a parallel sweep wakes
+pool threads that compete for the two cores with the caller's other threads, and building the
+moves in Python cost a third of the scoring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .config import JIT
+from .moves import RELOCATE, fits
+from .score import incumbent_tables, score_moves
+from .search import pick_best
+
+
+@njit(**JIT)
+def front_relocations(P, starts, order, pins, r, moves):
+    """Write into ``moves`` every relocation of another movable task that fits ``r`` to the
+    front of ``r``'s list; returns how many."""
+    n = 0
+    first = starts[r] if starts[r + 1] > starts[r] else -1
+    for q in range(starts.shape[0] - 1):
+        for s in range(starts[q] + pins[q], starts[q + 1]):
+            if s != first and fits(P, order[s], r):
+                moves[n, 0] = RELOCATE
+                moves[n, 1] = s
+                moves[n, 2] = r
+                moves[n, 3] = 0
+                n += 1
+    return n
+
+
+@njit(**JIT)
+def best_other_first(P, starts, order, hosp, pins, Winc, inc, r):
+    """``(F, T, status)`` of the best plan (SPEC §7 order) in which ``r`` starts with another
+    task (``front_relocations``), scored against the incumbent in ``Winc``; ``status`` -1 if
+    there is none."""
+    moves = np.empty((max(starts[starts.shape[0] - 1], 1), 4), np.int64)
+    n = front_relocations(P, starts, order, pins, r, moves)
+    if n == 0:
+        return np.nan, np.nan, -1
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
+    out_F, out_T, out_status = np.empty(n), np.empty(n), np.empty(n, np.int64)
+    # no memo, and every argument typed as ``search.sweep`` passes it (a literal 0 would compile
+    # a specialisation of score_moves of its own)
+    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
+    zero = n * 0
+    score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, np.arange(n), zero, n,
+                out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, zero, n < 0)
+    best = pick_best(out_F, out_T, out_status, n, np.ones(n, np.bool_))
+    return out_F[best], out_T[best], out_status[best]
