@@ -94,6 +94,8 @@ class Planner:
         else:
             sol = construct.greedy(sc) if len(sc.model.casualties) <= 2000 else construct.rule(sc)
         self._install(sc, sol)
+        if sc.model.responders:  # load the issue's kernel now: 50 ms from the cache at the first issue
+            self._alternative(sol, 0)
 
     # -- model and search state ----------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class Planner:
             unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
         if start(after, True) == start(after, best.pins[r]):
-            sol = unpinned.copy()
+            sol = unpinned  # scored: it becomes the pinned plan
             sol.pins[r] = 1
         else:
             pins = best.pins.copy()
