@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 import engine
 
 
-def _planner(london):
-    p = engine.Planner(london, algorithm="annealing", seed=0)
-    p.step(2_000)
+def _planner(london, algorithm="annealing"):
+    p = engine.Planner(london, algorithm=algorithm, seed=0)
+    p.step(2_000 if algorithm == "annealing" else 10)  # a tabu iteration is a whole sweep
     return p
 
 
@@ -53,17 +55,19 @@ def test_next_task(benchmark, london):
     benchmark.pedantic(issue, rounds=30, iterations=1)
 
 
-def test_next_task_under_load(benchmark, london):
+@pytest.mark.parametrize("algorithm", ["annealing", "tabu"])
+def test_next_task_under_load(benchmark, london, algorithm):
     """``next_task`` while the background search runs and health observations arrive at 1 000/s.
 
-    ``extra_info`` holds the p50/p99 of the issue latency and how many deltas landed meanwhile.
+    ``extra_info`` holds the p50/p99 of the issue latency, how many deltas landed meanwhile, and
+    how often the search advanced (annealing chunks of 20 steps, or tabu moves: one sweep each).
     """
     import threading
     import time
 
     import numpy as np
 
-    p = _planner(london)
+    p = _planner(london, algorithm)
     teams = itertools.cycle([r.id for r in london.model.responders])
     ids = itertools.cycle([c.id for c in london.model.casualties])
     states = itertools.cycle(["immediate", "urgent", "delayed"])
@@ -85,6 +89,13 @@ def test_next_task_under_load(benchmark, london):
         latencies.append(time.perf_counter() - t0)
         return task
 
+    advanced, searched = [0], p._searched
+
+    def counted(outcome):
+        advanced[0] += 1
+        searched(outcome)
+
+    p._searched = counted
     feeder = threading.Thread(target=feed, daemon=True)
     p.start()
     feeder.start()
@@ -98,4 +109,4 @@ def test_next_task_under_load(benchmark, london):
         p.stop()
     ms = np.array(latencies) * 1e3
     benchmark.extra_info.update(p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-                                deltas_per_s=applied[0] / elapsed)
+                                deltas_per_s=applied[0] / elapsed, search_advances_per_s=advanced[0] / elapsed)

@@ -17,7 +17,8 @@ import numpy as np
 
 from kernels.layout import workspace_for
 from kernels.moves import enumerate_moves
-from kernels.search import anneal_chunk, commit, pick_best, sample_deltas, sweep, tabu_allowed, tabu_record
+from kernels.search import (anneal_chunk, better, commit, pick_best, sample_deltas, sweep, tabu_allowed,
+                            tabu_record)
 
 from .accept import Outcome, SimulatedAnnealing
 from .memo import SweepMemo
@@ -53,8 +54,6 @@ class SearchState:
     memo: SweepMemo = field(default_factory=SweepMemo)
 
     def improve_best(self) -> bool:
-        from kernels.search import better
-
         c, b = self.current.cur, self.best.cur
         if better(c[0], c[2], int(c[3]), b[0], b[2], int(b[3])):
             self.best = self.current.copy()
@@ -125,28 +124,71 @@ def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
                                f"full evaluation gives F={sol.cur[0]!r}, T={sol.cur[2]!r}")
 
 
-class Descent:
+@dataclass
+class Proposal:
+    """The move a sweep chose, and its predicted ``(F, T)``: what ``accept`` applies."""
+
+    move: np.ndarray
+    predicted: tuple[float, float]
+
+
+def _proposal(moves, best: int, F, T) -> Proposal:
+    return Proposal(moves[best].copy(), (F[best], T[best]))
+
+
+class _Sweeping:
+    """An iteration is ``propose`` (a sweep of the whole neighbourhood: reads ``state.current``,
+    writes only the memo) then ``accept`` (applies the chosen move), so that the online planner
+    can sweep without holding its lock."""
+
+    def reconsider(self, state: SearchState, proposal: Proposal) -> Proposal | None:
+        """``proposal``, swept from a plan with the same arrays as ``state.current`` but another
+        model (a delta landed during the sweep), re-scored under ``state``'s model; ``None`` if
+        this algorithm would not take it there (descent: it no longer improves)."""
+        trial = state.current.copy()
+        cs, co, ch = np.empty_like(trial.starts), np.empty_like(trial.order), np.empty_like(trial.hosp)
+        F, _o, T, st = commit(problem_arrays(trial.sc), *proposal.move, trial.starts, trial.order, trial.hosp,
+                              trial.pins, trial.W, cs, co, ch)
+        return Proposal(proposal.move, (F, T)) if self._takes(state, F, T, int(st)) else None
+
+    def _takes(self, state: SearchState, F: float, T: float, status: int) -> bool:
+        return True
+
+    def run(self, state: SearchState, n: int) -> tuple[Outcome, bool]:
+        """Up to ``n`` iterations; returns the last outcome and whether no move was proposed
+        (descent: a local optimum)."""
+        outcome = Outcome.REJECT
+        for _ in range(n):
+            proposal = self.propose(state)
+            if proposal is None:
+                return Outcome.REJECT, True
+            outcome = self.accept(state, proposal)
+        return outcome, False
+
+
+class Descent(_Sweeping):
     """The paper's best improvement: apply the best move of the whole neighbourhood while it helps."""
 
     name = "descent"
 
-    def run(self, state: SearchState, n: int) -> tuple[Outcome, bool]:
-        """Up to ``n`` improving moves; returns the last outcome and whether a local optimum is reached."""
-        outcome = Outcome.REJECT
-        for _ in range(n):
-            moves, m, F, T, st = _score_all(state)
-            best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
-            c = state.current.cur
-            from kernels.search import better
+    def propose(self, state: SearchState) -> Proposal | None:
+        """The best move, or ``None`` at a local optimum (no move improves)."""
+        moves, m, F, T, st = _score_all(state)
+        best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
+        if best < 0 or not self._takes(state, F[best], T[best], st[best]):
+            return None
+        return _proposal(moves, best, F, T)
 
-            if best < 0 or not better(F[best], T[best], st[best], c[0], c[2], int(c[3])):
-                return Outcome.REJECT, True
-            _apply(state, moves[best].copy(), (F[best], T[best]))
-            outcome = Outcome.BEST if state.improve_best() else Outcome.BETTER
-        return outcome, False
+    def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
+        _apply(state, proposal.move, proposal.predicted)
+        return Outcome.BEST if state.improve_best() else Outcome.BETTER
+
+    def _takes(self, state: SearchState, F: float, T: float, status: int) -> bool:
+        c = state.current.cur
+        return better(F, T, status, c[0], c[2], int(c[3]))
 
 
-class Tabu:
+class Tabu(_Sweeping):
     """Best non-tabu move each iteration, even if worse; a task may not return to the responder
     it just left (nor a transport to its previous hospital) for ``tenure`` iterations, unless that
     would give a new best plan (aspiration)."""
@@ -165,26 +207,26 @@ class Tabu:
                           np.full(n_cas, -1, np.int64), np.zeros(n_cas, np.int64))
         return self._tabu
 
-    def run(self, state: SearchState, n: int) -> tuple[Outcome, bool]:
-        outcome = Outcome.REJECT
-        for _ in range(n):
-            moves, m, F, T, st = _score_all(state)
-            if m == 0:
-                return Outcome.REJECT, True
-            sol, b = state.current, state.best.cur
-            tabu = self._tables(sol)
-            allowed = np.empty(m, dtype=np.bool_)
-            tabu_allowed(moves, m, sol.starts, sol.order, sol.hosp, *tabu, state.iterations, F, T, st,
-                         b[0], b[2], int(b[3]), allowed)
-            best = pick_best(F, T, st, m, allowed)
-            if best < 0:  # every move is tabu: take the best one regardless, rather than stall
-                best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
-            move = moves[best].copy()
-            tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *tabu,
-                        state.iterations + self.tenure)
-            _apply(state, move, (F[best], T[best]))
-            outcome = Outcome.BEST if state.improve_best() else Outcome.ACCEPT
-        return outcome, False
+    def propose(self, state: SearchState) -> Proposal | None:
+        """The best allowed move (the best of all if every one is tabu); ``None`` if there is none."""
+        moves, m, F, T, st = _score_all(state)
+        if m == 0:
+            return None
+        sol, b = state.current, state.best.cur
+        allowed = np.empty(m, dtype=np.bool_)
+        tabu_allowed(moves, m, sol.starts, sol.order, sol.hosp, *self._tables(sol), state.iterations, F, T, st,
+                     b[0], b[2], int(b[3]), allowed)
+        best = pick_best(F, T, st, m, allowed)
+        if best < 0:  # every move is tabu: take the best one regardless, rather than stall
+            best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
+        return _proposal(moves, best, F, T)
+
+    def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
+        sol, move = state.current, proposal.move
+        tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *self._tables(sol),
+                    state.iterations + self.tenure)
+        _apply(state, move, proposal.predicted)
+        return Outcome.BEST if state.improve_best() else Outcome.ACCEPT
 
 
 class Annealing:

@@ -5,7 +5,8 @@ search runs in chunks, compiled and without the GIL, either in a background thre
 synchronously (``step``, for reproducible use). Deltas, issues and snapshots take the planner's
 lock, so each one happens between two chunks, atomically: it is validated first and either fully
 applied (model changed, incumbent repaired, search continued, annealing re-heated) or rejected
-with ``DeltaError`` and no change at all.
+with ``DeltaError`` and no change at all. In the background, a descent or tabu sweep runs
+without the lock and its move is applied only if nothing changed the model meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from kernels.alternative import best_other_first
 from kernels.layout import KINDS, TRANSPORT
@@ -41,6 +44,11 @@ REHEAT_ACCEPT = 0.05
 #: Annealing steps per lock hold in the background search (about 0.2 ms at paper size): a delta
 #: or an issue waits for at most one of these. ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
+
+
+def _same_plan(a: Solution, b: Solution) -> bool:
+    return all(np.array_equal(x, y) for x, y in ((a.starts, b.starts), (a.order, b.order), (a.hosp, b.hosp),
+                                                 (a.pins, b.pins)))
 
 
 def require_teams(sc: Scenario, error: type) -> None:
@@ -76,7 +84,8 @@ class Planner:
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
         self._chunk = chunk or (200 if algorithm == "annealing" else 1)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the model, the search state and the pins
+        self._searching = threading.Lock()  # the search state's current plan (see _sweep_step)
         self._waiting, self._turn = 0, threading.Condition()
         self._best_lock = threading.Lock()
         self._stop = threading.Event()
@@ -152,17 +161,50 @@ class Planner:
                 return
             outcome, finished = self._alg.run(state, self._chunk)
             self._idle = finished and self.algorithm == "descent"
+        self._searched(outcome)
+
+    def _searched(self, outcome: Outcome) -> None:
         if outcome == Outcome.BEST:
             self._publish()
             if self.on_best:
                 plan, objective = self.best()
                 self.on_best(plan, objective)
 
+    def _sweep_step(self) -> bool:
+        """One descent or tabu iteration of the background search; returns whether it is idle.
+
+        Its sweep (tens of milliseconds at paper size) runs without the planner's lock, so that
+        deltas and issues need not wait for it: it reads only the search state's current plan,
+        which nothing but the search changes (a delta or an issue installs a new state instead).
+        The chosen move is applied under the lock: to that state if it is still the planner's,
+        else to the new one if its plan has the same arrays (a delta that only re-scored it) and
+        the move, scored again under the new model, is still one the algorithm takes. Under a
+        stream of deltas, every sweep is overtaken by one; without this the search would stop.
+        """
+        with self._lock:
+            if self._idle:
+                return True
+            state, alg = self._state, self._alg
+        proposal = alg.propose(state)
+        with self._lock:
+            if state is not self._state or alg is not self._alg:
+                if proposal is None or not _same_plan(state.current, self._state.current):
+                    return False  # the swept plan is gone
+                state, alg = self._state, self._alg
+                proposal = alg.reconsider(state, proposal)
+                if proposal is None:
+                    return False
+            if proposal is None:
+                self._idle = self.algorithm == "descent"
+                return self._idle
+            self._searched(alg.accept(state, proposal))
+            return False
+
     def step(self, iterations: int) -> None:
         """Run the search for ``iterations`` iterations now, in this thread (reproducible)."""
         done = 0
         while done < iterations:
-            with self._lock:
+            with self._searching, self._lock:
                 if self.algorithm == "annealing":
                     n = min(self._chunk, iterations - done)
                     self._run_chunk(n)
@@ -184,9 +226,13 @@ class Planner:
     def _loop(self) -> None:
         n = min(self._chunk, BACKGROUND_CHUNK) if self.algorithm == "annealing" else None
         while not self._stop.is_set():
-            with self._lock:
-                self._run_chunk(n)
-                idle = self._idle
+            with self._searching:
+                if self.algorithm == "annealing":
+                    with self._lock:
+                        self._run_chunk(n)
+                    idle = False
+                else:
+                    idle = self._sweep_step()
             # callers first: a delta or an issue waiting for the lock gets it before the next chunk
             with self._turn:
                 while self._waiting and not self._stop.is_set():

@@ -29,6 +29,7 @@ import engine
 from engine import DeltaError, Task
 from engine.audit import FIELDS, read_audit
 from engine.generate import generate
+from engine.algorithms import SearchState
 from engine.planner import Planner
 
 TOL = 1e-9
@@ -591,9 +592,10 @@ def test_issues_from_several_threads_are_each_logged_once_in_each_callers_order(
 
 # --- concurrency --------------------------------------------------------------------------------
 
-def test_background_search_with_concurrent_deltas_and_issues(tmp_path):
+@pytest.mark.parametrize("algorithm", ["annealing", "tabu", "descent"])
+def test_background_search_with_concurrent_deltas_and_issues(tmp_path, algorithm):
     audit = tmp_path / "audit.jsonl"
-    p = Planner(small_random(4), seed=0, audit=audit)
+    p = Planner(small_random(4), algorithm=algorithm, seed=0, audit=audit)
     history = [p.scenario]  # the scenario after each operation of the worker thread
     issued: list[tuple[str, Task]] = []
     pins: dict[str, Task] = {}
@@ -673,6 +675,99 @@ def test_background_search_with_concurrent_deltas_and_issues(tmp_path):
         time.sleep(0.05)
         p.stop()
         check_incumbent(p, pins)
+    finally:
+        p.close()
+
+
+def _overtake(p: Planner, delta: dict) -> dict:
+    """Make the planner's next sweep be overtaken by ``delta``, applied just as the sweep ends;
+    returns what the hook saw: the swept state, its plan, and the state after the delta."""
+    seen = {"swept": p._state, "plan": p._state.current.to_plan()}
+    alg = p._alg
+    sweep = alg.propose
+
+    def sweep_while_a_delta_lands(state):
+        proposal = sweep(state)
+        assert proposal is not None  # there is a move to apply (greedy is no local optimum here)
+        seen["proposal"] = proposal
+        p.apply(delta)
+        seen["after"] = p._state
+        seen["after_cur"] = p._state.current.cur.copy()
+        return proposal
+
+    alg.propose = sweep_while_a_delta_lands
+    return seen
+
+
+@pytest.mark.parametrize("algorithm", ["tabu", "descent"])
+def test_a_background_sweep_overtaken_by_a_changed_plan_applies_nothing(algorithm):
+    """A descent or tabu sweep runs without the planner's lock. A delta that lands meanwhile and
+    changes the plan (new casualties to carry) installs a new search state: the swept move must
+    not be applied to either."""
+    p = Planner(small_random(4), algorithm=algorithm, seed=0)
+    try:
+        site = p._model["sites"][0]["id"]
+        seen = _overtake(p, {"type": "casualties_added", "time": p.time,
+                             "casualties": [{"id": "late", "site": site, "health": "urgent"}]})
+        assert p._sweep_step() is False
+        swept = seen["swept"]
+        assert p._state is seen["after"] is not swept
+        assert swept.iterations == 0 and p._state.iterations == 0
+        assert swept.current.to_plan() == seen["plan"]
+        check_incumbent(p, {})
+        assert p._sweep_step() is False  # the new state's own sweep is applied
+        assert p._state.iterations == 1
+        check_incumbent(p, {})
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("algorithm", ["tabu", "descent"])
+def test_a_background_sweep_overtaken_by_a_rescoring_delta_is_applied_if_still_taken(algorithm):
+    """A delta that only re-scores the plan (a health observation) keeps its arrays: the swept
+    move means the same in the new state and is applied there, scored under the new model, if
+    the algorithm still takes it (descent: only if it still improves)."""
+    p = Planner(small_random(4), algorithm=algorithm, seed=0)
+    try:
+        cid = p._model["casualties"][0]["id"]
+        seen = _overtake(p, {"type": "health_observed", "time": p.time, "casualty": cid, "health": "immediate"})
+        assert p._sweep_step() is False
+        swept, after = seen["swept"], seen["after"]
+        assert p._state is after is not swept
+        assert swept.iterations == 0 and swept.current.to_plan() == seen["plan"]
+        assert after.iterations == 1  # here the move still improves, even for descent
+        check_incumbent(p, {})
+        moved = after.current.to_plan()
+        assert moved != seen["plan"]
+        if algorithm == "descent":
+            c0, c1 = seen["after_cur"], after.current.cur
+            assert c1[0] < c0[0] - 1e-12 or (abs(c1[0] - c0[0]) <= 1e-9 and c1[2] < c0[2])
+    finally:
+        p.close()
+
+
+def test_reconsidered_moves_are_scored_afresh_and_descent_keeps_only_improving_ones():
+    from engine.algorithms import Descent, Proposal, Tabu
+
+    p = Planner(small_random(4), algorithm="descent", seed=0)
+    try:
+        p.step(10_000)  # a local optimum: no move improves
+        state = p._state
+        moves, n = state.moves()
+        assert n > 0
+        before = state.current.to_plan()
+        for move in moves[: min(n, 25)]:
+            proposal = Proposal(move.copy(), (math.nan, math.nan))
+            assert Descent().reconsider(state, proposal) is None
+            again = Tabu().reconsider(state, proposal)
+            assert again is not None and np.array_equal(again.move, move)
+            trial = state.current.copy()
+            Tabu().accept(SearchState(trial, trial.copy()), again)
+            fresh = engine.evaluate(p.scenario, trial.to_plan())
+            F, T = again.predicted
+            assert (math.isnan(F) and fresh.expected_fatalities is None) or (
+                abs(F - fresh.expected_fatalities) <= TOL and abs(T - fresh.casualty_minutes) <= TOL)
+        assert state.current.to_plan() == before  # reconsidering changes nothing
     finally:
         p.close()
 
