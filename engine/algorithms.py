@@ -288,8 +288,9 @@ class Annealing:
 
     def run(self, state: SearchState, n: int, fraction: float = 0.0, fraction_end: float = 1.0) -> tuple[Outcome, bool]:
         """``n`` Metropolis steps while the budget goes from ``fraction`` to ``fraction_end``."""
-        if self.schedule is None:
-            self.schedule = self.fit(state)
+        schedule = self.schedule  # once: online, ``reheat`` may clear it from another thread
+        if schedule is None:
+            schedule = self.schedule = self.fit(state)
         sol, best = state.current, state.best
         P = problem_arrays(sol.sc)
         # the kernel cools over [it0, total): map this chunk's share of the budget onto it
@@ -300,7 +301,7 @@ class Annealing:
         bad = np.zeros(8)
         k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
                          best.hosp, best.cur, *pools, self.weights, *state.neighbourhoods(),
-                         self.schedule.start, self.schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
+                         schedule.start, schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
                          Wc, cs, co, ch, stats, state.assert_moves, bad)
         if k >= 0:
             raise MoveMismatch(f"move {tuple(int(x) for x in bad[:4])}: delta gave F={bad[4]!r}, T={bad[6]!r}; "

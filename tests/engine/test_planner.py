@@ -746,6 +746,57 @@ def test_a_background_sweep_overtaken_by_a_rescoring_delta_is_applied_if_still_t
         p.close()
 
 
+def _chunk_overtaken_by(p: Planner, change) -> dict:
+    """Run one background annealing chunk during which ``change(p)`` happens (as another thread's
+    delta or issue would, just as the chunk ends); returns the chunk's and the new state."""
+    seen = {}
+    run = p._alg.run
+
+    def run_while_the_model_changes(state, *args):
+        out = run(state, *args)
+        seen["work"] = state
+        change(p)
+        seen["after"], seen["after_current"] = p._state, p._state.current
+        return out
+
+    p._alg.run = run_while_the_model_changes
+    p._anneal_step(200)
+    return seen
+
+
+def test_an_annealing_chunk_overtaken_by_a_rescoring_delta_is_carried_over():
+    """The background chunk anneals a private copy without the lock; a health observation that
+    lands meanwhile only re-scores plans, so the chunk's plan becomes the search's, scored under
+    the new model, and its best plan the incumbent if it is better there."""
+    p = Planner(small_random(4), seed=0)
+    try:
+        cid = p._model["casualties"][0]["id"]
+        seen = _chunk_overtaken_by(p, lambda p: p.apply({"type": "health_observed", "time": p.time,
+                                                         "casualty": cid, "health": "immediate"}))
+        after, work = seen["after"], seen["work"]
+        assert p._state is after and after.current is not seen["after_current"]
+        assert after.current.to_plan() == work.current.to_plan()
+        fresh = engine.evaluate(p.scenario, after.current.to_plan())
+        assert same_objective(fresh, after.current.objective)
+        carried_best = engine.evaluate(p.scenario, work.best.to_plan())
+        assert after.best.objective.expected_fatalities <= carried_best.expected_fatalities + TOL
+        check_incumbent(p, {})
+    finally:
+        p.close()
+
+
+def test_an_annealing_chunk_overtaken_by_an_issue_is_dropped():
+    p = Planner(small_random(4), seed=0)
+    try:
+        rid = next(r for r, tasks in p.best()[0].routes.items() if tasks)
+        seen = _chunk_overtaken_by(p, lambda p: p.next_task(rid, p.time))
+        assert p._state is seen["after"] and p._state.current is seen["after_current"]
+        assert p._state.iterations == 0
+        check_incumbent(p, {rid: p._pins[rid][0]})
+    finally:
+        p.close()
+
+
 def test_reconsidered_moves_are_scored_afresh_and_descent_keeps_only_improving_ones():
     from engine.algorithms import Descent, Proposal, Tabu
 
