@@ -5,8 +5,10 @@ search runs in chunks, compiled and without the GIL, either in a background thre
 synchronously (``step``, for reproducible use). Deltas, issues and snapshots take the planner's
 lock, so each one happens between two chunks, atomically: it is validated first and either fully
 applied (model changed, incumbent repaired, search continued, annealing re-heated) or rejected
-with ``DeltaError`` and no change at all. In the background, a descent or tabu sweep runs
-without the lock and its move is applied only if nothing changed the model meanwhile.
+with ``DeltaError`` and no change at all. The background search does its work without the lock,
+on plans nothing else changes (an annealing chunk on a private copy, a descent or tabu sweep on
+the search's current plan), and takes the result over under the lock: as it is if the model
+did not change meanwhile, re-scored if a delta only re-scored the plans, else not at all.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from .solution import Solution
 #: control room needs a good plan within seconds of every change, not the best one in an hour.
 ANNEAL_EPOCH = 20_000
 REHEAT_ACCEPT = 0.05
-#: Annealing steps per lock hold in the background search (about 0.2 ms at paper size): a delta
-#: or an issue waits for at most one of these. ``step`` uses the planner's ``chunk``.
+#: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
+#: over under the planner's lock; ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
 
 
