@@ -174,13 +174,21 @@ def _travel(sc: Scenario, site: str, hospital: str) -> float:
 
 
 def _clamp_work_in_progress(m: dict, t: float) -> None:
-    """Work estimated to end before ``t`` but not reported done is taken to end at ``t`` at the earliest."""
-    for cas in m["casualties"]:
+    """Work estimated to end before ``t`` but not reported done is taken to end at ``t`` at the
+    earliest. A clamped record is replaced by a changed copy (``m``'s list is its own, its
+    records perhaps shared with the model it was copied from)."""
+    rows = m["casualties"]
+    for i, cas in enumerate(rows):
+        new = None
         for key in ("rescue_ends_at", "treatment_ends_at"):
             if cas.get(key) is not None and cas[key] < t:
-                cas[key] = t
+                new = new or dict(cas)
+                new[key] = t
         if cas.get("in_transit") and cas["in_transit"]["arrival"] < t:
-            cas["in_transit"]["arrival"] = t
+            new = new or dict(cas)
+            new["in_transit"] = dict(cas["in_transit"], arrival=t)
+        if new is not None:
+            rows[i] = new
 
 
 def advance(m: dict, t: float) -> None:
@@ -203,13 +211,14 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
-    if kind == "health_observed" and d.time <= now:
-        # the commonest delta replaces a few casualty records and moves no clock: only the list
-        # holding them is copied (a full copy_model was a tenth of the delta's time)
+    if kind in ("health_observed", "clock"):
+        # the commonest deltas replace a few casualty records (an observation, work in progress
+        # clamped to the new time): only the list holding them is copied (a full copy_model was a
+        # tenth of a health observation's time)
         m = dict(m, casualties=list(m["casualties"]))
     else:
         m = copy_model(m)
-        advance(m, d.time)
+    advance(m, d.time)
     t = d.time
     if kind == "health_observed":
         obs = t if d.observed_at is None else d.observed_at

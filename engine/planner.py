@@ -329,11 +329,13 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            if d.type == "health_observed" and model.get("time", 0.0) == self.time:
-                # the commonest delta changes a few casualty records and nothing else: only those
-                # are validated and flattened again (a reload costs five times as much)
-                ids = [d.casualty] if d.casualty is not None else [o.casualty for o in d.observations]
-                sc = with_casualties(self._sc, model, sorted({self._sc.casualty_index[c] for c in ids}))
+            if d.type in ("health_observed", "clock"):
+                # the commonest deltas change a few casualty records (apply_delta replaces them)
+                # and perhaps the time: only those are validated and flattened again (a reload
+                # costs five times as much)
+                old = self._model["casualties"]
+                changed = [i for i, row in enumerate(model["casualties"]) if row is not old[i]]
+                sc = with_casualties(self._sc, model, changed)
             else:
                 sc = load_scenario(model, reuse=self._sc)
         except ScenarioError as err:

@@ -102,3 +102,14 @@ def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int]) -> Pr
     obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
                 for i in changed]
     return P._replace(h0=h0, obs=obs)
+
+
+def patch_time(P: ProblemArrays, sc: Scenario) -> ProblemArrays:
+    """``P`` at the time of ``sc``, whose responders are those of ``P``: the columns that read
+    the scenario's time (its value; when each team is free; availability left to default).
+    Casualty rows with a defaulted observation time are the caller's to patch."""
+    time = float(sc.model.time)
+    avail = _opt([r.available_at for r in sc.model.responders], time)
+    scalars = P.scalars.copy()
+    scalars[0] = time
+    return P._replace(resp_avail=avail, resp_free=np.maximum(avail, time), scalars=scalars)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import Casualty, GeoNetwork, ScenarioModel, SieveHealth, StartHealth
+from .model import Casualty, GeoNetwork, ScenarioModel, SieveHealth, StartHealth, Time
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -196,38 +196,57 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
 
 def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
     """What ``load_scenario(model)`` gives when ``model`` differs from ``sc``'s scenario only in
-    the records of casualties ``changed`` (same ids and sites, same time): only those records
-    are validated and flattened again, the rest is shared with ``sc``.
+    the records of casualties ``changed`` (same ids and sites) and perhaps in its time: only
+    those records are validated and flattened again (and, if the time moved, what depends on it:
+    the time checks of every casualty, defaulted times), the rest is shared with ``sc``. A health
+    observation and the clock (which clamps work in progress) are such changes.
 
     Raises ``ScenarioError`` naming each problem of the changed records, as a reload would.
     """
     from .plan import problem_arrays  # plan imports this module
-    from .problem import OBSERVATION, patch_observations, patch_problem
+    from .problem import OBSERVATION, patch_observations, patch_problem, patch_time
 
+    try:
+        time = _TIME.validate_python(model.get("time", 0.0))
+    except ValidationError:
+        return load_scenario(model, reuse=sc)  # raises what a reload raises about a wrong time
+    moved = time != sc.model.time
     casualties = list(sc.model.casualties)
     problems: list[Problem] = []
     sites, hospitals = set(sc.site_index), set(sc.hospital_index)
+    invalid = set()
     for i in changed:
         try:
             c = Casualty.model_validate(model["casualties"][i])
         except ValidationError as err:
             problems += pydantic_problems(err, ("casualties", i))
+            invalid.add(i)
             continue
         if c.id != casualties[i].id or c.site != casualties[i].site:
             raise ValueError("with_casualties changes records, not which casualty is where")
-        checks.check_casualty(i, c, sc.model.time, sites, hospitals, problems)
         casualties[i] = c
+    for i in range(len(casualties)) if moved else changed:  # every record's times against the new time
+        if i not in invalid:
+            checks.check_casualty(i, casualties[i], time, sites, hospitals, problems)
     if problems:
         raise ScenarioError(problems)
     hv = sc.health.copy()
     for i in changed:
         hv[i] = health_vector(casualties[i].health)
     P = problem_arrays(sc)
+    new_model = sc.model.model_copy(update={"casualties": casualties, "time": time})
+    if moved:
+        # an observation or availability left to default is the scenario's time
+        rows = sorted(set(changed) | {i for i, c in enumerate(casualties) if c.observed_at is None})
+        return _derive(sc, lambda out: patch_time(patch_problem(P, out, rows) if rows else P, out),
+                       model=new_model, health=hv)
     observed = all(health.is_known_dead(hv[i]) == health.is_known_dead(sc.health[i])
                    and _same_but(casualties[i], sc.model.casualties[i], OBSERVATION) for i in changed)
     patch = patch_observations if observed else patch_problem
-    return _derive(sc, lambda out: patch(P, out, changed),
-                   model=sc.model.model_copy(update={"casualties": casualties}), health=hv)
+    return _derive(sc, lambda out: patch(P, out, changed), model=new_model, health=hv)
+
+
+_TIME = TypeAdapter(Time)
 
 
 def _same_but(a: Casualty, b: Casualty, fields: tuple[str, ...]) -> bool:

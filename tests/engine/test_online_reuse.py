@@ -169,12 +169,14 @@ HEALTHS = ["immediate", "urgent", "delayed", "P1", "dead", [0.1, 0.2, 0.3, 0.4],
 def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
     """``with_casualties`` (what a health observation uses) gives what a reload gives: the same
     model, health and problem arrays, for trapped, treated, in-transit and dead casualties;
-    both when only health and observation times change (``patch_observations``) and when a
-    casualty is observed dead (``patch_problem``)."""
+    both when only health and observation times change (``patch_observations``), when a
+    casualty is observed dead (``patch_problem``) and when the time moves on (``patch_time``:
+    work in progress clamped, observations and availability left to default)."""
     import engine.problem
+    from engine.deltas import advance
 
     used = collections.Counter()
-    for name in ("patch_observations", "patch_problem"):
+    for name in ("patch_observations", "patch_problem", "patch_time"):
         def counted(*args, _f=getattr(engine.problem, name), _name=name):
             used[_name] += 1
             return _f(*args)
@@ -187,21 +189,48 @@ def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
     d["casualties"][4]["treated"] = True
     d["casualties"][5]["in_transit"] = {"hospital": d["hospitals"][0]["id"], "arrival": 20.0}
     d["casualties"][5]["trapped"] = False
+    d["casualties"][1]["rescue_ends_at"] = 14.0  # work in progress, clamped once the time passes it
+    d["casualties"][6]["treatment_ends_at"] = 15.0
+    d["casualties"][7]["observed_at"] = 3.0  # the others' observation times default to the time
+    d["responders"][0]["available_at"] = 13.0  # the others' availability defaults to the time
     sc = load_scenario(d)
     problem_arrays(sc)
-    for _ in range(6):
-        changed = sorted(rng.choice(len(d["casualties"]), size=int(rng.integers(1, 4)), replace=False).tolist())
+    for k in range(10):
+        moves_on = k % 3 == 2
+        changed = sorted(rng.choice(len(d["casualties"]), size=int(rng.integers(0 if moves_on else 1, 4)),
+                                    replace=False).tolist())
         m = copy_model(d)
+        healths = [h for h in HEALTHS if h not in ("dead", [0.0, 0.0, 0.0, 1.0])] if k % 3 == 0 else HEALTHS
         for i in changed:
-            m["casualties"][i]["health"] = HEALTHS[int(rng.integers(len(HEALTHS)))]
+            m["casualties"][i]["health"] = healths[int(rng.integers(len(healths)))]
             m["casualties"][i]["observed_at"] = float(rng.uniform(0, 12))
+        if moves_on:
+            advance(m, float(rng.uniform(12.0, 22.0)))
+            changed = [i for i, row in enumerate(m["casualties"]) if row != d["casualties"][i]]
         fast = with_casualties(sc, m, changed)
         slow = load_scenario(m)
         assert fast.model == slow.model
         assert np.array_equal(fast.health, slow.health)
         for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
             assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
-    assert used["patch_observations"] and used["patch_problem"]
+    assert used["patch_observations"] and used["patch_problem"] and used["patch_time"], used
+
+
+def test_a_time_moved_back_is_reported_as_a_reload_would():
+    """``with_casualties`` with another time checks every record against it, as a reload does."""
+    d = generate("random", seed=1, casualties=6, paramedics=2, fire=1, hospitals=2)
+    d["time"] = 5.0
+    d["casualties"][0]["observed_at"] = 4.0
+    d["casualties"][1]["rescue_ends_at"], d["casualties"][1]["trapped"] = 6.0, True
+    sc = load_scenario(d)
+    for time in (3.0, 7.0, float("nan"), "soon"):
+        m = copy_model(d)
+        m["time"] = time  # 3: observed after the time; 7: a rescue ending before it; then no time
+        with pytest.raises(ScenarioError) as fast:
+            with_casualties(sc, m, [])
+        with pytest.raises(ScenarioError) as slow:
+            load_scenario(m)
+        assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
 
 
 def test_a_wrong_casualty_record_is_reported_as_a_reload_would():
