@@ -211,11 +211,11 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
-    if kind in ("health_observed", "clock"):
-        # the commonest deltas replace a few casualty records (an observation, work in progress
-        # clamped to the new time): only the list holding them is copied (a full copy_model was a
-        # tenth of a health observation's time)
-        m = dict(m, casualties=list(m["casualties"]))
+    if kind in ("health_observed", "clock", "hospital_capacity"):
+        # the commonest deltas replace a few records (an observation, work in progress clamped
+        # to the new time, a hospital's beds): only the lists holding them are copied (a full
+        # copy_model was a tenth of a health observation's time)
+        m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]))
     else:
         m = copy_model(m)
     advance(m, d.time)
@@ -259,7 +259,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
         _find(m["responders"], "id", d.responder, "responder", "delta.responder")
         m["responders"] = [r for r in m["responders"] if r["id"] != d.responder]
     elif kind == "hospital_capacity":
-        _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")["capacity"] = d.capacity
+        row = _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")
+        m["hospitals"][m["hospitals"].index(row)] = dict(row, capacity=d.capacity)
     elif kind == "travel_changed":
         _travel_changed(m, d)
     elif kind == "task_started":

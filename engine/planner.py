@@ -38,7 +38,7 @@ from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
 from .repair import carry_over, repair
-from .scenario import Scenario, load_scenario, with_available, with_casualties
+from .scenario import Scenario, load_scenario, with_available, with_casualties, with_hospitals
 from .solution import Solution
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
@@ -49,6 +49,16 @@ REHEAT_ACCEPT = 0.05
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
+
+
+#: Deltas that replace records of ``casualties`` and ``hospitals`` and may move the time, and
+#: change nothing else of the model (``deltas.apply_delta``).
+LIGHT = ("health_observed", "clock", "hospital_capacity")
+
+
+def _replaced(old: dict, new: dict, key: str) -> list[int]:
+    """Indices of the records of ``new[key]`` that are not those of ``old[key]``."""
+    return [i for i, (a, b) in enumerate(zip(old[key], new[key])) if a is not b]
 
 
 def _same_plan(a: Solution, b: Solution) -> bool:
@@ -329,13 +339,14 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            if d.type in ("health_observed", "clock"):
-                # the commonest deltas change a few casualty records (apply_delta replaces them)
-                # and perhaps the time: only those are validated and flattened again (a reload
-                # costs five times as much)
-                old = self._model["casualties"]
-                changed = [i for i, row in enumerate(model["casualties"]) if row is not old[i]]
-                sc = with_casualties(self._sc, model, changed)
+            # the commonest deltas replace a few records (apply_delta copies only those): only
+            # they are validated and flattened again (a reload costs five times as much)
+            cas = _replaced(self._model, model, "casualties") if d.type in LIGHT else None
+            beds = _replaced(self._model, model, "hospitals") if d.type in LIGHT else None
+            if cas is not None and not beds:
+                sc = with_casualties(self._sc, model, cas)
+            elif beds and not cas and model.get("time") == self._model.get("time"):
+                sc = with_hospitals(self._sc, model, beds)
             else:
                 sc = load_scenario(model, reuse=self._sc)
         except ScenarioError as err:

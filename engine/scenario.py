@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import Casualty, GeoNetwork, ScenarioModel, SieveHealth, StartHealth, Time
+from .model import Casualty, GeoNetwork, Hospital, ScenarioModel, SieveHealth, StartHealth, Time
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -246,10 +246,40 @@ def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
     return _derive(sc, lambda out: patch(P, out, changed), model=new_model, health=hv)
 
 
+def with_hospitals(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
+    """What ``load_scenario(model)`` gives when ``model`` differs from ``sc``'s scenario only in
+    the beds and overflow risks of hospitals ``changed`` (what a capacity report changes):
+    those records are validated again and their two columns rebuilt, the rest is shared."""
+    from .plan import problem_arrays  # plan imports this module
+
+    hospitals = list(sc.model.hospitals)
+    problems: list[Problem] = []
+    for i in changed:
+        try:
+            h = Hospital.model_validate(model["hospitals"][i])
+        except ValidationError as err:
+            problems += pydantic_problems(err, ("hospitals", i))
+            continue
+        if not _same_but(h, hospitals[i], ("capacity", "overflow_risk")):
+            raise ValueError("with_hospitals changes beds and risks, not where a hospital is")
+        hospitals[i] = h
+    if problems:
+        raise ScenarioError(problems)
+    P = problem_arrays(sc)
+    idx = np.asarray(changed, dtype=np.int64)
+    cap, risk = P.hosp_cap.copy(), P.hosp_risk.copy()
+    default = sc.model.hospital_overflow_risk
+    cap[idx] = [hospitals[i].capacity for i in changed]
+    risk[idx] = [default if hospitals[i].overflow_risk is None else hospitals[i].overflow_risk for i in changed]
+    return _derive(sc, lambda out: P._replace(hosp_cap=cap, hosp_risk=risk),
+                   model=sc.model.model_copy(update={"hospitals": hospitals}))
+
+
 _TIME = TypeAdapter(Time)
 
 
-def _same_but(a: Casualty, b: Casualty, fields: tuple[str, ...]) -> bool:
+def _same_but(a, b, fields: tuple[str, ...]) -> bool:
+    """Whether two records of one pydantic model differ in nothing but ``fields``."""
     return all(v == b.__dict__[k] for k, v in a.__dict__.items() if k not in fields)
 
 

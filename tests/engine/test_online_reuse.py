@@ -22,7 +22,7 @@ from engine.health import _power_tables, power_tables
 from engine.repair import carry_over, repair
 from engine.plan import problem_arrays
 from engine.errors import ScenarioError
-from engine.scenario import load_scenario, with_available, with_casualties
+from engine.scenario import load_scenario, with_available, with_casualties, with_hospitals
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +214,38 @@ def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
         for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
             assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
     assert used["patch_observations"] and used["patch_problem"] and used["patch_time"], used
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_changed_hospital_beds_equal_a_reload(seed):
+    """``with_hospitals`` (what a capacity report uses) gives what a reload gives."""
+    rng = np.random.default_rng(seed)
+    d = generate("random", seed=seed, casualties=12, paramedics=3, fire=2, hospitals=4)
+    d["hospitals"][1]["overflow_risk"] = 0.3
+    d["hospital_overflow_risk"] = 0.2
+    sc = load_scenario(d)
+    problem_arrays(sc)
+    for _ in range(5):
+        changed = sorted(rng.choice(len(d["hospitals"]), size=int(rng.integers(1, 3)), replace=False).tolist())
+        m = copy_model(d)
+        for i in changed:
+            m["hospitals"][i]["capacity"] = int(rng.integers(0, 6))
+            if rng.random() < 0.5:
+                m["hospitals"][i]["overflow_risk"] = float(rng.choice([0.0, 0.5, 1.0]))
+            else:
+                m["hospitals"][i].pop("overflow_risk", None)  # the scenario's default
+        fast, slow = with_hospitals(sc, m, changed), load_scenario(m)
+        assert fast.model == slow.model
+        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    m = copy_model(d)
+    m["hospitals"][2]["capacity"] = -1
+    m["hospitals"][3]["overflow_risk"] = 1.5
+    with pytest.raises(ScenarioError) as fast:
+        with_hospitals(sc, m, [2, 3])
+    with pytest.raises(ScenarioError) as slow:
+        load_scenario(m)
+    assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
 
 
 def test_a_time_moved_back_is_reported_as_a_reload_would():
