@@ -200,6 +200,11 @@ def advance(m: dict, t: float) -> None:
 
 # --- applying a delta -------------------------------------------------------------------------
 
+#: Deltas that replace (never edit) records of casualties, hospitals and responders, may move
+#: the time and change nothing else of the model: ``apply_delta`` copies only those lists.
+LIGHT = ("health_observed", "clock", "hospital_capacity", "duration_revised")
+
+
 def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> dict:
     """The scenario dict after delta ``d`` (``m`` is not modified).
 
@@ -211,11 +216,13 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
-    if kind in ("health_observed", "clock", "hospital_capacity"):
+    if kind in LIGHT:
         # the commonest deltas replace a few records (an observation, work in progress clamped
-        # to the new time, a hospital's beds): only the lists holding them are copied (a full
-        # copy_model was a tenth of a health observation's time)
-        m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]))
+        # to the new time, a hospital's beds, a revised duration and the team doing the task):
+        # only the lists holding them are copied (a full copy_model was a tenth of a health
+        # observation's time)
+        m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]),
+                 responders=list(m["responders"]))
     else:
         m = copy_model(m)
     advance(m, d.time)
@@ -243,15 +250,18 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
             row.setdefault("observed_at", float(t))
             m["casualties"].append(row)
     elif kind == "duration_revised":
-        cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+        rows = m["casualties"]
+        i = rows.index(_find(rows, "id", d.casualty, "casualty", "delta.casualty"))
+        cas = rows[i] = dict(rows[i])
         key, running = ("rescue_minutes", "rescue_ends_at") if d.task == "rescue" else \
             ("treatment_minutes", "treatment_ends_at")
         if cas.get(running) is not None:
             began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
             cas[running] = max(t, began + d.minutes)
-            for resp in m["responders"]:  # the team doing it is free when it ends
+            teams = m["responders"]
+            for j, resp in enumerate(teams):  # the team doing it is free when it ends
                 if resp["id"] == rid:
-                    resp["available_at"] = cas[running]
+                    teams[j] = dict(resp, available_at=cas[running])
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
         m["responders"].append(d.responder.model_dump(mode="json", exclude_none=True))

@@ -33,7 +33,7 @@ from . import construct
 from .accept import Outcome
 from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .audit import AuditLog
-from .deltas import Clock, apply_delta, copy_model, parse_delta
+from .deltas import LIGHT, Clock, apply_delta, copy_model, parse_delta
 from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
@@ -51,14 +51,18 @@ REHEAT_ACCEPT = 0.05
 BACKGROUND_CHUNK = 20
 
 
-#: Deltas that replace records of ``casualties`` and ``hospitals`` and may move the time, and
-#: change nothing else of the model (``deltas.apply_delta``).
-LIGHT = ("health_observed", "clock", "hospital_capacity")
-
-
 def _replaced(old: dict, new: dict, key: str) -> list[int]:
     """Indices of the records of ``new[key]`` that are not those of ``old[key]``."""
     return [i for i, (a, b) in enumerate(zip(old[key], new[key])) if a is not b]
+
+
+def _only_available(old: dict, new: dict, teams: list[int]) -> bool:
+    """Whether responders ``teams`` changed only when they are available, to a number."""
+    def rest(row):
+        return {k: v for k, v in row.items() if k != "available_at"}
+
+    return all(isinstance(new["responders"][r].get("available_at"), (int, float))
+               and rest(new["responders"][r]) == rest(old["responders"][r]) for r in teams)
 
 
 def _same_plan(a: Solution, b: Solution) -> bool:
@@ -341,11 +345,14 @@ class Planner:
         try:
             # the commonest deltas replace a few records (apply_delta copies only those): only
             # they are validated and flattened again (a reload costs five times as much)
-            cas = _replaced(self._model, model, "casualties") if d.type in LIGHT else None
-            beds = _replaced(self._model, model, "hospitals") if d.type in LIGHT else None
-            if cas is not None and not beds:
+            light = d.type in LIGHT
+            cas, beds, teams = ((_replaced(self._model, model, key) if light else None)
+                                for key in ("casualties", "hospitals", "responders"))
+            if light and not beds and _only_available(self._model, model, teams):
                 sc = with_casualties(self._sc, model, cas)
-            elif beds and not cas and model.get("time") == self._model.get("time"):
+                for r in teams:
+                    sc = with_available(sc, r, model["responders"][r]["available_at"])
+            elif light and not cas and not teams and model.get("time") == self._model.get("time"):
                 sc = with_hospitals(self._sc, model, beds)
             else:
                 sc = load_scenario(model, reuse=self._sc)

@@ -30,6 +30,7 @@ from engine import DeltaError, Task
 from engine.audit import FIELDS, read_audit
 from engine.generate import generate
 from engine.algorithms import SearchState
+from engine.plan import problem_arrays
 from engine.planner import Planner
 
 TOL = 1e-9
@@ -71,6 +72,12 @@ def check_incumbent(p: Planner, expected_pins: dict[str, Task] | None = None) ->
     loaded = engine.load_plan(p.scenario, doc)  # raises PlanError if invalid
     fresh = engine.evaluate(p.scenario, loaded)
     assert same_objective(fresh, obj), f"incumbent objective {obj} but it evaluates to {fresh}"
+    # the scenario the planner derives delta by delta (engine.scenario.with_*) is what its model
+    # loads as: what the incumbent was just scored under is the model's truth
+    reloaded = engine.load_scenario(copy.deepcopy(p._model))
+    assert reloaded.model == p.scenario.model
+    for name, a, b in zip(problem_arrays(reloaded)._fields, problem_arrays(reloaded), problem_arrays(p.scenario)):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
     if expected_pins is not None:
         for rid, task in expected_pins.items():
             route = plan.routes.get(rid, [])
