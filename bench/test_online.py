@@ -15,13 +15,34 @@ def _planner(london, algorithm="annealing"):
     return p
 
 
-def test_delta_to_repaired_plan(benchmark, london):
-    """A health observation at paper size: validated, applied, incumbent repaired and re-scored."""
-    p = _planner(london)
-    ids = itertools.cycle([c.id for c in london.model.casualties])
+def _deltas(london, p):
+    """An endless supply of valid deltas of each type, made against the planner's current model."""
+    cids = itertools.cycle([c.id for c in london.model.casualties])
+    hids = itertools.cycle([h.id for h in london.model.hospitals])
     states = itertools.cycle(["immediate", "urgent", "delayed"])
-    benchmark.pedantic(lambda: p.apply({"type": "health_observed", "time": p.time, "casualty": next(ids),
-                                        "health": next(states)}), rounds=30, iterations=1)
+    site = london.model.sites[0].id
+    n = itertools.count()
+    return {
+        "health_observed": lambda: {"type": "health_observed", "time": p.time, "casualty": next(cids),
+                                    "health": next(states)},
+        "clock": lambda: {"type": "clock", "time": p.time + 0.01},
+        "hospital_capacity": lambda: {"type": "hospital_capacity", "time": p.time, "hospital": next(hids),
+                                      "capacity": 3 + next(n) % 4},
+        "duration_revised": lambda: {"type": "duration_revised", "time": p.time, "casualty": next(cids),
+                                     "task": "treat", "minutes": 10 + next(n) % 5},
+        "travel_changed": lambda: {"type": "travel_changed", "time": p.time, "factor": 1.01},
+        "casualties_added": lambda: {"type": "casualties_added", "time": p.time,
+                                     "casualties": [{"id": f"late{next(n)}", "site": site, "health": "urgent"}]},
+    }
+
+
+@pytest.mark.parametrize("kind", ["health_observed", "clock", "hospital_capacity", "duration_revised",
+                                  "travel_changed", "casualties_added"])
+def test_delta_to_repaired_plan(benchmark, london, kind):
+    """One delta at paper size: validated, applied, incumbent repaired and re-scored."""
+    p = _planner(london)
+    make = _deltas(london, p)[kind]
+    benchmark.pedantic(lambda: p.apply(make()), rounds=30 if kind != "casualties_added" else 10, iterations=1)
 
 
 def test_casualties_added_to_local_optimum(benchmark, london):
@@ -51,6 +72,20 @@ def test_next_task(benchmark, london):
         rid = next(teams)
         p._pins.pop(rid, None)  # ask as if the previous issue had started, so each call issues anew
         return p.next_task(rid, p.time)
+
+    benchmark.pedantic(issue, rounds=30, iterations=1)
+
+
+def test_next_task_as_time_passes(benchmark, london):
+    """Issuing at a later time than the model's, as teams ask in the field: the clock moves on
+    (work in progress clamped), then the task is issued and pinned."""
+    p = _planner(london)
+    teams = itertools.cycle([r.id for r in london.model.responders])
+
+    def issue():
+        rid = next(teams)
+        p._pins.pop(rid, None)  # as if the previous issue had started, so each call issues anew
+        return p.next_task(rid, p.time + 0.01)
 
     benchmark.pedantic(issue, rounds=30, iterations=1)
 
