@@ -25,6 +25,22 @@ from engine.errors import ScenarioError
 from engine.scenario import load_scenario, with_available, with_casualties, with_hospitals
 
 
+def assert_same_scenario(fast, slow) -> None:
+    """A derived scenario equals a reload: the same model and the same problem arrays."""
+    assert fast.model == slow.model
+    for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+
+
+def assert_reported_as_a_reload(derive, model: dict) -> None:
+    """``derive()`` raises the problems a reload of ``model`` raises."""
+    with pytest.raises(ScenarioError) as fast:
+        derive()
+    with pytest.raises(ScenarioError) as slow:
+        load_scenario(model)
+    assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
+
+
 @pytest.fixture(scope="module")
 def base():
     sc = load_scenario(generate("random", seed=3, casualties=30, paramedics=5, fire=2, hospitals=4))
@@ -152,10 +168,8 @@ def test_a_responder_made_available_later_equals_a_reload(seed):
         m = copy_model(d)
         m["responders"][r]["available_at"] = t
         slow = load_scenario(m)
-        assert fast.model == slow.model
         assert fast.to_dict() == slow.to_dict()
-        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
-            assert np.array_equal(a, b, equal_nan=True), name
+        assert_same_scenario(fast, slow)
         assert problem_arrays(fast).resp_avail[r] == t
         assert np.array_equal(problem_arrays(sc).resp_avail, before, equal_nan=True)  # sc is untouched
 
@@ -207,12 +221,9 @@ def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
         if moves_on:
             advance(m, float(rng.uniform(12.0, 22.0)))
             changed = [i for i, row in enumerate(m["casualties"]) if row != d["casualties"][i]]
-        fast = with_casualties(sc, m, changed)
-        slow = load_scenario(m)
-        assert fast.model == slow.model
+        fast, slow = with_casualties(sc, m, changed), load_scenario(m)
         assert np.array_equal(fast.health, slow.health)
-        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
-            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+        assert_same_scenario(fast, slow)
     assert used["patch_observations"] and used["patch_problem"] and used["patch_time"], used
 
 
@@ -234,18 +245,11 @@ def test_changed_hospital_beds_equal_a_reload(seed):
                 m["hospitals"][i]["overflow_risk"] = float(rng.choice([0.0, 0.5, 1.0]))
             else:
                 m["hospitals"][i].pop("overflow_risk", None)  # the scenario's default
-        fast, slow = with_hospitals(sc, m, changed), load_scenario(m)
-        assert fast.model == slow.model
-        for name, a, b in zip(problem_arrays(fast)._fields, problem_arrays(fast), problem_arrays(slow)):
-            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+        assert_same_scenario(with_hospitals(sc, m, changed), load_scenario(m))
     m = copy_model(d)
     m["hospitals"][2]["capacity"] = -1
     m["hospitals"][3]["overflow_risk"] = 1.5
-    with pytest.raises(ScenarioError) as fast:
-        with_hospitals(sc, m, [2, 3])
-    with pytest.raises(ScenarioError) as slow:
-        load_scenario(m)
-    assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
+    assert_reported_as_a_reload(lambda: with_hospitals(sc, m, [2, 3]), m)
 
 
 def test_a_time_moved_back_is_reported_as_a_reload_would():
@@ -258,11 +262,7 @@ def test_a_time_moved_back_is_reported_as_a_reload_would():
     for time in (3.0, 7.0, float("nan"), "soon"):
         m = copy_model(d)
         m["time"] = time  # 3: observed after the time; 7: a rescue ending before it; then no time
-        with pytest.raises(ScenarioError) as fast:
-            with_casualties(sc, m, [])
-        with pytest.raises(ScenarioError) as slow:
-            load_scenario(m)
-        assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
+        assert_reported_as_a_reload(lambda: with_casualties(sc, m, []), m)
 
 
 def test_a_wrong_casualty_record_is_reported_as_a_reload_would():
@@ -272,8 +272,4 @@ def test_a_wrong_casualty_record_is_reported_as_a_reload_would():
     m = copy_model(d)
     m["casualties"][2]["observed_at"] = 9.0  # after the scenario time
     m["casualties"][3]["health"] = [0.5, 0.5, 0.5, 0.5]  # does not sum to 1
-    with pytest.raises(ScenarioError) as fast:
-        with_casualties(sc, m, [2, 3])
-    with pytest.raises(ScenarioError) as slow:
-        load_scenario(m)
-    assert sorted(map(str, fast.value.problems)) == sorted(map(str, slow.value.problems))
+    assert_reported_as_a_reload(lambda: with_casualties(sc, m, [2, 3]), m)
