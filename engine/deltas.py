@@ -131,11 +131,15 @@ def parse_delta(data) -> _Delta:
 
 # --- helpers over the scenario dict --------------------------------------------------------
 
-def _find(items: list[dict], key: str, value: str, what: str, path: str) -> dict:
-    for item in items:
+def _find_index(items: list[dict], key: str, value: str, what: str, path: str) -> int:
+    for i, item in enumerate(items):
         if item.get(key) == value:
-            return item
+            return i
     raise DeltaError(Problem(path, f"unknown {what} '{value}'"))
+
+
+def _find(items: list[dict], key: str, value: str, what: str, path: str) -> dict:
+    return items[_find_index(items, key, value, what, path)]
 
 
 def _environment(cas: dict, t: float) -> int:
@@ -251,7 +255,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
             m["casualties"].append(row)
     elif kind == "duration_revised":
         rows = m["casualties"]
-        i = rows.index(_find(rows, "id", d.casualty, "casualty", "delta.casualty"))
+        i = _find_index(rows, "id", d.casualty, "casualty", "delta.casualty")
         cas = rows[i] = dict(rows[i])
         key, running = ("rescue_minutes", "rescue_ends_at") if d.task == "rescue" else \
             ("treatment_minutes", "treatment_ends_at")
@@ -269,8 +273,9 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
         _find(m["responders"], "id", d.responder, "responder", "delta.responder")
         m["responders"] = [r for r in m["responders"] if r["id"] != d.responder]
     elif kind == "hospital_capacity":
-        row = _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")
-        m["hospitals"][m["hospitals"].index(row)] = dict(row, capacity=d.capacity)
+        rows = m["hospitals"]
+        i = _find_index(rows, "id", d.hospital, "hospital", "delta.hospital")
+        rows[i] = dict(rows[i], capacity=d.capacity)
     elif kind == "travel_changed":
         _travel_changed(m, d)
     elif kind == "task_started":

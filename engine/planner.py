@@ -343,19 +343,7 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            # the commonest deltas replace a few records (apply_delta copies only those): only
-            # they are validated and flattened again (a reload costs five times as much)
-            light = d.type in LIGHT
-            cas, beds, teams = ((_replaced(self._model, model, key) if light else None)
-                                for key in ("casualties", "hospitals", "responders"))
-            if light and not beds and _only_available(self._model, model, teams):
-                sc = with_casualties(self._sc, model, cas)
-                for r in teams:
-                    sc = with_available(sc, r, model["responders"][r]["available_at"])
-            elif light and not cas and not teams and model.get("time") == self._model.get("time"):
-                sc = with_hospitals(self._sc, model, beds)
-            else:
-                sc = load_scenario(model, reuse=self._sc)
+            sc = self._scenario_of(d, model)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
         require_teams(sc, DeltaError)
@@ -377,6 +365,22 @@ class Planner:
             sol = repair(sc, self._state.best.to_plan(), pins)
         self._model, self._pins, self._started = model, pins, started
         self._install(sc, sol)
+
+    def _scenario_of(self, d, model: dict) -> Scenario:
+        """The scenario of ``model``, the current one after delta ``d``. The commonest deltas
+        replace a few records (``deltas.LIGHT``; ``apply_delta`` copies only those): the scenario
+        is derived from the current one, validating and flattening only them (a reload costs
+        five times as much)."""
+        if d.type in LIGHT:
+            cas, beds, teams = (_replaced(self._model, model, key) for key in ("casualties", "hospitals", "responders"))
+            if not beds and _only_available(self._model, model, teams):
+                sc = with_casualties(self._sc, model, cas)
+                for r in teams:
+                    sc = with_available(sc, r, model["responders"][r]["available_at"])
+                return sc
+            if not cas and not teams and model.get("time") == self._model.get("time"):
+                return with_hospitals(self._sc, model, beds)
+        return load_scenario(model, reuse=self._sc)
 
     # -- issuing --------------------------------------------------------------------------------
 
@@ -431,17 +435,17 @@ class Planner:
         # the two models differ only in r's start time, which an evaluation reads from resp_avail
         # if r's first task is pinned, else from resp_free (kernels.layout): an evaluation that
         # reads the same number is the same evaluation, and is copied
-        def start(P, pinned):
+        def start_of(P, pinned):
             return P.resp_avail[r] if pinned else P.resp_free[r]
 
         before, after = problem_arrays(self._sc), problem_arrays(sc)
-        if start(after, best.pins[r]) == start(before, best.pins[r]):
+        if start_of(after, best.pins[r]) == start_of(before, best.pins[r]):
             unpinned = best.copy()
             unpinned.sc = sc
         else:
             unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         alternative = self._alternative(unpinned, r)
-        if start(after, True) == start(after, best.pins[r]):
+        if start_of(after, True) == start_of(after, best.pins[r]):
             sol = unpinned  # scored: it becomes the pinned plan
             sol.pins[r] = 1
         else:

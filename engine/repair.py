@@ -39,9 +39,10 @@ def carry_over(sc: Scenario, old: Solution) -> Solution | None:
     compare: they must be unchanged too.
     """
     osc = old.sc
-    if (list(sc.casualty_index) != list(osc.casualty_index) or list(sc.responder_index) != list(osc.responder_index)
-            or list(sc.hospital_index) != list(osc.hospital_index)):
-        return None
+    if not all(a is b or list(a) == list(b) for a, b in ((sc.casualty_index, osc.casualty_index),
+                                                       (sc.responder_index, osc.responder_index),
+                                                       (sc.hospital_index, osc.hospital_index))):
+        return None  # (a derived scenario shares its indices: no O(casualties) comparison)
     P, Q = problem_arrays(sc), problem_arrays(osc)
     # which tasks a plan must and may hold is read from these three columns only: when the new
     # model shares them (a health observation, engine.problem.patch_observations), the old plan,
