@@ -142,6 +142,16 @@ def _find(items: list[dict], key: str, value: str, what: str, path: str) -> dict
     return items[_find_index(items, key, value, what, path)]
 
 
+def _own(items: list[dict], key: str, value: str, what: str, path: str) -> dict:
+    """The record of ``items`` whose ``key`` is ``value``, replaced in ``items`` (the delta's own
+    list) by a copy the delta may edit: the old record may be shared with the previous model."""
+    i = _find_index(items, key, value, what, path)
+    row = items[i] = dict(items[i])
+    if isinstance(row.get("in_transit"), dict):
+        row["in_transit"] = dict(row["in_transit"])
+    return row
+
+
 def _environment(cas: dict, t: float) -> int:
     """Index of the chain a casualty is in just before ``t``."""
     if cas.get("in_transit"):
@@ -204,31 +214,22 @@ def advance(m: dict, t: float) -> None:
 
 # --- applying a delta -------------------------------------------------------------------------
 
-#: Deltas that replace (never edit) records of casualties, hospitals and responders, may move
-#: the time and change nothing else of the model: ``apply_delta`` copies only those lists.
-LIGHT = ("health_observed", "clock", "hospital_capacity", "duration_revised")
-
-
 def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> dict:
     """The scenario dict after delta ``d`` (``m`` is not modified).
 
     ``duration_of(kind, casualty_id)`` gives the current estimate of a task's minutes;
     ``started[(kind, casualty_id)] = (time, responder)`` for the tasks under way.
+
+    The records a delta changes are replaced by changed copies, never edited in place; all
+    others are shared with ``m``, so that ``engine.derive`` finds what changed by identity (a
+    full ``copy_model`` was a tenth of a health observation's time).
     """
     started = started or {}
     now = m.get("time", 0.0)
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
-    if kind in LIGHT:
-        # the commonest deltas replace a few records (an observation, work in progress clamped
-        # to the new time, a hospital's beds, a revised duration and the team doing the task):
-        # only the lists holding them are copied (a full copy_model was a tenth of a health
-        # observation's time)
-        m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]),
-                 responders=list(m["responders"]))
-    else:
-        m = copy_model(m)
+    m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]), responders=list(m["responders"]))
     advance(m, d.time)
     t = d.time
     if kind == "health_observed":
@@ -353,11 +354,11 @@ def _travel_changed(m: dict, d: TravelChanged) -> None:
 
 
 def _responder(m: dict, rid: str) -> dict:
-    return _find(m["responders"], "id", rid, "responder", "delta.responder")
+    return _own(m["responders"], "id", rid, "responder", "delta.responder")
 
 
 def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
-    cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+    cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t = d.time
     if d.task == "rescue":
@@ -393,7 +394,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
 
 
 def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
-    cas = _find(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
+    cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t = d.time
     if (resp["kind"] == "fire") != (d.task == "rescue"):
@@ -422,7 +423,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
         roll_forward(sc, cas, t)
         p = float(cas["health"][3]) if isinstance(cas["health"], list) else \
             float(health_vector(_health_model(cas))[3])
-        hosp = _find(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
+        hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
         risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
         over = (1.0 - p) * risk if hosp["capacity"] <= 0 else 0.0
         hosp["capacity"] = max(0, hosp["capacity"] - 1)

@@ -36,6 +36,7 @@ Minutes = Annotated[Number, Field(ge=0, le=MAX_MINUTES)]
 NonNegative = Annotated[Number, Field(ge=0)]
 Positive = Annotated[Number, Field(gt=0)]
 Probability = Annotated[Number, Field(ge=0, le=1)]
+Fatalities = Annotated[Number, Field(ge=0, le=1e9)]
 Latitude = Annotated[Number, Field(ge=-90, le=90)]
 Longitude = Annotated[Number, Field(ge=-180, le=180)]
 Id = Annotated[StrictStr, Field(min_length=1)]
@@ -290,4 +291,4 @@ class ScenarioModel(Strict):
     chains: Chains = Chains()
     treatment_slowdown: Probability = 0.5
     hospital_overflow_risk: Probability = 0.05
-    delivered_fatalities: Annotated[Number, Field(ge=0, le=1e9)] = 0.0
+    delivered_fatalities: Fatalities = 0.0

@@ -33,12 +33,13 @@ from . import construct
 from .accept import Outcome
 from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .audit import AuditLog
-from .deltas import LIGHT, Clock, apply_delta, copy_model, parse_delta
+from .deltas import Clock, apply_delta, copy_model, parse_delta
+from .derive import derive
 from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
 from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
-from .repair import carry_over, repair
-from .scenario import Scenario, load_scenario, with_available, with_casualties, with_hospitals
+from .repair import carry_over, repair, repair_solution
+from .scenario import Scenario, load_scenario, with_available
 from .solution import Solution
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
@@ -49,20 +50,6 @@ REHEAT_ACCEPT = 0.05
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
-
-
-def _replaced(old: dict, new: dict, key: str) -> list[int]:
-    """Indices of the records of ``new[key]`` that are not those of ``old[key]``."""
-    return [i for i, (a, b) in enumerate(zip(old[key], new[key])) if a is not b]
-
-
-def _only_available(old: dict, new: dict, teams: list[int]) -> bool:
-    """Whether responders ``teams`` changed only when they are available, to a number."""
-    def rest(row):
-        return {k: v for k, v in row.items() if k != "available_at"}
-
-    return all(isinstance(new["responders"][r].get("available_at"), (int, float))
-               and rest(new["responders"][r]) == rest(old["responders"][r]) for r in teams)
 
 
 def _same_plan(a: Solution, b: Solution) -> bool:
@@ -343,7 +330,7 @@ class Planner:
         d = parse_delta(delta)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
         try:
-            sc = self._scenario_of(d, model)
+            sc = derive(self._sc, self._model, model)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
         require_teams(sc, DeltaError)
@@ -362,25 +349,9 @@ class Planner:
         pins = {r: ts for r, ts in pins.items() if ts}
         sol = carry_over(sc, self._state.best) if pins == self._pins else None
         if sol is None:
-            sol = repair(sc, self._state.best.to_plan(), pins)
+            sol = repair_solution(sc, self._state.best, pins)
         self._model, self._pins, self._started = model, pins, started
         self._install(sc, sol)
-
-    def _scenario_of(self, d, model: dict) -> Scenario:
-        """The scenario of ``model``, the current one after delta ``d``. The commonest deltas
-        replace a few records (``deltas.LIGHT``; ``apply_delta`` copies only those): the scenario
-        is derived from the current one, validating and flattening only them (a reload costs
-        five times as much)."""
-        if d.type in LIGHT:
-            cas, beds, teams = (_replaced(self._model, model, key) for key in ("casualties", "hospitals", "responders"))
-            if not beds and _only_available(self._model, model, teams):
-                sc = with_casualties(self._sc, model, cas)
-                for r in teams:
-                    sc = with_available(sc, r, model["responders"][r]["available_at"])
-                return sc
-            if not cas and not teams and model.get("time") == self._model.get("time"):
-                return with_hospitals(self._sc, model, beds)
-        return load_scenario(model, reuse=self._sc)
 
     # -- issuing --------------------------------------------------------------------------------
 
@@ -424,7 +395,7 @@ class Planner:
         # the team sets off now (or when its current work ends): a pinned first task starts from
         # available_at (SPEC §6). Only that one number of the model changes, so the scenario is
         # derived from the current one instead of reloaded (a fifth of the issue's time).
-        model = dict(self._model)  # models are never edited in place (copy_model): share the rest
+        model = dict(self._model)  # records are replaced, never edited (apply_delta): share the rest
         model["responders"] = list(model["responders"])
         resp = model["responders"][r] = dict(model["responders"][r])
         resp["available_at"] = max(float(now), float(resp.get("available_at", now)))

@@ -48,41 +48,80 @@ def _casualty_columns(sc: Scenario, cas, health: np.ndarray) -> dict:
     )
 
 
-def build_problem(sc: Scenario) -> ProblemArrays:
-    """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
+def _responder_columns(sc: Scenario) -> dict:
     m = sc.model
     time = float(m.time)
-    small, big = power_tables(sc.chains)
     avail = _opt([r.available_at for r in m.responders], time)
-    return ProblemArrays(
-        **_casualty_columns(sc, m.casualties, sc.health),
-        travel=np.ascontiguousarray(sc.travel, dtype=np.float64),
+    return dict(
         resp_fire=np.array([r.kind == "fire" for r in m.responders], dtype=np.bool_),
         resp_hart=np.array([r.hart for r in m.responders], dtype=np.bool_),
         resp_loc=np.ascontiguousarray(sc.responder_loc, dtype=np.int64),
         resp_avail=avail,
         resp_free=np.maximum(avail, time),
         resp_shift=_opt([r.shift_end for r in m.responders], np.inf),
-        hosp_loc=np.arange(len(m.hospitals), dtype=np.int64),
-        hosp_cap=np.array([h.capacity for h in m.hospitals], dtype=np.int64),
-        hosp_risk=_opt([h.overflow_risk for h in m.hospitals], m.hospital_overflow_risk),
-        small=small,
-        big=big,
-        chains=np.ascontiguousarray(sc.chains),
-        scalars=np.array([time, m.durations.load, m.durations.handover, m.delivered_fatalities]),
     )
 
 
-def patch_problem(P: ProblemArrays, sc: Scenario, changed: list[int]) -> ProblemArrays:
-    """``build_problem(sc)`` when ``sc`` differs from the scenario of ``P`` only in the records of
-    casualties ``changed``: those rows are rebuilt, every other array is shared."""
-    idx = np.asarray(changed, dtype=np.int64)
-    cols = _casualty_columns(sc, [sc.model.casualties[i] for i in changed], sc.health[idx])
+def _hospital_columns(sc: Scenario) -> dict:
+    m = sc.model
+    return dict(
+        hosp_cap=np.array([h.capacity for h in m.hospitals], dtype=np.int64),
+        hosp_risk=_opt([h.overflow_risk for h in m.hospitals], m.hospital_overflow_risk),
+    )
+
+
+def _scalars(sc: Scenario) -> np.ndarray:
+    m = sc.model
+    return np.array([float(m.time), m.durations.load, m.durations.handover, m.delivered_fatalities])
+
+
+def build_problem(sc: Scenario) -> ProblemArrays:
+    """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
+    small, big = power_tables(sc.chains)
+    return ProblemArrays(
+        **_casualty_columns(sc, sc.model.casualties, sc.health),
+        **_responder_columns(sc),
+        **_hospital_columns(sc),
+        travel=np.ascontiguousarray(sc.travel, dtype=np.float64),
+        hosp_loc=np.arange(len(sc.model.hospitals), dtype=np.int64),
+        small=small,
+        big=big,
+        chains=np.ascontiguousarray(sc.chains),
+        scalars=_scalars(sc),
+    )
+
+
+def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows, responders: bool,
+                    hospitals: bool) -> ProblemArrays:
+    """``build_problem(sc)`` from ``P``, the arrays of a scenario that ``sc`` was derived from
+    (``engine.derive``) with the same chains and durations.
+
+    Casualty ``j`` takes row ``src[j]`` of ``P`` (``src`` None: row ``j``), except the rows
+    ``rows``, rebuilt from ``sc`` (as must be every ``j`` with ``src[j] < 0``: an added casualty).
+    The responder and hospital columns are rebuilt when asked; travel is ``sc``'s; chains and
+    their power tables are shared.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
     out = {}
-    for name, rows in cols.items():
-        a = getattr(P, name).copy()
-        a[idx] = rows
+    # the same casualty records: their columns are shared (repair.carry_over then knows by
+    # identity that the plan's tasks still apply)
+    cols = _casualty_columns(sc, [sc.model.casualties[j] for j in rows], sc.health[rows]) \
+        if src is not None or len(rows) else {}
+    for name, new in cols.items():
+        old = getattr(P, name)
+        if src is None:
+            a = old.copy()
+        else:  # (an empty column cannot be indexed, even by rows that are all rebuilt)
+            a = old[np.maximum(src, 0)] if len(old) else np.empty((len(src),) + old.shape[1:], old.dtype)
+        a[rows] = new
         out[name] = a
+    if responders:
+        out.update(_responder_columns(sc))
+    if hospitals:
+        out.update(_hospital_columns(sc))
+    if sc.travel is not P.travel:
+        out["travel"] = np.ascontiguousarray(sc.travel, dtype=np.float64)
+    out["scalars"] = _scalars(sc)
     return P._replace(**out)
 
 
@@ -91,7 +130,7 @@ OBSERVATION = ("health", "observed_at")
 
 
 def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int]) -> ProblemArrays:
-    """``patch_problem`` when the records ``changed`` differ from those of ``P`` only in
+    """``rebuild_problem`` when the records ``changed`` differ from those of ``P`` only in
     ``OBSERVATION`` and no casualty became (or stopped being) known dead: every other column
     (status, trapped, what may be planned...) is then the same, so only health and observation
     time are rebuilt (a fifth of the cost of a health observation otherwise)."""
@@ -102,14 +141,3 @@ def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int]) -> Pr
     obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
                 for i in changed]
     return P._replace(h0=h0, obs=obs)
-
-
-def patch_time(P: ProblemArrays, sc: Scenario) -> ProblemArrays:
-    """``P`` at the time of ``sc``, whose responders are those of ``P``: the columns that read
-    the scenario's time (its value; when each team is free; availability left to default).
-    Casualty rows with a defaulted observation time are the caller's to patch."""
-    time = float(sc.model.time)
-    avail = _opt([r.available_at for r in sc.model.responders], time)
-    scalars = P.scalars.copy()
-    scalars[0] = time
-    return P._replace(resp_avail=avail, resp_free=np.maximum(avail, time), scalars=scalars)

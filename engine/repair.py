@@ -19,17 +19,6 @@ from .solution import Solution
 _CODE = {"rescue": RESCUE, "treat": TREAT, "transport": TRANSPORT}
 
 
-def _still_valid(P, sc: Scenario, r: int, task: Task) -> bool:
-    c = sc.casualty_index.get(task.casualty)
-    if c is None or (task.kind == "rescue") != bool(P.resp_fire[r]):
-        return False
-    if task.kind == "rescue":
-        return bool(P.needs_rescue[c])
-    if task.kind == "treat":
-        return bool(P.can_treat[c])
-    return P.status[c] == ACTIVE
-
-
 def carry_over(sc: Scenario, old: Solution) -> Solution | None:
     """``old``'s arrays as a solution of ``sc`` when nothing needs repairing, else ``None``.
 
@@ -69,8 +58,61 @@ def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
 
     ``pins[responder]`` lists its issued tasks; those still valid stay pinned in front.
     """
+    rest = {rid: [_entry(sc, t) for t in tasks if not t.pinned] for rid, tasks in plan.routes.items()}
+    return _rebuild(sc, _pinned(sc, pins), rest)
+
+
+def repair_solution(sc: Scenario, old: Solution, pins: dict[str, list[Task]]) -> Solution:
+    """``repair(sc, old.to_plan(), pins)`` read straight from ``old``'s arrays (the online engine:
+    building the ``Plan`` was half the repair's time)."""
+    osc = old.sc
+    cmap = _index_map(osc.casualty_index, sc.casualty_index)
+    hmap = _index_map(osc.hospital_index, sc.hospital_index)
+    n = int(old.starts[-1])
+    codes = old.order[:n].astype(np.int64)
+    c, k = codes // KINDS, codes % KINDS
+    h = np.where(k == TRANSPORT, hmap[np.maximum(old.hosp[c], 0)], -1)
+    entries = list(zip(cmap[c].tolist(), k.tolist(), h.tolist()))
+    starts, held = old.starts.tolist(), old.pins.tolist()
+    rest = {resp.id: entries[starts[r] + held[r]:starts[r + 1]] for r, resp in enumerate(osc.model.responders)}
+    return _rebuild(sc, _pinned(sc, pins), rest)
+
+
+def _index_map(old: dict, new: dict) -> np.ndarray:
+    """Old index -> new index of the same id (-1: gone)."""
+    if old is new:
+        return np.arange(len(old), dtype=np.int64)
+    return np.array([new.get(key, -1) for key in old], dtype=np.int64)
+
+
+def _entry(sc: Scenario, task: Task) -> tuple[int, int, int]:
+    """A task as (casualty, kind, hospital) indices of ``sc``; -1 for an id ``sc`` lacks."""
+    return (sc.casualty_index.get(task.casualty, -1), _CODE[task.kind],
+            sc.hospital_index.get(task.hospital, -1) if task.hospital is not None else -1)
+
+
+def _pinned(sc: Scenario, pins: dict[str, list[Task]]) -> dict[str, list[tuple[int, int, int]]]:
+    return {rid: [_entry(sc, t) for t in tasks] for rid, tasks in pins.items()}
+
+
+def _rebuild(sc: Scenario, pinned: dict, rest: dict) -> Solution:
+    """The repaired solution from each team's pinned and other tasks as ``_entry`` tuples.
+
+    Each team keeps its still-valid pinned tasks in front, then its other still-valid tasks (a
+    task already placed is not placed twice); a transport keeps its hospital, or goes to the
+    nearest with a bed left if that hospital is gone. Rescues and transports the model needs
+    and no list holds are then inserted at their cheapest positions, scored exactly.
+    """
     P = problem_arrays(sc)
     n_cas = len(sc.model.casualties)
+    fire, needs_rescue, can_treat = P.resp_fire.tolist(), P.needs_rescue.tolist(), P.can_treat.tolist()
+    active = (P.status == ACTIVE).tolist()
+
+    def valid(r, c, k):
+        if c < 0 or (k == RESCUE) != fire[r]:
+            return False
+        return needs_rescue[c] if k == RESCUE else can_treat[c] if k == TREAT else active[c]
+
     lists: list[list[int]] = []
     pin_counts = np.zeros(len(sc.model.responders), dtype=np.int32)
     hosp = np.full(n_cas, -1, dtype=np.int32)
@@ -78,22 +120,19 @@ def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
     placed: set[int] = set()
     for r, resp in enumerate(sc.model.responders):
         codes = []
-        pinned = [t for t in pins.get(resp.id, []) if _still_valid(P, sc, r, t)]
-        rest = [t for t in plan.routes.get(resp.id, []) if not t.pinned]
-        for i, task in enumerate(pinned + rest):
-            if i >= len(pinned) and not _still_valid(P, sc, r, task):
+        first = [e for e in pinned.get(resp.id, ()) if valid(r, e[0], e[1])]
+        for i, (c, k, h) in enumerate(first + rest.get(resp.id, [])):
+            if i >= len(first) and not valid(r, c, k):
                 continue
-            c = sc.casualty_index[task.casualty]
-            code = KINDS * c + _CODE[task.kind]
+            code = KINDS * c + k
             if code in placed:
                 continue
             placed.add(code)
             codes.append(code)
-            if task.kind == "transport":
-                h = sc.hospital_index.get(task.hospital)
-                hosp[c] = _nearest_with_bed(P, P.site_loc[c], taken) if h is None else h
+            if k == TRANSPORT:
+                hosp[c] = _nearest_with_bed(P, P.site_loc[c], taken) if h < 0 else h
                 taken[hosp[c]] += 1
-            if i < len(pinned):
+            if i < len(first):
                 pin_counts[r] += 1
         lists.append(codes)
     starts = np.zeros(len(lists) + 1, dtype=np.int32)
@@ -102,9 +141,10 @@ def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
         starts[r] = len(flat)
         flat.extend(codes)
     starts[-1] = len(flat)
-    missing_rescue = [KINDS * c + RESCUE for c in range(n_cas) if P.needs_rescue[c] and KINDS * c + RESCUE not in placed]
-    missing_transport = [KINDS * c + TRANSPORT for c in range(n_cas)
-                         if P.status[c] == ACTIVE and KINDS * c + TRANSPORT not in placed]
+    has = np.zeros(KINDS * n_cas, dtype=np.bool_)
+    has[np.array(flat, dtype=np.int64)] = True
+    missing_rescue = (KINDS * np.flatnonzero(P.needs_rescue & ~has[RESCUE::KINDS]) + RESCUE).tolist()
+    missing_transport = (KINDS * np.flatnonzero((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]) + TRANSPORT).tolist()
     for code in missing_transport:
         c = code // KINDS
         hosp[c] = _nearest_with_bed(P, P.site_loc[c], taken)
@@ -119,5 +159,6 @@ def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
         if len(medics):
             sol.reevaluate()
             insert_cheapest(sol, code, medics)
-    sol.reevaluate()
+    if missing_rescue or missing_transport:
+        sol.reevaluate()
     return sol

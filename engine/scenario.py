@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import Casualty, GeoNetwork, Hospital, ScenarioModel, SieveHealth, StartHealth, Time
+from .model import GeoNetwork, ScenarioModel, SieveHealth, StartHealth
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -194,90 +194,6 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
                    model=sc.model.model_copy(update={"responders": responders}))
 
 
-def with_casualties(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
-    """What ``load_scenario(model)`` gives when ``model`` differs from ``sc``'s scenario only in
-    the records of casualties ``changed`` (same ids and sites) and perhaps in its time: only
-    those records are validated and flattened again (and, if the time moved, what depends on it:
-    the time checks of every casualty, defaulted times), the rest is shared with ``sc``. A health
-    observation and the clock (which clamps work in progress) are such changes.
-
-    Raises ``ScenarioError`` naming each problem of the changed records, as a reload would.
-    """
-    from .plan import problem_arrays  # plan imports this module
-    from .problem import OBSERVATION, patch_observations, patch_problem, patch_time
-
-    try:
-        time = _TIME.validate_python(model.get("time", 0.0))
-    except ValidationError:
-        return load_scenario(model, reuse=sc)  # raises what a reload raises about a wrong time
-    moved = time != sc.model.time
-    casualties = list(sc.model.casualties)
-    problems: list[Problem] = []
-    sites, hospitals = set(sc.site_index), set(sc.hospital_index)
-    invalid = set()
-    for i in changed:
-        try:
-            c = Casualty.model_validate(model["casualties"][i])
-        except ValidationError as err:
-            problems += pydantic_problems(err, ("casualties", i))
-            invalid.add(i)
-            continue
-        if c.id != casualties[i].id or c.site != casualties[i].site:
-            raise ValueError("with_casualties changes records, not which casualty is where")
-        casualties[i] = c
-    for i in range(len(casualties)) if moved else changed:  # every record's times against the new time
-        if i not in invalid:
-            checks.check_casualty(i, casualties[i], time, sites, hospitals, problems)
-    if problems:
-        raise ScenarioError(problems)
-    hv = sc.health.copy()
-    for i in changed:
-        hv[i] = health_vector(casualties[i].health)
-    P = problem_arrays(sc)
-    new_model = sc.model.model_copy(update={"casualties": casualties, "time": time})
-    if moved:
-        # an observation or availability left to default is the scenario's time
-        rows = sorted(set(changed) | {i for i, c in enumerate(casualties) if c.observed_at is None})
-        return _derive(sc, lambda out: patch_time(patch_problem(P, out, rows) if rows else P, out),
-                       model=new_model, health=hv)
-    observed = all(health.is_known_dead(hv[i]) == health.is_known_dead(sc.health[i])
-                   and _same_but(casualties[i], sc.model.casualties[i], OBSERVATION) for i in changed)
-    patch = patch_observations if observed else patch_problem
-    return _derive(sc, lambda out: patch(P, out, changed), model=new_model, health=hv)
-
-
-def with_hospitals(sc: Scenario, model: dict, changed: list[int]) -> Scenario:
-    """What ``load_scenario(model)`` gives when ``model`` differs from ``sc``'s scenario only in
-    the beds and overflow risks of hospitals ``changed`` (what a capacity report changes):
-    those records are validated again and their two columns rebuilt, the rest is shared."""
-    from .plan import problem_arrays  # plan imports this module
-
-    hospitals = list(sc.model.hospitals)
-    problems: list[Problem] = []
-    for i in changed:
-        try:
-            h = Hospital.model_validate(model["hospitals"][i])
-        except ValidationError as err:
-            problems += pydantic_problems(err, ("hospitals", i))
-            continue
-        if not _same_but(h, hospitals[i], ("capacity", "overflow_risk")):
-            raise ValueError("with_hospitals changes beds and risks, not where a hospital is")
-        hospitals[i] = h
-    if problems:
-        raise ScenarioError(problems)
-    P = problem_arrays(sc)
-    idx = np.asarray(changed, dtype=np.int64)
-    cap, risk = P.hosp_cap.copy(), P.hosp_risk.copy()
-    default = sc.model.hospital_overflow_risk
-    cap[idx] = [hospitals[i].capacity for i in changed]
-    risk[idx] = [default if hospitals[i].overflow_risk is None else hospitals[i].overflow_risk for i in changed]
-    return _derive(sc, lambda out: P._replace(hosp_cap=cap, hosp_risk=risk),
-                   model=sc.model.model_copy(update={"hospitals": hospitals}))
-
-
-_TIME = TypeAdapter(Time)
-
-
 def _same_but(a, b, fields: tuple[str, ...]) -> bool:
     """Whether two records of one pydantic model differ in nothing but ``fields``."""
     return all(v == b.__dict__[k] for k, v in a.__dict__.items() if k not in fields)
@@ -311,10 +227,10 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
             names.append(f"the start of responder '{r.id}'")
     H, S = len(model.hospitals), len(model.sites)
     site_loc = np.arange(H, H + S, dtype=np.int64)
-    # which places responders start from belongs to the key: reachability is checked from them
-    key = (base_dir, model.network, tuple(np.unique(responder_loc).tolist()),
+    key = (base_dir, model.network,
            tuple((getattr(p, "lat", None), getattr(p, "lon", None), getattr(p, "node", None)) for _, p in points))
     if reuse is not None and getattr(reuse, "_travel_key", None) == key:
+        reach_sites(reuse.travel, site_loc, responder_loc, names, problems)
         return reuse.travel, site_loc, responder_loc, names, key
 
     if isinstance(model.network, GeoNetwork):
@@ -339,15 +255,25 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
         if problems:
             return None, site_loc, responder_loc, names, key
         travel = graph.travel(nodes)
-    _reachability(model, travel, site_loc, responder_loc, names, problems)
+    reach_sites(travel, site_loc, responder_loc, names, problems)
+    _reachability(model, travel, site_loc, names, problems)
     return travel, site_loc, responder_loc, names, key
 
 
-def _reachability(model, travel, site_loc, responder_loc, names, problems) -> None:
-    """Every responder start reaches every site; sites reach each other and every hospital, and back."""
+def reach_sites(travel, site_loc, responder_loc, names, problems) -> None:
+    """Every responder start reaches every site. Checked at every load (a few array reads): a
+    reused travel matrix was checked from the starts of its own responders only."""
+    starts = np.unique(responder_loc)
+    ok = np.isfinite(travel[np.ix_(starts, site_loc)])
+    if not ok.all():
+        for a, s in zip(*np.nonzero(~ok)):
+            problems.append(Problem("network", f"no route from {names[starts[a]]} to {names[site_loc[s]]}"))
+
+
+def _reachability(model, travel, site_loc, names, problems) -> None:
+    """Sites reach each other and every hospital, and back: checked once per travel matrix."""
     H = len(model.hospitals)
-    needed = [(int(a), int(s)) for a in np.unique(responder_loc) for s in site_loc]
-    needed += [(int(s), int(t)) for s in site_loc for t in list(site_loc) + list(range(H))]
+    needed = [(int(s), int(t)) for s in site_loc for t in list(site_loc) + list(range(H))]
     needed += [(h, int(s)) for h in range(H) for s in site_loc]
     for a, b in needed:
         if not np.isfinite(travel[a, b]):

@@ -3,7 +3,7 @@
 The travel matrix (``load_scenario(..., reuse=)``), the health power tables (cached per chains),
 the incumbent's arrays (``repair.carry_over``), the annealer's fitted temperatures
 (``Annealing.reheat``) and the scenarios derived when a task is issued (``with_available``) or a
-health observation arrives (``with_casualties``) are all shortcuts; each is checked here against the slow path.
+delta lands (``derive``) are all shortcuts; each is checked here against the slow path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from engine.health import _power_tables, power_tables
 from engine.repair import carry_over, repair
 from engine.plan import problem_arrays
 from engine.errors import ScenarioError
-from engine.scenario import load_scenario, with_available, with_casualties, with_hospitals
+from engine.derive import derive
+from engine.scenario import load_scenario, with_available
 
 
 def assert_same_scenario(fast, slow) -> None:
@@ -179,22 +180,41 @@ HEALTHS = ["immediate", "urgent", "delayed", "P1", "dead", [0.1, 0.2, 0.3, 0.4],
            {"start": {"walking": False, "breathing": True, "respiratory_rate": 20, "radial_pulse": True}}]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
-    """``with_casualties`` (what a health observation uses) gives what a reload gives: the same
-    model, health and problem arrays, for trapped, treated, in-transit and dead casualties;
-    both when only health and observation times change (``patch_observations``), when a
-    casualty is observed dead (``patch_problem``) and when the time moves on (``patch_time``:
-    work in progress clamped, observations and availability left to default)."""
-    import engine.problem
-    from engine.deltas import advance
+def cow(d: dict) -> dict:
+    """A model as ``deltas.apply_delta`` makes one: its own lists, every record shared."""
+    return dict(d, casualties=list(d["casualties"]), hospitals=list(d["hospitals"]),
+                responders=list(d["responders"]), sites=list(d["sites"]))
+
+
+def own(m: dict, key: str, i: int, **fields) -> dict:
+    """Replace record ``i`` of ``m[key]`` by a changed copy, as a delta does."""
+    row = m[key][i] = dict(m[key][i], **fields)
+    return row
+
+
+@pytest.fixture
+def reloads(monkeypatch):
+    """Counts how often ``derive`` falls back to a reload, and which array builders it used."""
+    import engine.derive
 
     used = collections.Counter()
-    for name in ("patch_observations", "patch_problem", "patch_time"):
-        def counted(*args, _f=getattr(engine.problem, name), _name=name):
+    for name in ("load_scenario", "patch_observations", "rebuild_problem"):
+        def counted(*args, _f=getattr(engine.derive, name), _name=name, **kwargs):
             used[_name] += 1
-            return _f(*args)
-        monkeypatch.setattr(engine.problem, name, counted)
+            return _f(*args, **kwargs)
+        monkeypatch.setattr(engine.derive, name, counted)
+    return used
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_changed_casualty_records_equal_a_reload(seed, reloads):
+    """``derive`` for changed casualty records gives what a reload gives: the same model, health
+    and problem arrays, for trapped, treated, in-transit and dead casualties; both when only
+    health and observation times change (``patch_observations``), when a casualty is observed
+    dead and when the time moves on (work in progress clamped, observations and availability
+    left to default)."""
+    from engine.deltas import advance
+
     rng = np.random.default_rng(seed)
     d = generate("random", seed=seed, casualties=14, paramedics=3, fire=2, hospitals=2)
     d["time"] = 12.0
@@ -211,25 +231,128 @@ def test_changed_casualty_records_equal_a_reload(seed, monkeypatch):
     problem_arrays(sc)
     for k in range(10):
         moves_on = k % 3 == 2
-        changed = sorted(rng.choice(len(d["casualties"]), size=int(rng.integers(0 if moves_on else 1, 4)),
-                                    replace=False).tolist())
-        m = copy_model(d)
+        changed = rng.choice(len(d["casualties"]), size=int(rng.integers(0 if moves_on else 1, 4)), replace=False)
+        m = cow(d)
         healths = [h for h in HEALTHS if h not in ("dead", [0.0, 0.0, 0.0, 1.0])] if k % 3 == 0 else HEALTHS
         for i in changed:
-            m["casualties"][i]["health"] = healths[int(rng.integers(len(healths)))]
-            m["casualties"][i]["observed_at"] = float(rng.uniform(0, 12))
+            own(m, "casualties", int(i), health=healths[int(rng.integers(len(healths)))],
+                observed_at=float(rng.uniform(0, 12)))
         if moves_on:
             advance(m, float(rng.uniform(12.0, 22.0)))
-            changed = [i for i, row in enumerate(m["casualties"]) if row != d["casualties"][i]]
-        fast, slow = with_casualties(sc, m, changed), load_scenario(m)
+        fast, slow = derive(sc, d, m), load_scenario(m)
         assert np.array_equal(fast.health, slow.health)
         assert_same_scenario(fast, slow)
-    assert used["patch_observations"] and used["patch_problem"] and used["patch_time"], used
+    assert reloads["patch_observations"] and reloads["rebuild_problem"] and not reloads["load_scenario"], reloads
 
 
+def _random_change(rng, d: dict, sc, k: int) -> dict:
+    """``d`` changed as one random delta could change it (records replaced, added or removed)."""
+    m = cow(d)
+    kind = k % 9
+    n_cas, n_resp = len(d["casualties"]), len(d["responders"])
+    if kind == 0:  # observations, one of them perhaps known dead
+        for i in rng.choice(n_cas, size=min(n_cas, 3), replace=False):
+            own(m, "casualties", int(i), health=HEALTHS[int(rng.integers(len(HEALTHS)))], observed_at=d["time"])
+    elif kind == 1:  # the clock
+        from engine.deltas import advance
+
+        advance(m, d["time"] + float(rng.uniform(0, 10)))
+    elif kind == 2:  # beds
+        own(m, "hospitals", int(rng.integers(len(d["hospitals"]))), capacity=int(rng.integers(0, 4)))
+    elif kind == 3:  # casualties added, perhaps at a new site
+        site = d["sites"][int(rng.integers(len(d["sites"])))]["id"]
+        if rng.random() < 0.5:
+            site = f"new-site-{k}"
+            m["sites"].append({"id": site, "lat": d["sites"][0]["lat"] + 0.01, "lon": d["sites"][0]["lon"]})
+        for j in range(int(rng.integers(1, 3))):
+            m["casualties"].append({"id": f"new-{k}-{j}", "site": site, "health": "urgent", "trapped": bool(j),
+                                    "observed_at": d["time"]})
+    elif kind == 4 and n_cas > 2:  # a casualty delivered: removed, its beds and fatality counted
+        del m["casualties"][int(rng.integers(n_cas))]
+        own(m, "hospitals", 0, capacity=max(0, d["hospitals"][0]["capacity"] - 1))
+        m["delivered_fatalities"] = d.get("delivered_fatalities", 0.0) + 0.25
+    elif kind == 5:  # a team added, at a place or at a point of its own
+        start = d["hospitals"][0]["id"] if rng.random() < 0.5 else {"lat": d["sites"][0]["lat"] - 0.01,
+                                                                    "lon": d["sites"][0]["lon"]}
+        m["responders"].append({"id": f"extra-{k}", "kind": "paramedic", "start": start,
+                                "available_at": d["time"]})
+    elif kind == 6 and n_resp > 2:  # a team gone
+        del m["responders"][int(rng.integers(n_resp))]
+    elif kind == 7:  # a task started: the casualty's work in progress, the team at the site until it ends
+        i, r = int(rng.integers(n_cas)), int(rng.integers(n_resp))
+        cas = d["casualties"][i]
+        if not cas.get("in_transit") and not cas.get("treated") and cas.get("treatment_ends_at") is None:
+            own(m, "casualties", i, treatment_ends_at=d["time"] + 4.0)
+            own(m, "responders", r, start=cas["site"], available_at=d["time"] + 4.0)
+    elif kind == 8:  # the roads
+        m["network"] = dict(d["network"], speed_kmh=d["network"]["speed_kmh"] / 1.25)
+    return m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_derived_scenarios_equal_a_reload(seed, reloads):
+    """A chain of random changes of every kind a delta makes (records changed, casualties, sites
+    and teams added or removed, the clock, the roads), each derived from the last: every derived
+    scenario equals a reload of its model (model, indices, locations, health and every problem
+    array), and none of them needed a reload."""
+    rng = np.random.default_rng(seed)
+    d = generate("random", seed=seed, casualties=12, paramedics=3, fire=2, hospitals=3)
+    d["responders"][1]["start"] = {"lat": d["sites"][0]["lat"] + 0.02, "lon": d["sites"][0]["lon"]}
+    sc = load_scenario(d)
+    for k in range(30):
+        m = _random_change(rng, d, sc, k + seed)
+        fast, slow = derive(sc, d, m), load_scenario(m)
+        assert_same_scenario(fast, slow)
+        assert np.array_equal(fast.health, slow.health)
+        for name in ("site_loc", "responder_loc", "travel"):
+            assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+        for name in ("location_names", "hospital_index", "site_index", "responder_index", "casualty_index"):
+            assert getattr(fast, name) == getattr(slow, name), name
+        sc, d = fast, m
+    assert not reloads["load_scenario"], reloads
+
+
+def test_wrong_changes_are_reported_as_a_reload(reloads):
+    """Whatever ``derive`` finds wrong, it reports as a reload of the model would."""
+    d = generate("random", seed=1, casualties=6, paramedics=2, fire=1, hospitals=2)
+    d["time"] = 5.0
+    d["casualties"][0]["observed_at"] = 4.0
+    d["casualties"][1]["rescue_ends_at"], d["casualties"][1]["trapped"] = 6.0, True
+    sc = load_scenario(d)
+    wrong = []
+    for time in (3.0, 7.0, float("nan"), "soon"):  # 3: before an observation; 7: after a rescue's end
+        m = cow(d)
+        m["time"] = time
+        wrong.append(m)
+    m = cow(d)
+    own(m, "casualties", 2, observed_at=9.0)  # after the scenario time
+    own(m, "casualties", 3, health=[0.5, 0.5, 0.5, 0.5])  # does not sum to 1
+    wrong.append(m)
+    m = cow(d)
+    m["casualties"].append(dict(d["casualties"][0]))  # a duplicate id
+    m["casualties"].append({"id": "x", "site": "nowhere", "health": "urgent"})
+    wrong.append(m)
+    m = cow(d)
+    own(m, "hospitals", 0, capacity=-1)
+    own(m, "hospitals", 1, overflow_risk=1.5)
+    wrong.append(m)
+    m = cow(d)
+    own(m, "responders", 0, shift_end=1.0, available_at=4.0)  # the shift ends before the team is free
+    m["responders"].append({"id": "f9", "kind": "fire", "hart": True, "start": "nowhere"})
+    m["responders"].append(dict(d["responders"][1]))  # a duplicate id
+    wrong.append(m)
+    m = cow(d)
+    m["sites"].append({"id": d["hospitals"][0]["id"], "lat": 91.0, "lon": 0.0})  # a duplicate id, no latitude
+    wrong.append(m)
+    m = cow(d)
+    m["delivered_fatalities"] = -1.0
+    m["network"] = dict(d["network"], speed_kmh=0.0)
+    wrong.append(m)
+    for m in wrong:
+        assert_reported_as_a_reload(lambda: derive(sc, d, m), m)
 @pytest.mark.parametrize("seed", range(3))
 def test_changed_hospital_beds_equal_a_reload(seed):
-    """``with_hospitals`` (what a capacity report uses) gives what a reload gives."""
+    """``derive`` for a capacity report gives what a reload gives."""
     rng = np.random.default_rng(seed)
     d = generate("random", seed=seed, casualties=12, paramedics=3, fire=2, hospitals=4)
     d["hospitals"][1]["overflow_risk"] = 0.3
@@ -238,38 +361,11 @@ def test_changed_hospital_beds_equal_a_reload(seed):
     problem_arrays(sc)
     for _ in range(5):
         changed = sorted(rng.choice(len(d["hospitals"]), size=int(rng.integers(1, 3)), replace=False).tolist())
-        m = copy_model(d)
+        m = cow(d)
         for i in changed:
-            m["hospitals"][i]["capacity"] = int(rng.integers(0, 6))
+            row = own(m, "hospitals", i, capacity=int(rng.integers(0, 6)))
             if rng.random() < 0.5:
-                m["hospitals"][i]["overflow_risk"] = float(rng.choice([0.0, 0.5, 1.0]))
+                row["overflow_risk"] = float(rng.choice([0.0, 0.5, 1.0]))
             else:
-                m["hospitals"][i].pop("overflow_risk", None)  # the scenario's default
-        assert_same_scenario(with_hospitals(sc, m, changed), load_scenario(m))
-    m = copy_model(d)
-    m["hospitals"][2]["capacity"] = -1
-    m["hospitals"][3]["overflow_risk"] = 1.5
-    assert_reported_as_a_reload(lambda: with_hospitals(sc, m, [2, 3]), m)
-
-
-def test_a_time_moved_back_is_reported_as_a_reload_would():
-    """``with_casualties`` with another time checks every record against it, as a reload does."""
-    d = generate("random", seed=1, casualties=6, paramedics=2, fire=1, hospitals=2)
-    d["time"] = 5.0
-    d["casualties"][0]["observed_at"] = 4.0
-    d["casualties"][1]["rescue_ends_at"], d["casualties"][1]["trapped"] = 6.0, True
-    sc = load_scenario(d)
-    for time in (3.0, 7.0, float("nan"), "soon"):
-        m = copy_model(d)
-        m["time"] = time  # 3: observed after the time; 7: a rescue ending before it; then no time
-        assert_reported_as_a_reload(lambda: with_casualties(sc, m, []), m)
-
-
-def test_a_wrong_casualty_record_is_reported_as_a_reload_would():
-    d = generate("random", seed=1, casualties=6, paramedics=2, fire=1, hospitals=2)
-    d["time"] = 5.0
-    sc = load_scenario(d)
-    m = copy_model(d)
-    m["casualties"][2]["observed_at"] = 9.0  # after the scenario time
-    m["casualties"][3]["health"] = [0.5, 0.5, 0.5, 0.5]  # does not sum to 1
-    assert_reported_as_a_reload(lambda: with_casualties(sc, m, [2, 3]), m)
+                row.pop("overflow_risk", None)  # the scenario's default
+        assert_same_scenario(derive(sc, d, m), load_scenario(m))

@@ -311,6 +311,38 @@ def test_planner_invariants_under_random_operations(name, algorithm, ops):
         p.close()
 
 
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(sorted(SCENARIOS)), ops=st.lists(OPS, min_size=6, max_size=25))
+def test_repair_from_the_arrays_equals_repair_of_the_plan(name, ops):
+    """The planner repairs its incumbent straight from its arrays (``repair_solution``); through
+    random sessions, every such repair equals ``repair`` of the incumbent as a ``Plan``."""
+    import engine.planner
+    from engine.repair import repair, repair_solution
+
+    repaired = []
+
+    def checked(sc, old, pins):
+        fast, slow = repair_solution(sc, old, pins), repair(sc, old.to_plan(), pins)
+        for field in ("starts", "hosp", "pins", "cur"):
+            assert np.array_equal(getattr(fast, field), getattr(slow, field)), field
+        n = int(fast.starts[-1])
+        assert np.array_equal(fast.order[:n], slow.order[:n])
+        repaired.append(n)
+        return fast
+
+    p = Planner(copy.deepcopy(SCENARIOS[name]), algorithm="annealing", seed=0)
+    engine.planner.repair_solution, before = checked, engine.planner.repair_solution
+    try:
+        runner = Runner(p)
+        for op in ops:
+            runner.run(op)
+        event(f"repairs: {min(len(repaired), 3)}")
+    finally:
+        engine.planner.repair_solution = before
+        p.close()
+
+
 # --- next_task ----------------------------------------------------------------------------------
 
 @pytest.fixture
