@@ -33,16 +33,55 @@ def _deltas(london, p):
         "travel_changed": lambda: {"type": "travel_changed", "time": p.time, "factor": 1.01},
         "casualties_added": lambda: {"type": "casualties_added", "time": p.time,
                                      "casualties": [{"id": f"late{next(n)}", "site": site, "health": "urgent"}]},
+        "responder_added": lambda: {"type": "responder_added", "time": p.time,
+                                    "responder": {"id": f"extra{next(n)}", "kind": "paramedic",
+                                                  "start": next(hids)}},
     }
 
 
+def _startable(p, teams):
+    """Issue tasks until one can be reported started now; its ``task_started`` delta."""
+    for rid in teams:
+        task = p.next_task(rid, p.time)
+        cas = p._model["casualties"][p.scenario.casualty_index[task.casualty]] if task else None
+        if task is None or (cas.get("trapped") and task.kind != "rescue"):
+            continue  # nothing to do, or waiting for a rescue: ask the next team
+        delta = {"type": "task_started", "time": p.time, "responder": rid, "task": task.kind,
+                 "casualty": task.casualty}
+        if task.hospital:
+            delta["hospital"] = task.hospital
+        return delta
+    raise AssertionError("no team has a task it can start")
+
+
+@pytest.mark.parametrize("kind", ["task_started", "task_completed"])
+def test_work_reported_to_repaired_plan(benchmark, london, kind):
+    """A team reports its issued task started (the casualty's work in progress, the team busy
+    until it ends), or a started task done (a transport: the casualty delivered and removed)."""
+    p = _planner(london)
+    teams = itertools.cycle([r.id for r in london.model.responders])
+
+    def setup():
+        delta = _startable(p, teams)
+        if kind == "task_completed":
+            p.apply(delta)
+            cas = p._model["casualties"][p.scenario.casualty_index[delta["casualty"]]]
+            end = {"rescue": "rescue_ends_at", "treat": "treatment_ends_at"}.get(delta["task"])
+            when = cas[end] if end else cas["in_transit"]["arrival"]
+            delta = dict(delta, type="task_completed", time=max(p.time, when))
+            delta.pop("hospital", None)
+        return (delta,), {}
+
+    benchmark.pedantic(p.apply, setup=setup, rounds=20, iterations=1)
+
+
 @pytest.mark.parametrize("kind", ["health_observed", "clock", "hospital_capacity", "duration_revised",
-                                  "travel_changed", "casualties_added"])
+                                  "travel_changed", "casualties_added", "responder_added"])
 def test_delta_to_repaired_plan(benchmark, london, kind):
     """One delta at paper size: validated, applied, incumbent repaired and re-scored."""
     p = _planner(london)
     make = _deltas(london, p)[kind]
-    benchmark.pedantic(lambda: p.apply(make()), rounds=30 if kind != "casualties_added" else 10, iterations=1)
+    benchmark.pedantic(lambda: p.apply(make()), rounds=30 if not kind.endswith("added") else 10, iterations=1)
 
 
 def test_casualties_added_to_local_optimum(benchmark, london):

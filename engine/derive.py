@@ -57,10 +57,13 @@ def _align(old: list, new: list) -> tuple[np.ndarray | None, list[int]]:
     """
     if new is old:
         return None, []
-    if isinstance(new, list) and len(new) == len(old):
+    if isinstance(new, list) and len(new) >= len(old):  # the commonest: records replaced or appended
         dirty = [j for j, (a, b) in enumerate(zip(old, new)) if a is not b]
         if all(isinstance(new[j], dict) and new[j].get("id") == old[j].get("id") for j in dirty):
-            return None, dirty
+            if len(new) == len(old):
+                return None, dirty
+            src = np.concatenate([np.arange(len(old)), np.full(len(new) - len(old), -1)]).astype(np.int64)
+            return src, dirty + list(range(len(old), len(new)))
     if not isinstance(new, list) or not all(isinstance(row, dict) for row in new):
         raise _Reload
     src, dirty, i = np.full(len(new), -1, dtype=np.int64), [], 0

@@ -108,33 +108,30 @@ def _rebuild(sc: Scenario, pinned: dict, rest: dict) -> Solution:
     fire, needs_rescue, can_treat = P.resp_fire.tolist(), P.needs_rescue.tolist(), P.can_treat.tolist()
     active = (P.status == ACTIVE).tolist()
 
-    def valid(r, c, k):
-        if c < 0 or (k == RESCUE) != fire[r]:
-            return False
-        return needs_rescue[c] if k == RESCUE else can_treat[c] if k == TREAT else active[c]
-
     lists: list[list[int]] = []
-    pin_counts = np.zeros(len(sc.model.responders), dtype=np.int32)
-    hosp = np.full(n_cas, -1, dtype=np.int32)
-    taken = np.zeros(len(P.hosp_loc), dtype=np.int64)
+    pin_counts = [0] * len(sc.model.responders)
+    hosp = [-1] * n_cas  # (plain lists: this loop is the repair's cost when nothing is inserted)
+    taken = [0] * len(P.hosp_loc)
     placed: set[int] = set()
     for r, resp in enumerate(sc.model.responders):
-        codes = []
-        first = [e for e in pinned.get(resp.id, ()) if valid(r, e[0], e[1])]
-        for i, (c, k, h) in enumerate(first + rest.get(resp.id, [])):
-            if i >= len(first) and not valid(r, c, k):
-                continue
-            code = KINDS * c + k
-            if code in placed:
-                continue
-            placed.add(code)
-            codes.append(code)
-            if k == TRANSPORT:
-                hosp[c] = _nearest_with_bed(P, P.site_loc[c], taken) if h < 0 else h
-                taken[hosp[c]] += 1
-            if i < len(first):
-                pin_counts[r] += 1
+        codes: list[int] = []
+        for is_pin, entries in ((True, pinned.get(resp.id, ())), (False, rest.get(resp.id, ()))):
+            for c, k, h in entries:
+                if c < 0 or (k == RESCUE) != fire[r] or not (
+                        needs_rescue[c] if k == RESCUE else can_treat[c] if k == TREAT else active[c]):
+                    continue  # no longer applies (or not this team's kind of task)
+                code = KINDS * c + k
+                if code in placed:
+                    continue
+                placed.add(code)
+                codes.append(code)
+                if k == TRANSPORT:
+                    hosp[c] = h if h >= 0 else _nearest_with_bed(P, P.site_loc[c], np.array(taken))
+                    taken[hosp[c]] += 1
+                pin_counts[r] += is_pin
         lists.append(codes)
+    hosp, taken = np.array(hosp, dtype=np.int32), np.array(taken, dtype=np.int64)
+    pin_counts = np.array(pin_counts, dtype=np.int32)
     starts = np.zeros(len(lists) + 1, dtype=np.int32)
     flat: list[int] = []
     for r, codes in enumerate(lists):

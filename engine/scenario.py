@@ -263,18 +263,19 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
 def reach_sites(travel, site_loc, responder_loc, names, problems) -> None:
     """Every responder start reaches every site. Checked at every load (a few array reads): a
     reused travel matrix was checked from the starts of its own responders only."""
-    starts = np.unique(responder_loc)
-    ok = np.isfinite(travel[np.ix_(starts, site_loc)])
-    if not ok.all():
-        for a, s in zip(*np.nonzero(~ok)):
-            problems.append(Problem("network", f"no route from {names[starts[a]]} to {names[site_loc[s]]}"))
+    _reach(travel, np.unique(responder_loc), site_loc, names, problems)
 
 
 def _reachability(model, travel, site_loc, names, problems) -> None:
     """Sites reach each other and every hospital, and back: checked once per travel matrix."""
-    H = len(model.hospitals)
-    needed = [(int(s), int(t)) for s in site_loc for t in list(site_loc) + list(range(H))]
-    needed += [(h, int(s)) for h in range(H) for s in site_loc]
-    for a, b in needed:
-        if not np.isfinite(travel[a, b]):
-            problems.append(Problem("network", f"no route from {names[a]} to {names[b]}"))
+    hospitals = np.arange(len(model.hospitals))
+    _reach(travel, site_loc, np.concatenate([site_loc, hospitals]), names, problems)
+    _reach(travel, hospitals, site_loc, names, problems)
+
+
+def _reach(travel, sources, targets, names, problems) -> None:
+    """A problem for each source that has no route to a target, in row-major order."""
+    ok = np.isfinite(travel[np.ix_(sources, targets)])
+    if not ok.all():
+        for a, b in zip(*np.nonzero(~ok)):
+            problems.append(Problem("network", f"no route from {names[sources[a]]} to {names[targets[b]]}"))
