@@ -18,6 +18,8 @@ a reload does.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
@@ -58,7 +60,8 @@ def _align(old: list, new: list) -> tuple[np.ndarray | None, list[int]]:
     if new is old:
         return None, []
     if isinstance(new, list) and len(new) >= len(old):  # the commonest: records replaced or appended
-        dirty = [j for j, (a, b) in enumerate(zip(old, new)) if a is not b]
+        same = list(map(operator.is_, old, new))
+        dirty = [] if all(same) else [j for j, kept in enumerate(same) if not kept]
         if all(isinstance(new[j], dict) and new[j].get("id") == old[j].get("id") for j in dirty):
             if len(new) == len(old):
                 return None, dirty
@@ -84,8 +87,10 @@ def _check(problems: list) -> None:
 
 
 def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
-    if any(old.get(k) is not new.get(k) for k in old.keys() | new.keys() if k not in _FOLLOWED):
-        raise _Reload
+    for a, b in ((old, new), (new, old)):
+        for k, v in a.items():
+            if v is not b.get(k) and k not in _FOLLOWED:
+                raise _Reload
     m = sc.model
     update: dict = {}
     problems: list = []
@@ -103,7 +108,6 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
         relocate = True
     geo = isinstance(m.network, GeoNetwork)
 
-    places = {p.id for kind in (m.hospitals, m.sites, m.stations) for p in kind}
     sites = m.sites
     if new.get("sites") is not old.get("sites"):
         old_rows, rows = old["sites"], new.get("sites")
@@ -111,6 +115,7 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
             raise _Reload  # (sites are only ever added)
         if len(rows) > len(old_rows):
             sites = update["sites"] = list(sites)
+            places = _places(m)
         for i in range(len(old_rows), len(rows)):
             site = Site.model_validate(rows[i])
             if site.id in places:
@@ -146,6 +151,8 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
         if resp_src is not None:
             was += sorted(set(range(len(m.responders))) - set(resp_src.tolist()))
         relocate |= any(not isinstance(m.responders[i].start, str) for i in was)
+        if resp_dirty and sites is m.sites:
+            places = _places(m)
         for j in resp_dirty:
             r = responders[j] = Responder.model_validate(rows[j])
             if r.kind == "fire" and r.hart:
@@ -178,7 +185,16 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
                 raise _Reload
     hospital_ids = set(sc.hospital_index)
     site_ids = set(site_index)
-    for j in range(len(casualties)) if moved else cas_dirty:
+    # the other records' checks read the time only through their bounds: unless the time moved
+    # beyond one, only the changed records need checking
+    bounds, checked = getattr(sc, "_time_bounds", None), cas_dirty
+    if moved and bounds is None:
+        bounds = _merge((-np.inf, np.inf), m.casualties)
+    if bounds is not None:
+        bounds = _merge(bounds, [casualties[j] for j in cas_dirty])
+    if moved and not (bounds[0] <= time + checks.TOL and bounds[1] >= time - checks.TOL):
+        bounds, checked = _merge((-np.inf, np.inf), casualties), range(len(casualties))
+    for j in checked:
         checks.check_casualty(j, casualties[j], time, site_ids, hospital_ids, problems)
     _check(problems)
 
@@ -215,7 +231,26 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
                                                       or relocate,
                                                       hospitals=hospitals is not m.hospitals), **fields)
     object.__setattr__(out, "_travel_key", key)
+    object.__setattr__(out, "_time_bounds", bounds)
     return out
+
+
+def _merge(bounds: tuple[float, float], casualties) -> tuple[float, float]:
+    """``bounds`` (the latest observation, the earliest end of work in progress) widened by the
+    records ``casualties``. A derived scenario keeps them from the scenario it came from, merged
+    with its changed records: bounds, perhaps from records since replaced or removed."""
+    latest, earliest = bounds
+    for c in casualties:
+        if c.observed_at is not None:
+            latest = max(latest, c.observed_at)
+        for end in (c.rescue_ends_at, c.treatment_ends_at, c.in_transit.arrival if c.in_transit else None):
+            if end is not None:
+                earliest = min(earliest, end)
+    return latest, earliest
+
+
+def _places(m) -> set[str]:
+    return {p.id for kind in (m.hospitals, m.sites, m.stations) for p in kind}
 
 
 def _responder_loc(sc: Scenario, responders: list, src: np.ndarray | None, dirty: list[int]) -> np.ndarray:

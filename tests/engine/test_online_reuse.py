@@ -350,6 +350,16 @@ def test_wrong_changes_are_reported_as_a_reload(reloads):
     wrong.append(m)
     for m in wrong:
         assert_reported_as_a_reload(lambda: derive(sc, d, m), m)
+    # a scenario derived at a later time keeps bounds on its records' times (the latest
+    # observation, the earliest end of work in progress): a time beyond one is still caught
+    later = cow(d)
+    later["time"] = 5.5
+    sc2 = derive(sc, d, later)
+    assert reloads["load_scenario"] == len(wrong) and sc2.model.time == 5.5
+    for time in (3.5, 6.5):
+        m = cow(later)
+        m["time"] = time
+        assert_reported_as_a_reload(lambda: derive(sc2, later, m), m)
 @pytest.mark.parametrize("seed", range(3))
 def test_changed_hospital_beds_equal_a_reload(seed):
     """``derive`` for a capacity report gives what a reload gives."""
