@@ -81,6 +81,12 @@ def _align(old: list, new: list) -> tuple[np.ndarray | None, list[int]]:
     return src, dirty
 
 
+def _differs(old: dict, new: dict, key: str) -> bool:
+    """Whether a number of the model changed (in type too: ``True`` equals 1.0, but is no time)."""
+    a, b = old.get(key, 0.0), new.get(key, 0.0)
+    return type(a) is not type(b) or a != b
+
+
 def _check(problems: list) -> None:
     if problems:
         raise _Reload
@@ -94,145 +100,170 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
     m = sc.model
     update: dict = {}
     problems: list = []
-    time = m.time
-    if new.get("time", 0.0) != old.get("time", 0.0):
-        time = update["time"] = _TIME.validate_python(new.get("time", 0.0))
-    moved = time != m.time
-    if new.get("delivered_fatalities", 0.0) != old.get("delivered_fatalities", 0.0):
+    if _differs(old, new, "time"):
+        update["time"] = _TIME.validate_python(new.get("time", 0.0))
+    if _differs(old, new, "delivered_fatalities"):
         update["delivered_fatalities"] = _FATALITIES.validate_python(new.get("delivered_fatalities", 0.0))
-    relocate = False  # the places, or the roads between them, changed: the travel matrix with them
-    if new.get("network") is not old.get("network"):
-        network = update["network"] = _NETWORK.validate_python(new.get("network"))
-        if type(network) is not type(m.network):
-            raise _Reload  # every place's location is checked against the network's kind
-        relocate = True
-    geo = isinstance(m.network, GeoNetwork)
+    time = update.get("time", m.time)
+    moved = time != m.time
+    # the places, or the roads between them, changed: the travel matrix goes with them
+    relocate = _network(m, old, new, update) | _sites(m, old, new, update, problems)
+    _hospitals(m, old, new, update)
+    resp_src, resp_dirty, moves = _responders(m, old, new, update, problems)
+    cas_src, cas_dirty = _casualties(m, old, new, update)
+    relocate |= moves
+    site_index = sc.site_index if "sites" not in update else {s.id: i for i, s in enumerate(update["sites"])}
+    bounds = _check_casualties(sc, update, cas_dirty, time, moved, set(site_index), problems)
+    _check(problems)
 
-    sites = m.sites
-    if new.get("sites") is not old.get("sites"):
-        old_rows, rows = old["sites"], new.get("sites")
-        if not isinstance(rows, list) or len(rows) < len(old_rows) or any(a is not b for a, b in zip(old_rows, rows)):
-            raise _Reload  # (sites are only ever added)
-        if len(rows) > len(old_rows):
-            sites = update["sites"] = list(sites)
-            places = _places(m)
-        for i in range(len(old_rows), len(rows)):
-            site = Site.model_validate(rows[i])
-            if site.id in places:
+    model = m.model_copy(update=update)
+    travel, site_loc, names, key = sc.travel, sc.site_loc, sc.location_names, getattr(sc, "_travel_key", None)
+    responder_loc = sc.responder_loc
+    if relocate:
+        travel, site_loc, responder_loc, names, key = _travel(model, sc.base_dir, problems, reuse=sc)
+    elif "responders" in update:
+        responder_loc = _responder_loc(sc, model.responders, resp_src, resp_dirty)
+        reach_sites(travel, site_loc, responder_loc[resp_dirty], names, problems)  # (the others were)
+    _check(problems)
+
+    hv = sc.health
+    if "casualties" in update:
+        hv = hv.copy() if cas_src is None else (hv[np.maximum(cas_src, 0)] if len(hv) else
+                                                 np.empty((len(cas_src), 4)))
+        for j in cas_dirty:
+            hv[j] = health_vector(model.casualties[j].health)
+    index = {"responder_index": sc.responder_index, "casualty_index": sc.casualty_index}
+    for name, src, records in (("responder_index", resp_src, model.responders),
+                               ("casualty_index", cas_src, model.casualties)):
+        if src is not None:  # records added or removed
+            index[name] = {r.id: j for j, r in enumerate(records)}
+            if len(index[name]) != len(records):
                 raise _Reload  # a duplicate id
-            places.add(site.id)
-            checks._location(site, f"sites[{i}]", geo, problems)
-            sites.append(site)
-            relocate = True
-    site_index = sc.site_index if sites is m.sites else {s.id: i for i, s in enumerate(sites)}
+    P = problem_arrays(sc)
+    fields = dict(model=model, health=hv, travel=travel, site_loc=site_loc, responder_loc=responder_loc,
+                  location_names=names, site_index=site_index, **index)
+    observed = cas_src is None and update.keys() <= {"casualties"} and all(
+        is_known_dead(hv[j]) == is_known_dead(sc.health[j])
+        and _same_but(model.casualties[j], m.casualties[j], OBSERVATION) for j in cas_dirty)
+    if observed:  # a health observation: only health and observation times change
+        out = _derive(sc, lambda out: patch_observations(P, out, cas_dirty), **fields)
+    else:
+        rebuilt = set(cas_dirty)
+        if moved:  # an observation time left to default is the scenario's time
+            rebuilt |= {j for j, c in enumerate(model.casualties) if c.observed_at is None}
+        out = _derive(sc, lambda out: rebuild_problem(P, out, cas_src, sorted(rebuilt),
+                                                      responders="responders" in update or moved or relocate,
+                                                      hospitals="hospitals" in update), **fields)
+    object.__setattr__(out, "_travel_key", key)
+    object.__setattr__(out, "_time_bounds", bounds)
+    return out
 
-    hospitals = m.hospitals
+
+def _network(m, old: dict, new: dict, update: dict) -> bool:
+    """Validate new roads into ``update``; whether there are any."""
+    if new.get("network") is old.get("network"):
+        return False
+    network = update["network"] = _NETWORK.validate_python(new.get("network"))
+    if type(network) is not type(m.network):
+        raise _Reload  # every place's location is checked against the network's kind
+    return True
+
+
+def _sites(m, old: dict, new: dict, update: dict, problems: list) -> bool:
+    """Validate added sites into ``update``; whether there are any (sites are never removed)."""
+    if new.get("sites") is old.get("sites"):
+        return False
+    old_rows, rows = old["sites"], new.get("sites")
+    if not isinstance(rows, list) or len(rows) < len(old_rows) or any(a is not b for a, b in zip(old_rows, rows)):
+        raise _Reload
+    if len(rows) == len(old_rows):
+        return False
+    places = _places(m)
+    sites = update["sites"] = list(m.sites)
+    for i in range(len(old_rows), len(rows)):
+        site = Site.model_validate(rows[i])
+        if site.id in places:
+            raise _Reload  # a duplicate id
+        places.add(site.id)
+        checks._location(site, f"sites[{i}]", isinstance(m.network, GeoNetwork), problems)
+        sites.append(site)
+    return True
+
+
+def _hospitals(m, old: dict, new: dict, update: dict) -> None:
+    """Validate changed beds and risks into ``update`` (hospitals never move, come or go)."""
     src, dirty = _align(old["hospitals"], new.get("hospitals"))
     if src is not None:
-        raise _Reload  # (hospitals are never added or removed)
+        raise _Reload
     if dirty:
-        hospitals = update["hospitals"] = list(hospitals)
+        hospitals = update["hospitals"] = list(m.hospitals)
         for i in dirty:
             h = Hospital.model_validate(new["hospitals"][i])
             if not _same_but(h, m.hospitals[i], ("capacity", "overflow_risk")):
                 raise _Reload  # moved or renamed
             hospitals[i] = h
 
-    responders, resp_src, resp_dirty = m.responders, None, []
-    responder_index, responder_loc = sc.responder_index, sc.responder_loc
-    rows = new.get("responders")
-    resp_src, resp_dirty = _align(old["responders"], rows)
-    if resp_src is not None or resp_dirty:
-        responders = update["responders"] = list(responders) if resp_src is None else \
-            [m.responders[i] if i >= 0 else None for i in resp_src]
-        # a start of its own is a location of its own, after all the places: adding, moving or
-        # removing one moves the others'
-        was = resp_dirty if resp_src is None else [int(resp_src[j]) for j in resp_dirty if resp_src[j] >= 0]
-        if resp_src is not None:
-            was += sorted(set(range(len(m.responders))) - set(resp_src.tolist()))
-        relocate |= any(not isinstance(m.responders[i].start, str) for i in was)
-        if resp_dirty and sites is m.sites:
-            places = _places(m)
-        for j in resp_dirty:
-            r = responders[j] = Responder.model_validate(rows[j])
-            if r.kind == "fire" and r.hart:
-                raise _Reload
-            if isinstance(r.start, str):
-                if r.start not in places:
-                    raise _Reload
-            elif geo and getattr(r.start, "node", None) is not None:
-                raise _Reload
-            else:
-                relocate = True
-            checks.check_shift(j, r, problems)
-        if resp_src is not None:
-            responder_index = {r.id: j for j, r in enumerate(responders)}
-            if len(responder_index) != len(responders):
-                raise _Reload  # a duplicate id
 
-    casualties, cas_src, cas_dirty = m.casualties, None, []
-    casualty_index = sc.casualty_index
-    rows = new.get("casualties")
-    cas_src, cas_dirty = _align(old["casualties"], rows)
-    if cas_src is not None or cas_dirty:
-        casualties = update["casualties"] = list(casualties) if cas_src is None else \
-            [m.casualties[i] if i >= 0 else None for i in cas_src]
-        for j in cas_dirty:
-            casualties[j] = Casualty.model_validate(rows[j])
-        if cas_src is not None:
-            casualty_index = {c.id: j for j, c in enumerate(casualties)}
-            if len(casualty_index) != len(casualties):
+def _responders(m, old: dict, new: dict, update: dict, problems: list):
+    """Validate changed and added teams into ``update``; ``_align``'s result, and whether a
+    start of a team's own (not a named place) changed: a location of its own, after all the
+    places, so that adding, moving or removing one moves the others'."""
+    rows = new.get("responders")
+    src, dirty = _align(old["responders"], rows)
+    if src is None and not dirty:
+        return src, dirty, False
+    responders = update["responders"] = list(m.responders) if src is None else \
+        [m.responders[i] if i >= 0 else None for i in src]
+    was = dirty if src is None else [int(src[j]) for j in dirty if src[j] >= 0]
+    if src is not None:
+        was += sorted(set(range(len(m.responders))) - set(src.tolist()))
+    moves = any(not isinstance(m.responders[i].start, str) for i in was)
+    places = _places(m) | {s.id for s in update.get("sites", ())} if dirty else set()
+    for j in dirty:
+        r = responders[j] = Responder.model_validate(rows[j])
+        if r.kind == "fire" and r.hart:
+            raise _Reload
+        if isinstance(r.start, str):
+            if r.start not in places:
                 raise _Reload
-    hospital_ids = set(sc.hospital_index)
-    site_ids = set(site_index)
-    # the other records' checks read the time only through their bounds: unless the time moved
-    # beyond one, only the changed records need checking
-    bounds, checked = getattr(sc, "_time_bounds", None), cas_dirty
+        elif isinstance(m.network, GeoNetwork) and getattr(r.start, "node", None) is not None:
+            raise _Reload
+        else:
+            moves = True
+        checks.check_shift(j, r, problems)
+    return src, dirty, moves
+
+
+def _casualties(m, old: dict, new: dict, update: dict):
+    """Validate changed and added casualty records into ``update``; ``_align``'s result."""
+    rows = new.get("casualties")
+    src, dirty = _align(old["casualties"], rows)
+    if src is not None or dirty:
+        casualties = update["casualties"] = list(m.casualties) if src is None else \
+            [m.casualties[i] if i >= 0 else None for i in src]
+        for j in dirty:
+            casualties[j] = Casualty.model_validate(rows[j])
+    return src, dirty
+
+
+def _check_casualties(sc: Scenario, update: dict, dirty: list[int], time: float, moved: bool, sites: set,
+                      problems: list) -> tuple[float, float] | None:
+    """The cross-checks of the changed casualty records, and of every record if the time moved
+    beyond the bounds of their times (``_merge``): the other records' checks read the time only
+    through those. Returns the new scenario's bounds (None: not known yet)."""
+    old = sc.model.casualties
+    casualties = update.get("casualties", old)
+    bounds, checked = getattr(sc, "_time_bounds", None), dirty
     if moved and bounds is None:
-        bounds = _merge((-np.inf, np.inf), m.casualties)
+        bounds = _merge((-np.inf, np.inf), old)
     if bounds is not None:
-        bounds = _merge(bounds, [casualties[j] for j in cas_dirty])
+        bounds = _merge(bounds, [casualties[j] for j in dirty])
     if moved and not (bounds[0] <= time + checks.TOL and bounds[1] >= time - checks.TOL):
         bounds, checked = _merge((-np.inf, np.inf), casualties), range(len(casualties))
+    hospitals = set(sc.hospital_index)
     for j in checked:
-        checks.check_casualty(j, casualties[j], time, site_ids, hospital_ids, problems)
-    _check(problems)
-
-    model = m.model_copy(update=update)
-    travel, site_loc, names, key = sc.travel, sc.site_loc, sc.location_names, getattr(sc, "_travel_key", None)
-    if relocate:
-        travel, site_loc, responder_loc, names, key = _travel(model, sc.base_dir, problems, reuse=sc)
-    elif responders is not m.responders:
-        responder_loc = _responder_loc(sc, responders, resp_src, resp_dirty)
-        reach_sites(travel, site_loc, responder_loc[resp_dirty], names, problems)  # (the others were)
-    _check(problems)
-
-    hv = sc.health
-    if casualties is not m.casualties:
-        hv = hv.copy() if cas_src is None else (hv[np.maximum(cas_src, 0)] if len(hv) else
-                                                 np.empty((len(cas_src), 4)))
-        for j in cas_dirty:
-            hv[j] = health_vector(casualties[j].health)
-    P = problem_arrays(sc)
-    fields = dict(model=model, health=hv, travel=travel, site_loc=site_loc, responder_loc=responder_loc,
-                  location_names=names, site_index=site_index, responder_index=responder_index,
-                  casualty_index=casualty_index)
-    observed = cas_src is None and not update.keys() - {"casualties"} and all(
-        is_known_dead(hv[j]) == is_known_dead(sc.health[j]) and _same_but(casualties[j], m.casualties[j], OBSERVATION)
-        for j in cas_dirty)
-    if observed:  # a health observation: only health and observation times change
-        out = _derive(sc, lambda out: patch_observations(P, out, cas_dirty), **fields)
-    else:
-        rows = set(cas_dirty)
-        if moved:  # an observation time left to default is the scenario's time
-            rows |= {j for j, c in enumerate(casualties) if c.observed_at is None}
-        out = _derive(sc, lambda out: rebuild_problem(P, out, cas_src, sorted(rows),
-                                                      responders=responders is not m.responders or moved
-                                                      or relocate,
-                                                      hospitals=hospitals is not m.hospitals), **fields)
-    object.__setattr__(out, "_travel_key", key)
-    object.__setattr__(out, "_time_bounds", bounds)
-    return out
+        checks.check_casualty(j, casualties[j], time, sites, hospitals, problems)
+    return bounds
 
 
 def _merge(bounds: tuple[float, float], casualties) -> tuple[float, float]:
