@@ -213,7 +213,7 @@ def _responders(m, old: dict, new: dict, update: dict, problems: list):
     if src is None and not dirty:
         return src, dirty, False
     responders = update["responders"] = list(m.responders) if src is None else \
-        [m.responders[i] if i >= 0 else None for i in src]
+        [m.responders[i] if i >= 0 else None for i in src.tolist()]
     was = dirty if src is None else [int(src[j]) for j in dirty if src[j] >= 0]
     if src is not None:
         was += sorted(set(range(len(m.responders))) - set(src.tolist()))
@@ -240,7 +240,7 @@ def _casualties(m, old: dict, new: dict, update: dict):
     src, dirty = _align(old["casualties"], rows)
     if src is not None or dirty:
         casualties = update["casualties"] = list(m.casualties) if src is None else \
-            [m.casualties[i] if i >= 0 else None for i in src]
+            [m.casualties[i] if i >= 0 else None for i in src.tolist()]
         for j in dirty:
             casualties[j] = Casualty.model_validate(rows[j])
     return src, dirty

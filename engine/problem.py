@@ -107,12 +107,13 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
     # identity that the plan's tasks still apply)
     cols = _casualty_columns(sc, [sc.model.casualties[j] for j in rows], sc.health[rows]) \
         if src is not None or len(rows) else {}
+    take = None if src is None else np.maximum(src, 0)
     for name, new in cols.items():
         old = getattr(P, name)
         if src is None:
             a = old.copy()
         else:  # (an empty column cannot be indexed, even by rows that are all rebuilt)
-            a = old[np.maximum(src, 0)] if len(old) else np.empty((len(src),) + old.shape[1:], old.dtype)
+            a = old[take] if len(old) else np.empty((len(src),) + old.shape[1:], old.dtype)
         a[rows] = new
         out[name] = a
     if responders:
