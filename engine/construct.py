@@ -119,9 +119,12 @@ def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: 
 def insert_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
     """Insert task ``code`` where it raises the exact objective least (after any pinned prefix)."""
     P = problem_arrays(sol.sc)
-    moves = np.array([(INSERT_TASK, code, r, pos) for r in responders
-                      for pos in range(sol.pins[r], sol.starts[r + 1] - sol.starts[r] + 1)], dtype=np.int64)
-    n = len(moves)
+    first = sol.pins[responders].astype(np.int64)  # every position after the pinned prefix
+    counts = sol.starts[responders + 1] - sol.starts[responders] + 1 - first
+    n = int(counts.sum())
+    moves = np.empty((n, 4), dtype=np.int64)
+    moves[:, 0], moves[:, 1], moves[:, 2] = INSERT_TASK, code, np.repeat(responders, counts)
+    moves[:, 3] = np.arange(n) - np.repeat(np.cumsum(counts) - counts - first, counts)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
     sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
           numba.get_num_threads())

@@ -149,13 +149,17 @@ def _rebuild(sc: Scenario, pinned: dict, rest: dict) -> Solution:
     # rescues first: a transport inserted before its casualty's rescue exists could not be timed
     fires, medics = np.flatnonzero(P.resp_fire), np.flatnonzero(~P.resp_fire)
     sol = Solution.from_arrays(sc, starts, np.array(flat, dtype=np.int32), hosp, pin_counts)
+    inserted = False  # (from_arrays has just evaluated the lists as they are)
     for code in missing_rescue:
         if len(fires):
             insert_cheapest(sol, code, fires)
+            inserted = True
     for code in missing_transport:
         if len(medics):
-            sol.reevaluate()
+            if inserted:
+                sol.reevaluate()
             insert_cheapest(sol, code, medics)
-    if missing_rescue or missing_transport:
+            inserted = True
+    if inserted:
         sol.reevaluate()
     return sol
