@@ -13,6 +13,7 @@ import numpy as np
 
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.moves import INSERT_TASK
+from kernels.rebuild import nearest_with_bed
 from kernels.search import commit, pick_best, sweep
 
 from .plan import problem_arrays
@@ -49,10 +50,7 @@ def _pinned_prefix(sc: Scenario, pinned: dict[int, list[int]] | None):
 
 def _nearest_with_bed(P, site, taken) -> int:
     """Nearest hospital (by travel from ``site``) with a bed left, else the nearest of all."""
-    dist = P.travel[site, P.hosp_loc]
-    order = np.lexsort((np.arange(len(dist)), dist))
-    free_beds = order[taken[order] < P.hosp_cap[order]]
-    return int(free_beds[0] if len(free_beds) else order[0])
+    return nearest_with_bed(int(site), P.travel, P.hosp_loc, P.hosp_cap, taken)
 
 
 def _arrays(sc, lists, hosp, pins):

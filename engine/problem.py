@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kernels.layout import ACTIVE, DEAD, IN_TRANSIT, ProblemArrays
@@ -14,38 +16,58 @@ def _opt(values, default=np.nan) -> np.ndarray:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
 
+#: The per-casualty columns of ``ProblemArrays`` but ``h0``, in the order of ``_casualty_row``.
+_CASUALTY_COLUMNS = (
+    ("site_loc", np.int64), ("obs", np.float64), ("status", np.int64), ("trapped", np.bool_),
+    ("needs_rescue", np.bool_), ("rescue_fixed", np.float64), ("treat_fixed", np.float64),
+    ("treated", np.bool_), ("can_treat", np.bool_), ("rescue_dur", np.float64), ("treat_dur", np.float64),
+    ("transit_hosp", np.int64), ("transit_arrival", np.float64), ("rescued0", np.float64),
+    ("r_known0", np.bool_), ("treated0", np.float64),
+)
+
+
+def _casualty_row(sc: Scenario, c, h: np.ndarray, time: float) -> tuple:
+    """Casualty record ``c`` (health vector ``h``) as one value per ``_CASUALTY_COLUMNS``.
+
+    One record at a time, in plain Python: the online engine rebuilds one or two rows per
+    delta, where numpy on arrays of one element cost five times as much."""
+    nan, inf = math.nan, math.inf
+    status = DEAD if is_known_dead(h) else IN_TRANSIT if c.in_transit is not None else ACTIVE
+    active = status == ACTIVE
+    trapped = bool(c.trapped) and active
+    treated = bool(c.treated) and active
+    rescue_end = nan if c.rescue_ends_at is None else float(c.rescue_ends_at)
+    treat_end = nan if c.treatment_ends_at is None else float(c.treatment_ends_at)
+    needs_rescue = trapped and math.isnan(rescue_end)
+    d = sc.model.durations
+    return (
+        sc.site_loc[sc.site_index[c.site]],
+        time if c.observed_at is None else c.observed_at,
+        status,
+        trapped,
+        needs_rescue,
+        rescue_end if trapped else nan,
+        treat_end if active else nan,
+        treated,
+        active and not treated and math.isnan(treat_end),
+        d.rescue if c.rescue_minutes is None else c.rescue_minutes,
+        d.treatment if c.treatment_minutes is None else c.treatment_minutes,
+        sc.hospital_index[c.in_transit.hospital] if c.in_transit else -1,
+        c.in_transit.arrival if c.in_transit else nan,
+        rescue_end if trapped else -inf,  # the fixed end, nan while a rescue is to be planned
+        not needs_rescue,
+        -inf if treated else treat_end if active and not math.isnan(treat_end) else inf,
+    )
+
+
 def _casualty_columns(sc: Scenario, cas, health: np.ndarray) -> dict:
     """The per-casualty arrays of ``ProblemArrays`` for the casualty records ``cas``."""
-    m = sc.model
-    time = float(m.time)
-    status = np.array(
-        [DEAD if is_known_dead(health[i]) else IN_TRANSIT if c.in_transit is not None else ACTIVE
-         for i, c in enumerate(cas)], dtype=np.int64)
-    active = status == ACTIVE
-    trapped = np.array([c.trapped for c in cas], dtype=np.bool_) & active
-    rescue_fixed = _opt([c.rescue_ends_at for c in cas])
-    treat_fixed = _opt([c.treatment_ends_at for c in cas])
-    treated = np.array([c.treated for c in cas], dtype=np.bool_) & active
-    return dict(
-        site_loc=np.array([sc.site_loc[sc.site_index[c.site]] for c in cas], dtype=np.int64),
-        h0=np.ascontiguousarray(health, dtype=np.float64).reshape(-1, 4),
-        obs=_opt([c.observed_at for c in cas], time),
-        status=status,
-        trapped=trapped,
-        needs_rescue=trapped & np.isnan(rescue_fixed),
-        rescue_fixed=np.where(trapped, rescue_fixed, np.nan),
-        treat_fixed=np.where(active, treat_fixed, np.nan),
-        treated=treated,
-        can_treat=active & ~treated & np.isnan(treat_fixed),
-        rescue_dur=_opt([c.rescue_minutes for c in cas], m.durations.rescue),
-        treat_dur=_opt([c.treatment_minutes for c in cas], m.durations.treatment),
-        transit_hosp=np.array([sc.hospital_index[c.in_transit.hospital] if c.in_transit else -1 for c in cas],
-                              dtype=np.int64),
-        transit_arrival=_opt([c.in_transit.arrival if c.in_transit else None for c in cas]),
-        rescued0=np.where(trapped, np.where(trapped & np.isnan(rescue_fixed), np.nan, rescue_fixed), -np.inf),
-        r_known0=~(trapped & np.isnan(rescue_fixed)),
-        treated0=np.where(treated, -np.inf, np.where(active & ~np.isnan(treat_fixed), treat_fixed, np.inf)),
-    )
+    time = float(sc.model.time)
+    rows = [_casualty_row(sc, c, health[i], time) for i, c in enumerate(cas)]
+    values = list(zip(*rows)) if rows else [()] * len(_CASUALTY_COLUMNS)
+    cols = {name: np.array(v, dtype=dtype) for (name, dtype), v in zip(_CASUALTY_COLUMNS, values)}
+    cols["h0"] = np.ascontiguousarray(health, dtype=np.float64).reshape(-1, 4)
+    return cols
 
 
 def _responder_columns(sc: Scenario) -> dict:
@@ -101,21 +123,27 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
     The responder and hospital columns are rebuilt when asked; travel is ``sc``'s; chains and
     their power tables are shared.
     """
-    rows = np.asarray(rows, dtype=np.int64)
+    rows = [int(j) for j in rows]
     out = {}
+    take = None if src is None else np.maximum(src, 0)
+
+    def column(old):
+        if src is None:
+            return old.copy()
+        # (an empty column cannot be indexed, even by rows that are all rebuilt)
+        return old[take] if len(old) else np.empty((len(src),) + old.shape[1:], old.dtype)
+
     # the same casualty records: their columns are shared (repair.carry_over then knows by
     # identity that the plan's tasks still apply)
-    cols = _casualty_columns(sc, [sc.model.casualties[j] for j in rows], sc.health[rows]) \
-        if src is not None or len(rows) else {}
-    take = None if src is None else np.maximum(src, 0)
-    for name, new in cols.items():
-        old = getattr(P, name)
-        if src is None:
-            a = old.copy()
-        else:  # (an empty column cannot be indexed, even by rows that are all rebuilt)
-            a = old[take] if len(old) else np.empty((len(src),) + old.shape[1:], old.dtype)
-        a[rows] = new
-        out[name] = a
+    if src is not None or rows:
+        time = float(sc.model.time)
+        values = [_casualty_row(sc, sc.model.casualties[j], sc.health[j], time) for j in rows]
+        for k, (name, _) in enumerate(_CASUALTY_COLUMNS):
+            a = out[name] = column(getattr(P, name))
+            for j, row in zip(rows, values):
+                a[j] = row[k]
+        h0 = out["h0"] = column(P.h0)
+        h0[rows] = sc.health[rows]
     if responders:
         out.update(_responder_columns(sc))
     if hospitals:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
+from kernels.rebuild import keep_lists
 
 from .construct import _nearest_with_bed, insert_cheapest
 from .plan import Plan, Task, problem_arrays
@@ -59,7 +60,7 @@ def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
     ``pins[responder]`` lists its issued tasks; those still valid stay pinned in front.
     """
     rest = {rid: [_entry(sc, t) for t in tasks if not t.pinned] for rid, tasks in plan.routes.items()}
-    return _rebuild(sc, _pinned(sc, pins), rest)
+    return _rebuild(sc, *_pinned(sc, pins), *_rows(sc, rest))
 
 
 def repair_solution(sc: Scenario, old: Solution, pins: dict[str, list[Task]]) -> Solution:
@@ -71,11 +72,14 @@ def repair_solution(sc: Scenario, old: Solution, pins: dict[str, list[Task]]) ->
     n = int(old.starts[-1])
     codes = old.order[:n].astype(np.int64)
     c, k = codes // KINDS, codes % KINDS
-    h = np.where(k == TRANSPORT, hmap[np.maximum(old.hosp[c], 0)], -1)
-    entries = list(zip(cmap[c].tolist(), k.tolist(), h.tolist()))
+    rows = np.stack([cmap[c], k, np.where(k == TRANSPORT, hmap[np.maximum(old.hosp[c], 0)], -1)], axis=1)
+    bounds = np.zeros((len(sc.model.responders), 2), dtype=np.int64)
     starts, held = old.starts.tolist(), old.pins.tolist()
-    rest = {resp.id: entries[starts[r] + held[r]:starts[r + 1]] for r, resp in enumerate(osc.model.responders)}
-    return _rebuild(sc, _pinned(sc, pins), rest)
+    for j, resp in enumerate(sc.model.responders):
+        r = osc.responder_index.get(resp.id)
+        if r is not None:  # its old list but the pinned tasks (``pins`` has them)
+            bounds[j] = starts[r] + held[r], starts[r + 1]
+    return _rebuild(sc, *_pinned(sc, pins), rows, bounds)
 
 
 def _index_map(old: dict, new: dict) -> np.ndarray:
@@ -91,75 +95,51 @@ def _entry(sc: Scenario, task: Task) -> tuple[int, int, int]:
             sc.hospital_index.get(task.hospital, -1) if task.hospital is not None else -1)
 
 
-def _pinned(sc: Scenario, pins: dict[str, list[Task]]) -> dict[str, list[tuple[int, int, int]]]:
-    return {rid: [_entry(sc, t) for t in tasks] for rid, tasks in pins.items()}
+def _rows(sc: Scenario, entries: dict[str, list[tuple[int, int, int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each team's ``_entry`` tuples as rows of one array, and each team's ``(first, end)`` rows."""
+    rows: list[tuple[int, int, int]] = []
+    bounds = np.zeros((len(sc.model.responders), 2), dtype=np.int64)
+    for j, resp in enumerate(sc.model.responders):
+        mine = entries.get(resp.id, ())
+        bounds[j] = len(rows), len(rows) + len(mine)
+        rows.extend(mine)
+    return np.array(rows, dtype=np.int64).reshape(-1, 3), bounds
 
 
-def _rebuild(sc: Scenario, pinned: dict, rest: dict) -> Solution:
-    """The repaired solution from each team's pinned and other tasks as ``_entry`` tuples.
+def _pinned(sc: Scenario, pins: dict[str, list[Task]]) -> tuple[np.ndarray, np.ndarray]:
+    return _rows(sc, {rid: [_entry(sc, t) for t in tasks] for rid, tasks in pins.items()})
+
+
+def _rebuild(sc: Scenario, pinned: np.ndarray, pin_bounds: np.ndarray, rest: np.ndarray,
+             rest_bounds: np.ndarray) -> Solution:
+    """The repaired solution from each team's pinned and other tasks (``_rows``).
 
     Each team keeps its still-valid pinned tasks in front, then its other still-valid tasks (a
     task already placed is not placed twice); a transport keeps its hospital, or goes to the
-    nearest with a bed left if that hospital is gone. Rescues and transports the model needs
-    and no list holds are then inserted at their cheapest positions, scored exactly.
+    nearest with a bed left if that hospital is gone (``kernels.rebuild.keep_lists``). Rescues
+    and transports the model needs and no list holds are then inserted at their cheapest
+    positions, scored exactly.
     """
     P = problem_arrays(sc)
-    n_cas = len(sc.model.casualties)
-    fire, needs_rescue, can_treat = P.resp_fire.tolist(), P.needs_rescue.tolist(), P.can_treat.tolist()
-    active = (P.status == ACTIVE).tolist()
-
-    lists: list[list[int]] = []
-    pin_counts = [0] * len(sc.model.responders)
-    hosp = [-1] * n_cas  # (plain lists: this loop is the repair's cost when nothing is inserted)
-    taken = [0] * len(P.hosp_loc)
-    placed: set[int] = set()
-    for r, resp in enumerate(sc.model.responders):
-        codes: list[int] = []
-        for is_pin, entries in ((True, pinned.get(resp.id, ())), (False, rest.get(resp.id, ()))):
-            for c, k, h in entries:
-                if c < 0 or (k == RESCUE) != fire[r] or not (
-                        needs_rescue[c] if k == RESCUE else can_treat[c] if k == TREAT else active[c]):
-                    continue  # no longer applies (or not this team's kind of task)
-                code = KINDS * c + k
-                if code in placed:
-                    continue
-                placed.add(code)
-                codes.append(code)
-                if k == TRANSPORT:
-                    hosp[c] = h if h >= 0 else _nearest_with_bed(P, P.site_loc[c], np.array(taken))
-                    taken[hosp[c]] += 1
-                pin_counts[r] += is_pin
-        lists.append(codes)
-    hosp, taken = np.array(hosp, dtype=np.int32), np.array(taken, dtype=np.int64)
-    pin_counts = np.array(pin_counts, dtype=np.int32)
-    starts = np.zeros(len(lists) + 1, dtype=np.int32)
-    flat: list[int] = []
-    for r, codes in enumerate(lists):
-        starts[r] = len(flat)
-        flat.extend(codes)
-    starts[-1] = len(flat)
-    has = np.zeros(KINDS * n_cas, dtype=np.bool_)
-    has[np.array(flat, dtype=np.int64)] = True
-    missing_rescue = (KINDS * np.flatnonzero(P.needs_rescue & ~has[RESCUE::KINDS]) + RESCUE).tolist()
-    missing_transport = (KINDS * np.flatnonzero((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]) + TRANSPORT).tolist()
+    # may[code]: the model lets task ``code`` be planned (cleared as the kernel places tasks)
+    may = np.empty(KINDS * len(P.status), dtype=np.bool_)
+    may[RESCUE::KINDS], may[TREAT::KINDS], may[TRANSPORT::KINDS] = P.needs_rescue, P.can_treat, P.status == ACTIVE
+    order, starts, pin_counts, hosp, taken = keep_lists(pinned, pin_bounds, rest, rest_bounds, P.resp_fire, may,
+                                                        P.site_loc, P.travel, P.hosp_loc, P.hosp_cap)
+    missing_rescue = (KINDS * np.flatnonzero(may[RESCUE::KINDS]) + RESCUE).tolist()
+    missing_transport = (KINDS * np.flatnonzero(may[TRANSPORT::KINDS]) + TRANSPORT).tolist()
     for code in missing_transport:
         c = code // KINDS
         hosp[c] = _nearest_with_bed(P, P.site_loc[c], taken)
         taken[hosp[c]] += 1
     # rescues first: a transport inserted before its casualty's rescue exists could not be timed
     fires, medics = np.flatnonzero(P.resp_fire), np.flatnonzero(~P.resp_fire)
-    sol = Solution.from_arrays(sc, starts, np.array(flat, dtype=np.int32), hosp, pin_counts)
-    inserted = False  # (from_arrays has just evaluated the lists as they are)
+    sol = Solution.from_arrays(sc, starts, order, hosp, pin_counts)
+    # each insertion leaves the solution evaluated in full (kernels.search.commit)
     for code in missing_rescue:
         if len(fires):
             insert_cheapest(sol, code, fires)
-            inserted = True
     for code in missing_transport:
         if len(medics):
-            if inserted:
-                sol.reevaluate()
             insert_cheapest(sol, code, medics)
-            inserted = True
-    if inserted:
-        sol.reevaluate()
     return sol

@@ -308,3 +308,54 @@ def best_other_first(sc, plan, rid: str):
         return None
     rank = min(r for r, _ in scored)
     return rank, min(F for r, F in scored if r == rank)
+
+
+def may_plan(sc, c: int, kind: int) -> bool:
+    """Whether the model lets a task of ``kind`` (0 rescue, 1 treat, 2 transport) be planned for
+    casualty ``c`` (SPEC §5, §8): nobody plans for the known dead or those in an ambulance; a
+    rescue only for the trapped with no rescue under way, a treat only for the untreated with
+    no treatment under way."""
+    cas = sc.model.casualties[c]
+    if is_known_dead(sc.health[c]) or cas.in_transit is not None:
+        return False
+    if kind == 0:
+        return bool(cas.trapped) and cas.rescue_ends_at is None
+    if kind == 1:
+        return not cas.treated and cas.treatment_ends_at is None
+    return True
+
+
+def nearest_with_bed(sc, c: int, taken: list[int]) -> int:
+    """The hospital nearest casualty ``c``'s site (by travel, then index) of those with fewer
+    transports ``taken`` than beds, else the nearest of all."""
+    site = sc.site_loc[sc.site_index[sc.model.casualties[c].site]]
+    by_distance = sorted(range(len(sc.model.hospitals)), key=lambda i: (sc.travel[site, i], i))
+    with_bed = [i for i in by_distance if taken[i] < sc.model.hospitals[i].capacity]
+    return (with_bed or by_distance)[0]
+
+
+def kept_lists(sc, pinned: dict, rest: dict):
+    """The lists a repair keeps (SPEC §8): per team, its pinned then its other entries
+    ``(casualty, kind, hospital)`` (-1: gone) whose casualty is there, whose task the model
+    lets be planned and is of the team's kind, and that no earlier entry placed; a kept
+    transport keeps its hospital, or goes to ``nearest_with_bed`` if it is gone.
+
+    Returns ``(lists, pins, hosp, taken)``: per team the kept ``(casualty, kind)`` pairs, how many
+    of them are pinned, each casualty's hospital, and transports per hospital."""
+    taken = [0] * len(sc.model.hospitals)
+    placed, lists, pins, hosp = set(), [], [], {}
+    for resp in sc.model.responders:
+        kept, n_pinned = [], 0
+        for is_pin, entries in ((True, pinned.get(resp.id, [])), (False, rest.get(resp.id, []))):
+            for c, kind, h in entries:
+                if c < 0 or (c, kind) in placed or (kind == 0) != (resp.kind == "fire") or not may_plan(sc, c, kind):
+                    continue
+                placed.add((c, kind))
+                kept.append((c, kind))
+                n_pinned += is_pin
+                if kind == 2:
+                    hosp[c] = h if h >= 0 else nearest_with_bed(sc, c, taken)
+                    taken[hosp[c]] += 1
+        lists.append(kept)
+        pins.append(n_pinned)
+    return lists, pins, hosp, taken
