@@ -156,7 +156,7 @@ def test_next_task_under_load(benchmark, london, algorithm):
 
     def issue():
         rid = next(teams)
-        with p._exclusive():  # as if the previous issue had started, so each call issues anew
+        with p._lock.hold():  # as if the previous issue had started, so each call issues anew
             p._pins.pop(rid, None)
         t0 = time.perf_counter()
         task = p.next_task(rid, p.time)

@@ -3,7 +3,8 @@
 ``Planner`` holds the incident model at its current time, the incumbent plan and a search. The
 search runs in chunks, compiled and without the GIL, either in a background thread (``start``) or
 synchronously (``step``, for reproducible use). Deltas, issues and snapshots take the planner's
-lock, so each one happens between two chunks, atomically: it is validated first and either fully
+lock (``turns.TurnLock``: handed out in the order asked), so each one happens between two
+chunks, atomically: it is validated first and either fully
 applied (model changed, incumbent repaired, search continued, annealing re-heated) or rejected
 with ``DeltaError`` and no change at all. The background search does its work without the lock,
 on plans nothing else changes (an annealing chunk on a private copy, a descent or tabu sweep on
@@ -17,7 +18,6 @@ import json
 import math
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -41,6 +41,7 @@ from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
 from .repair import carry_over, repair, repair_solution
 from .scenario import Scenario, load_scenario, with_available
 from .solution import Solution
+from .turns import TurnLock
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
 #: temperature; it re-heats gently (a typical worsening move accepted 5 % of the time), since a
@@ -90,9 +91,8 @@ class Planner:
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
         self._chunk = chunk or (200 if algorithm == "annealing" else 1)
-        self._lock = threading.RLock()  # the model, the search state and the pins
+        self._lock = TurnLock()  # the model, the search state and the pins (callers in turn, then the search)
         self._searching = threading.Lock()  # the search state's current plan (see _sweep_step)
-        self._waiting, self._turn = 0, threading.Condition()
         self._best_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -180,13 +180,13 @@ class Planner:
         """One annealing chunk of the background search, run without the planner's lock on a
         private copy of the search state (deltas and issues read its best plan meanwhile), and
         taken over under the lock unless a delta or an issue installed a new state meanwhile."""
-        with self._lock:
+        with self._lock.hold():
             state, pins = self._state, self._pins
             f0 = min(1.0, self._anneal_it / ANNEAL_EPOCH)
             f1 = min(1.0, (self._anneal_it + n) / ANNEAL_EPOCH)
             work = replace(state, current=state.current.copy(), best=state.best.copy())
         outcome, _ = self._alg.run(work, n, f0, max(f1, f0 + 1e-9))
-        with self._lock:
+        with self._lock.hold():
             if state is not self._state:
                 self._carry_chunk(work, pins)
                 return
@@ -224,12 +224,12 @@ class Planner:
         the move, scored again under the new model, is still one the algorithm takes. Under a
         stream of deltas, every sweep is overtaken by one; without this the search would stop.
         """
-        with self._lock:
+        with self._lock.hold():
             if self._idle:
                 return True
             state, alg = self._state, self._alg
         proposal = alg.propose(state)
-        with self._lock:
+        with self._lock.hold():
             if state is not self._state or alg is not self._alg:
                 if proposal is None or not _same_plan(state.current, self._state.current):
                     return False  # the swept plan is gone
@@ -247,7 +247,7 @@ class Planner:
         """Run the search for ``iterations`` iterations now, in this thread (reproducible)."""
         done = 0
         while done < iterations:
-            with self._searching, self._lock:
+            with self._searching, self._lock.hold():
                 if self.algorithm == "annealing":
                     n = min(self._chunk, iterations - done)
                     self._run_chunk(n)
@@ -278,28 +278,7 @@ class Planner:
                     idle = False
                 else:
                     idle = self._sweep_step()
-            # callers first: a delta or an issue waiting for the lock gets it before the next chunk
-            with self._turn:
-                while self._waiting and not self._stop.is_set():
-                    self._turn.wait(0.05)
             time.sleep(0.01 if idle else 0)
-
-    @contextmanager
-    def _exclusive(self):
-        """The planner's lock, taken ahead of the background search (see ``_loop``)."""
-        with self._turn:
-            self._waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            with self._turn:
-                self._waiting -= 1
-                if not self._waiting:
-                    self._turn.notify_all()
-        try:
-            yield
-        finally:
-            self._lock.release()
 
     def stop(self) -> None:
         """End the background search cleanly (the incumbent is kept)."""
@@ -321,7 +300,7 @@ class Planner:
 
         Raises ``DeltaError`` (and changes nothing) if the delta is wrong.
         """
-        with self._exclusive():
+        with self._lock.hold():
             self._apply_locked(delta)
         if self.on_delta:
             self.on_delta(delta)
@@ -363,7 +342,7 @@ class Planner:
         """
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
-        with self._exclusive():
+        with self._lock.hold(urgent=True):
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
@@ -448,7 +427,7 @@ class Planner:
         (the incumbent, issued tasks pinned) into ``directory``; returns both paths."""
         from .evaluate import evaluate_detail, schedule_records
 
-        with self._exclusive():
+        with self._lock.hold():
             model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
