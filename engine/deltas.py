@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-import numpy as np
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
 from .errors import DeltaError, Problem
-from .health import ENVIRONMENTS, is_known_dead, step_matrix
+from .health import ENVIRONMENTS, is_known_dead, propagate_tabled
 from .model import Casualty, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
+from .plan import problem_arrays
 from .scenario import Scenario, health_vector, pydantic_problems
 
 TOL = 1e-9
@@ -163,8 +163,8 @@ def _environment(cas: dict, t: float) -> int:
 
 def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
     """Carry a casualty's health to time ``t`` in its present environment; ``observed_at = t``."""
-    h = health_vector(sc.model.casualties[sc.casualty_index[cas["id"]]].health) \
-        if cas["id"] in sc.casualty_index else health_vector(_health_model(cas))
+    i = sc.casualty_index.get(cas["id"])
+    h = sc.health[i] if i is not None else health_vector(_health_model(cas))
     o = cas.get("observed_at", sc.model.time)
     if o is None:
         o = sc.model.time
@@ -172,10 +172,11 @@ def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
         return
     # apply_delta moves the clock first, which pushes any treatment still under way to end no
     # earlier than t: the whole stretch from o to t is one environment
-    h = h @ step_matrix(sc.chains[_environment(cas, t)], t - o)
-    h = np.clip(h, 0.0, 1.0)
-    h = h / h.sum()
-    cas["health"] = [float(x) for x in h]
+    env = _environment(cas, t)
+    h = propagate_tabled(h, problem_arrays(sc).small[env], sc.chains[env], t - o)
+    h = [min(max(float(x), 0.0), 1.0) for x in h]
+    total = h[0] + h[1] + h[2] + h[3]
+    cas["health"] = [x / total for x in h]
     cas["observed_at"] = float(t)
 
 

@@ -98,6 +98,18 @@ def propagate(h: np.ndarray, chain: np.ndarray, delta: float) -> np.ndarray:
     return np.asarray(h, dtype=np.float64) @ step_matrix(chain, delta)
 
 
+def propagate_tabled(h: np.ndarray, powers: np.ndarray, chain: np.ndarray, delta: float) -> np.ndarray:
+    """``propagate``, reading ``P^n`` from ``powers[n]`` (``chain``'s row of ``power_tables``,
+    flattened) as far as the table reaches: one vector-matrix product instead of a matrix power
+    (the online engine rolls a casualty's health forward on nearly every report of work)."""
+    n = math.floor(delta)
+    if n >= powers.shape[0]:
+        return propagate(h, chain, delta)
+    f = delta - n
+    h = np.asarray(h, dtype=np.float64) @ powers[n].reshape(4, 4)
+    return (1.0 - f) * h + f * (h @ chain) if f > 0.0 else h
+
+
 _TABLES: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
 

@@ -201,6 +201,19 @@ def test_engine_propagate_follows_the_definition(delta):
     np.testing.assert_allclose(reference.propagate(h, P, delta), want, rtol=0, atol=1e-14)
 
 
+@pytest.mark.parametrize("delta", [0.0, 0.25, 1.0, 3.75, 255.0, 255.5, 256.0, 300.5, 4000.25])
+def test_propagation_from_the_power_tables_follows_the_definition(delta):
+    chains = np.array([DEFAULTS[k] for k in ("trapped", "ccs", "ambulance")], dtype=float)
+    chains[1] = [[0.7, 0.1, 0.15, 0.05], [0.2, 0.5, 0.2, 0.1], [0.05, 0.05, 0.6, 0.3], [0, 0, 0, 1]]  # not triangular
+    small, _ = health.power_tables(chains)
+    h = np.array([0.4, 0.3, 0.2, 0.1])
+    n = int(np.floor(delta))
+    f = delta - n
+    for k, P in enumerate(chains):
+        want = h @ np.linalg.matrix_power(P, n) @ ((1 - f) * np.eye(4) + f * P)
+        np.testing.assert_allclose(health.propagate_tabled(h, small[k], P, delta), want, rtol=0, atol=1e-13)
+
+
 def test_half_a_minute_is_halfway_between_whole_minutes():
     # P(0.5) = (I + P) / 2 and P(1.5) = P (I + P) / 2: linear inside a minute
     P = np.array(DEFAULTS["trapped"], dtype=float)
