@@ -3,10 +3,10 @@
 ``Planner`` holds the incident model at its current time, the incumbent plan and a search. The
 search runs in chunks, compiled and without the GIL, either in a background thread (``start``) or
 synchronously (``step``, for reproducible use). Deltas, issues and snapshots take the planner's
-lock (``turns.TurnLock``: handed out in the order asked), so each one happens between two
-chunks, atomically: it is validated first and either fully
-applied (model changed, incumbent repaired, search continued, annealing re-heated) or rejected
-with ``DeltaError`` and no change at all. The background search does its work without the lock,
+lock (``turns.TurnLock``: issues first, then in the order asked), so each one happens between
+two chunks, atomically: it is validated first and either fully applied (model changed,
+incumbent repaired, search continued, annealing re-heated) or rejected with ``DeltaError`` and
+no change at all. The background search does its work without the lock,
 on plans nothing else changes (an annealing chunk on a private copy, a descent or tabu sweep on
 the search's current plan), and takes the result over under the lock: as it is if the model
 did not change meanwhile, re-scored if a delta only re-scored the plans, else not at all.
@@ -91,7 +91,7 @@ class Planner:
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
         self._chunk = chunk or (200 if algorithm == "annealing" else 1)
-        self._lock = TurnLock()  # the model, the search state and the pins (callers in turn, then the search)
+        self._lock = TurnLock()  # the model, the search state and the pins (issues first, then in turn)
         self._searching = threading.Lock()  # the search state's current plan (see _sweep_step)
         self._best_lock = threading.Lock()
         self._stop = threading.Event()
