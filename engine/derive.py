@@ -123,12 +123,7 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
         travel, site_loc, responder_loc, names, key = _travel(model, sc.base_dir, problems, reuse=sc)
     elif "responders" in update:
         responder_loc = _responder_loc(sc, model.responders, resp_src, resp_dirty)
-        # a team now at a hospital or a site reaches every site (checked with the travel matrix,
-        # scenario._reachability); the teams that did not change were checked before
-        known = set(site_loc.tolist())
-        elsewhere = [loc for loc in responder_loc[resp_dirty].tolist() if loc >= len(m.hospitals) and loc not in known]
-        if elsewhere:
-            reach_sites(travel, site_loc, np.array(elsewhere, dtype=np.int64), names, problems)
+        reach_sites(travel, site_loc, responder_loc[resp_dirty], names, problems)  # (the others were)
     _check(problems)
 
     hv = sc.health

@@ -262,8 +262,10 @@ def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem]
 
 def reach_sites(travel, site_loc, responder_loc, names, problems) -> None:
     """Every responder start reaches every site. Checked at every load (a few array reads): a
-    reused travel matrix was checked from the starts of its own responders only."""
-    _reach(travel, np.unique(responder_loc), site_loc, names, problems)
+    reused travel matrix was checked from the starts of its own responders only. Starts at a
+    hospital or a site (the first locations, ``_travel``) are left to ``_reachability``, which
+    checks those places with every matrix."""
+    _reach(travel, np.unique(responder_loc[responder_loc > site_loc.max(initial=-1)]), site_loc, names, problems)
 
 
 def _reachability(model, travel, site_loc, names, problems) -> None:
@@ -275,6 +277,8 @@ def _reachability(model, travel, site_loc, names, problems) -> None:
 
 def _reach(travel, sources, targets, names, problems) -> None:
     """A problem for each source that has no route to a target, in row-major order."""
+    if not len(sources):
+        return
     ok = np.isfinite(travel[np.ix_(sources, targets)])
     if not ok.all():
         for a, b in zip(*np.nonzero(~ok)):
