@@ -417,7 +417,7 @@ class Planner:
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
         F, _T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                         sol.cur, r)
+                                         sol.cur, r, numba.get_num_threads())
         return None if status < 0 or math.isnan(F) else float(F)
 
     # -- snapshots ------------------------------------------------------------------------------
