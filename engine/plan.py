@@ -105,13 +105,16 @@ class Plan:
         for r, resp in enumerate(sc.model.responders):
             tasks = []
             for i, s in enumerate(range(int(starts[r]), int(starts[r + 1]))):
-                c, k = divmod(int(order[s]), KINDS)
-                cid = sc.model.casualties[c].id
-                hospital = sc.model.hospitals[int(hosp[c])].id if k == TRANSPORT else None
-                pinned = pins is not None and i < int(pins[r])
-                tasks.append(Task(TASK_KINDS[k], cid, hospital, pinned))
+                tasks.append(task_of(sc, order[s], hosp, pins is not None and i < int(pins[r])))
             routes[resp.id] = tasks
         return cls(routes, sc.model.name, float(sc.model.time))
+
+
+def task_of(sc: Scenario, code: int, hosp, pinned: bool = False) -> Task:
+    """The task a solution array's ``code`` (``3·casualty + kind``) stands for."""
+    c, k = divmod(int(code), KINDS)
+    hospital = sc.model.hospitals[int(hosp[c])].id if k == TRANSPORT else None
+    return Task(TASK_KINDS[k], sc.model.casualties[c].id, hospital, pinned)
 
 
 def load_plan(sc: Scenario, source: Any) -> Plan:

@@ -26,7 +26,6 @@ import numba
 import numpy as np
 
 from kernels.alternative import best_other_first
-from kernels.layout import KINDS, TRANSPORT
 from kernels.search import better
 
 from . import construct
@@ -37,7 +36,7 @@ from .deltas import Clock, apply_delta, copy_model, parse_delta
 from .derive import derive
 from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
-from .plan import Plan, TASK_KINDS, Task, load_plan, problem_arrays
+from .plan import Plan, Task, load_plan, problem_arrays, task_of
 from .repair import carry_over, repair, repair_solution
 from .scenario import Scenario, load_scenario, with_available
 from .solution import Solution
@@ -56,6 +55,16 @@ BACKGROUND_CHUNK = 20
 def _same_plan(a: Solution, b: Solution) -> bool:
     return all(np.array_equal(x, y) for x, y in ((a.starts, b.starts), (a.order, b.order), (a.hosp, b.hosp),
                                                  (a.pins, b.pins)))
+
+
+def issued(sol: Solution) -> dict[str, list[Task]]:
+    """Each team's issued tasks that ``sol`` holds pinned: after a repair, an issued task the
+    model no longer allows (its casualty dead or in another team's ambulance, its rescue done
+    or under way by another team) is gone from the plan, and so from what the team is told."""
+    sc = sol.sc
+    return {sc.model.responders[r].id: [task_of(sc, sol.order[s], sol.hosp, True)
+                                        for s in range(int(sol.starts[r]), int(sol.starts[r] + sol.pins[r]))]
+            for r in np.flatnonzero(sol.pins).tolist()}
 
 
 def require_teams(sc: Scenario, error: type) -> None:
@@ -104,8 +113,9 @@ class Planner:
         self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
-            self._pins = {r: [t for t in ts if t.pinned] for r, ts in loaded.routes.items() if any(t.pinned for t in ts)}
-            sol = repair(sc, loaded, self._pins)
+            pins = {r: [t for t in ts if t.pinned] for r, ts in loaded.routes.items() if any(t.pinned for t in ts)}
+            sol = repair(sc, loaded, pins)
+            self._pins = issued(sol)
         else:
             sol = construct.greedy(sc) if len(sc.model.casualties) <= 2000 else construct.rule(sc)
         self._install(sc, sol)
@@ -329,6 +339,7 @@ class Planner:
         sol = carry_over(sc, self._state.best) if pins == self._pins else None
         if sol is None:
             sol = repair_solution(sc, self._state.best, pins)
+            pins = issued(sol)
         self._model, self._pins, self._started = model, pins, started
         self._install(sc, sol)
 
@@ -402,15 +413,12 @@ class Planner:
             pins = best.pins.copy()
             pins[r] = 1
             sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
-        code = int(sol.order[sol.starts[r]])
-        c, k = divmod(code, KINDS)
-        hospital = sc.model.hospitals[int(sol.hosp[c])].id if k == TRANSPORT else None
-        task = Task(TASK_KINDS[k], sc.model.casualties[c].id, hospital, pinned=True)
+        task = task_of(sc, sol.order[sol.starts[r]], sol.hosp, True)
         self._model = model
         self._pins = {**self._pins, rid: [task]}  # a new dict: a chunk in flight compares them
         self._install(sc, sol)
         record = {"time": float(now), "responder": rid, "task": task.kind, "casualty": task.casualty,
-                  "hospital": hospital, "objective": sol.objective.expected_fatalities,
+                  "hospital": task.hospital, "objective": sol.objective.expected_fatalities,
                   "alternative_objective": alternative}
         return task, record
 

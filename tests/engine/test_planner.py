@@ -436,6 +436,63 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         p.close()
 
 
+def _one_site(**casualty_fields) -> dict:
+    """One site, two paramedic and two fire teams, a walking casualty, a trapped one (c2) and
+    one more."""
+    return {
+        "format": "goldenhour.scenario/1", "name": "one-site", "time": 0.0,
+        "network": {"kind": "geo", "speed_kmh": 30.0},
+        "hospitals": [{"id": "H1", "lat": 51.52, "lon": -0.06, "capacity": 5},
+                      {"id": "H2", "lat": 51.50, "lon": -0.10, "capacity": 5}],
+        "sites": [{"id": "S", "lat": 51.514, "lon": -0.076}],
+        "stations": [{"id": "FS", "lat": 51.517, "lon": -0.066}],
+        "responders": [{"id": "amb1", "kind": "paramedic", "start": "H1"},
+                       {"id": "amb2", "kind": "paramedic", "start": "H2"},
+                       {"id": "fire1", "kind": "fire", "start": "FS"},
+                       {"id": "fire2", "kind": "fire", "start": "FS"}],
+        "casualties": [{"id": "c1", "site": "S", "health": "immediate"},
+                       {"id": "c2", "site": "S", "health": "urgent", "trapped": True, "rescue_minutes": 10.0,
+                        **casualty_fields},
+                       {"id": "c3", "site": "S", "health": "delayed"}],
+    }
+
+
+@pytest.mark.parametrize("case", ["dead", "carried by another team", "rescued by another team",
+                                  "completed without a start"])
+def test_an_issued_task_the_model_no_longer_allows_is_not_issued_again(case):
+    """An issued task whose casualty died, was picked up by another team, or whose rescue another
+    team started or was reported done, is gone from the plan: asking again gives the team's
+    next task in the plan, never the stale one."""
+    p = Planner(_one_site(), algorithm="descent", seed=0)
+    try:
+        p.step(5)
+        fire = "rescue" in case or "completed" in case
+        teams = ["fire1", "fire2"] if fire else ["amb1", "amb2"]
+        rid, other = sorted(teams, key=lambda r: not p.best()[0].routes[r])  # the one with work first
+        task = p.next_task(rid, 0.0)
+        cid = task.casualty
+        assert task.kind == "rescue" if fire else task.kind in ("treat", "transport")
+        if case == "dead":
+            p.apply({"type": "health_observed", "time": 1.0, "casualty": cid, "health": "deceased"})
+        elif case == "carried by another team":
+            assert not model_cas(p, cid).get("trapped")
+            p.apply({"type": "task_started", "time": 1.0, "responder": other, "task": "transport",
+                     "casualty": cid, "hospital": "H2"})
+        elif case == "rescued by another team":
+            p.apply({"type": "task_started", "time": 1.0, "responder": other, "task": "rescue", "casualty": cid})
+        else:
+            p.apply({"type": "task_completed", "time": 12.0, "responder": rid, "task": "rescue", "casualty": cid})
+        plan = p.best()[0]
+        assert all(t.casualty != cid or t.kind != task.kind for t in plan.routes[rid])
+        again = p.next_task(rid, p.time)
+        first = plan.routes[rid][0] if plan.routes[rid] else None
+        assert again is None if first is None else (again.kind, again.casualty) == (first.kind, first.casualty)
+        assert again is None or (again.kind, again.casualty) != (task.kind, cid)
+        check_incumbent(p, {rid: again} if again else {})
+    finally:
+        p.close()
+
+
 def test_next_task_advances_the_clock(planner):
     task = planner.next_task("amb-02", 2.5)
     assert planner.time == 2.5
