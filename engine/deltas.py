@@ -263,11 +263,11 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
             ("treatment_minutes", "treatment_ends_at")
         if cas.get(running) is not None:
             began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
-            cas[running] = max(t, began + d.minutes)
             teams = m["responders"]
-            for j, resp in enumerate(teams):  # the team doing it is free when it ends
-                if resp["id"] == rid:
-                    teams[j] = dict(resp, available_at=cas[running])
+            j = _doing(teams, d.task, cas, rid)
+            cas[running] = max(t, began + d.minutes)
+            if j is not None:  # the team doing it is free when it ends
+                teams[j] = dict(teams[j], available_at=cas[running])
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
         m["responders"].append(d.responder.model_dump(mode="json", exclude_none=True))
@@ -358,6 +358,18 @@ def _responder(m: dict, rid: str) -> dict:
     return _own(m["responders"], "id", rid, "responder", "delta.responder")
 
 
+def _doing(teams: list[dict], task: str, cas: dict, rid: str | None) -> int | None:
+    """The index of the team doing ``cas``'s rescue or treatment under way: ``rid`` if the planner
+    saw it start, else (a model loaded with the work under way, e.g. a restored snapshot) the
+    first team of the right kind whose facts say so: at the casualty's site, free when it ends."""
+    if rid is not None:
+        return next((j for j, r in enumerate(teams) if r["id"] == rid), None)
+    kind, end = ("fire" if task == "rescue" else "paramedic"), cas["rescue_ends_at" if task == "rescue"
+                                                                    else "treatment_ends_at"]
+    return next((j for j, r in enumerate(teams) if r["kind"] == kind and r.get("start") == cas["site"]
+                 and r.get("available_at") is not None and abs(r["available_at"] - end) <= TOL), None)
+
+
 def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
@@ -367,7 +379,8 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a fire team"))
         if not cas.get("trapped") or cas.get("rescue_ends_at") is not None:
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not waiting for a rescue"))
-        roll_forward(sc, cas, t)
+        # its health is not rolled forward: it stays trapped, in one segment until the rescue
+        # ends (SPEC §7), and two segments would not give the same health as one
         cas["rescue_ends_at"] = t + duration_of("rescue", d.casualty)
         resp["start"], resp["available_at"] = cas["site"], cas["rescue_ends_at"]
     elif d.task == "treat":
@@ -375,7 +388,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a paramedic team"))
         if cas.get("treated") or cas.get("treatment_ends_at") is not None or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot start a treatment"))
-        roll_forward(sc, cas, t)
+        # (not rolled forward either: its environment changes only when the treatment ends)
         cas["treatment_ends_at"] = t + duration_of("treat", d.casualty)
         resp["start"], resp["available_at"] = cas["site"], cas["treatment_ends_at"]
     else:
@@ -422,12 +435,13 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
         # ``time`` is the arrival at the hospital; the handover follows
         transit["arrival"] = t
         roll_forward(sc, cas, t)
-        p = float(cas["health"][3]) if isinstance(cas["health"], list) else \
-            float(health_vector(_health_model(cas))[3])
-        hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
-        risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
-        over = (1.0 - p) * risk if hosp["capacity"] <= 0 else 0.0
-        hosp["capacity"] = max(0, hosp["capacity"] - 1)
+        h = cas["health"] if isinstance(cas["health"], list) else health_vector(_health_model(cas))
+        p, over = float(h[3]), 0.0
+        if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
+            hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
+            risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+            over = (1.0 - p) * risk if hosp["capacity"] <= 0 else 0.0
+            hosp["capacity"] = max(0, hosp["capacity"] - 1)
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

@@ -211,8 +211,9 @@ def test_rescue_started_and_completed(planner):
     c = cas(planner, "c001")
     assert c["rescue_ends_at"] == pytest.approx(13.5, abs=1e-12)  # 3 + rescue_minutes 10.5
     assert c["trapped"] is True
-    assert c["observed_at"] == 3.0
-    assert np.allclose(vec(c["health"]), h_start, atol=1e-12)
+    # still trapped: one segment from the observation to the rescue's end, not rolled forward
+    assert c["observed_at"] == 0.0
+    assert np.array_equal(vec(c["health"]), category_vector("urgent"))
     r = resp(planner, "fire-01")
     assert r["start"] == "aldgate" and r["available_at"] == pytest.approx(13.5, abs=1e-12)
     plan = planner.best()[0]
@@ -220,7 +221,7 @@ def test_rescue_started_and_completed(planner):
     assert len([k for _, k in tasks_of(plan, "c001") if k == "transport"]) == 1
     assert_consistent(planner)
 
-    h_done = propagate(h_start, CHAINS[TRAPPED], 12.0)
+    h_done = propagate(category_vector("urgent"), CHAINS[TRAPPED], 15.0)
     planner.apply({"type": "task_completed", "time": 15.0, "responder": "fire-01", "task": "rescue",
                    "casualty": "c001"})
     c = cas(planner, "c001")
@@ -256,8 +257,8 @@ def test_treat_started_and_completed(planner):
                    "casualty": "c003"})
     c = cas(planner, "c003")
     assert c["treatment_ends_at"] == pytest.approx(12.0, abs=1e-12)  # default treatment 10 min
-    assert c["observed_at"] == 2.0
-    assert np.allclose(vec(c["health"]), h_start, atol=1e-12)
+    assert c["observed_at"] == 0.0  # untreated until the treatment ends: not rolled forward
+    assert np.array_equal(vec(c["health"]), category_vector("immediate"))
     r = resp(planner, "amb-02")
     assert r["start"] == "aldgate" and r["available_at"] == pytest.approx(12.0, abs=1e-12)
     plan = planner.best()[0]
@@ -266,7 +267,7 @@ def test_treat_started_and_completed(planner):
     assert_consistent(planner)
 
     # the treatment actually ends at 14: untreated ccs chain until then
-    h_done = propagate(h_start, CHAINS[CCS], 12.0)
+    h_done = propagate(h_start, CHAINS[CCS], 12.0)  # (whole minutes: the same as 14 in one go)
     planner.apply({"type": "task_completed", "time": 14.0, "responder": "amb-02", "task": "treat",
                    "casualty": "c003"})
     c = cas(planner, "c003")
@@ -351,6 +352,45 @@ def test_delivery_beyond_capacity_adds_overflow(planner):
     assert planner._model["delivered_fatalities"] == pytest.approx(p + (1 - p) * RISK, abs=1e-12)
     assert hosp(planner, "R1H12")["capacity"] == 0
     assert_consistent(planner)
+
+
+def test_delivering_a_casualty_known_dead_takes_no_bed(planner):
+    """SPEC §8.1: a casualty known dead takes no bed; it counts 1 in F, in transit or delivered."""
+    planner.apply({"type": "task_started", "time": 1.0, "responder": "amb-01", "task": "transport",
+                   "casualty": "c004", "hospital": "R1H12"})
+    planner.apply({"type": "health_observed", "time": 2.0, "casualty": "c004", "health": "deceased"})
+    t_arr = cas(planner, "c004")["in_transit"]["arrival"]
+    planner.apply({"type": "clock", "time": t_arr})  # (idle teams set off later: F moves with the clock)
+    beds, F = hosp(planner, "R1H12")["capacity"], planner.best()[1].expected_fatalities
+    planner.apply({"type": "task_completed", "time": t_arr, "responder": "amb-01", "task": "transport",
+                   "casualty": "c004"})
+    assert hosp(planner, "R1H12")["capacity"] == beds
+    assert planner._model["delivered_fatalities"] == 1.0
+    assert planner.best()[1].expected_fatalities == pytest.approx(F, abs=1e-12)
+    assert_consistent(planner)
+
+
+def test_a_start_reported_as_planned_leaves_the_objective_as_it_was():
+    """A rescue reported started at a fractional minute and ending where the plan had it: the
+    casualty's health is one trapped segment either way (P(a)·P(b) is not P(a + b) when the
+    fractions add up), so the objective does not move."""
+    d = tiny()
+    d["casualties"] = [dict(d["casualties"][0], rescue_minutes=10.7)]
+    fire = next(r for r in d["responders"] if r["kind"] == "fire")
+    fire["start"] = d["casualties"][0]["site"]
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        cid = d["casualties"][0]["id"]
+        assert p.next_task(fire["id"], 0.0).kind == "rescue"  # set off at 0, there at 0: ends at 10.7
+        p.apply({"type": "clock", "time": 0.6})
+        before = p.best()[1].expected_fatalities
+        p.apply({"type": "task_started", "time": 0.6, "responder": fire["id"], "task": "rescue", "casualty": cid})
+        p.apply({"type": "duration_revised", "time": 0.6, "task": "rescue", "casualty": cid, "minutes": 10.1})
+        assert cas(p, cid)["rescue_ends_at"] == pytest.approx(10.7, abs=1e-12)
+        assert p.best()[1].expected_fatalities == pytest.approx(before, abs=1e-12)
+        assert_consistent(p)
+    finally:
+        p.close()
 
 
 def test_transport_of_a_treated_casualty_rolls_forward_in_the_treated_chain(planner):

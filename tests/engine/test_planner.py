@@ -1020,6 +1020,30 @@ def test_snapshot_and_restore(tmp_path):
         p.close()
 
 
+@pytest.mark.parametrize("task", ["rescue", "treat"])
+def test_a_restored_planner_revises_work_under_way_as_the_original_does(tmp_path, task):
+    """Which team does a task under way is not in the snapshot (it is not in the scenario
+    format); the restored planner finds it by the facts (at the site, free when the work ends),
+    so a revised duration moves that team as it does in the original planner."""
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    try:
+        p.step(5)
+        rid, cid = ("fire-01", "c001") if task == "rescue" else ("amb-02", "c003")
+        p.apply({"type": "task_started", "time": 3.0, "responder": rid, "task": task, "casualty": cid})
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        try:
+            for planner_ in (p, q):
+                planner_.apply({"type": "duration_revised", "time": 5.0, "task": task, "casualty": cid,
+                                "minutes": 40.0})
+                assert model_resp(planner_, rid)["available_at"] == pytest.approx(43.0, abs=1e-12)
+            assert q._model == p._model
+            assert same_objective(q.best()[1], p.best()[1])
+        finally:
+            q.close()
+    finally:
+        p.close()
+
+
 def test_snapshot_with_delivered_and_in_transit_casualties(tmp_path):
     p = Planner(tiny(), seed=0)
     try:
