@@ -254,6 +254,8 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                 k = code - 3 * cc
                 site = site_loc[cc]
                 arrive = free[r] + travel[loc[r], site]
+                if arrive < P.obs[cc]:  # as in schedule.schedule
+                    arrive = P.obs[cc]
                 if k == RESCUE:
                     start = arrive
                     end = start + P.rescue_dur[cc]

@@ -10,7 +10,8 @@ ccs_treated).
 Times are computed with exactly the float operations the SPEC writes, in the same order, so that
 ties (hospital admission order) come out bit for bit the same as in any faithful implementation:
 
-- ``arrive = free + travel[loc, site]``
+- ``arrive = max(free + travel[loc, site], observed_at)``: one rule beyond SPEC §6's letter (see
+  ``kernels/schedule.py``): nothing planned for a casualty starts before its record was observed
 - rescue: ``end = start + rescue_minutes``
 - treat: ``start = max(arrive, rescued_at)`` (only a non-HART team on a still-trapped casualty),
   ``end = start + treatment_minutes``
@@ -159,7 +160,7 @@ def evaluate(sc, plan) -> RefResult:
                 t = tasks[pos[r.id]]
                 c = cas_number[t.casualty]
                 s = site[c]
-                arrive = free[r.id] + travel[loc[r.id], s]
+                arrive = max(free[r.id] + travel[loc[r.id], s], obs[c])
                 if t.kind == "rescue":
                     start = arrive
                     end = start + rescue_dur[c]

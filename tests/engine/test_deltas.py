@@ -238,6 +238,43 @@ def test_rescue_started_and_completed(planner):
     assert_consistent(planner)
 
 
+def test_a_team_waiting_for_a_rescue_picks_up_when_it_is_reported_done():
+    """An ambulance issued a transport waits at the site while the rescue goes on; when the
+    rescue is reported done at 30, the pickup is at 30, as the model had it just before, and not
+    at the ambulance's arrival long before (no task starts before the casualty's record was
+    observed: kernels/schedule.py)."""
+    from engine.evaluate import evaluate_detail
+
+    d = tiny()
+    site = d["casualties"][0]["site"]
+    d["casualties"] = [dict(d["casualties"][0], rescue_minutes=30.0)]
+    d["responders"] = [{"id": "amb", "kind": "paramedic", "start": site}, {"id": "fire", "kind": "fire", "start": site}]
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        cid = d["casualties"][0]["id"]
+        assert p.next_task("fire", 0.0).kind == "rescue" and p.next_task("amb", 0.0).kind == "transport"
+        p.apply({"type": "task_started", "time": 0.0, "responder": "fire", "task": "rescue", "casualty": cid})
+
+        def pickup_and_objective():
+            plan, obj = p.best()
+            _, W, _ = evaluate_detail(p.scenario, plan)
+            return W.pickup[p.scenario.casualty_index[cid]], obj
+
+        p.apply({"type": "clock", "time": 30.0 - 1e-7})
+        pickup, before = pickup_and_objective()
+        assert pickup == 30.0
+        p.apply({"type": "task_completed", "time": 30.0, "responder": "fire", "task": "rescue", "casualty": cid})
+        pickup, after = pickup_and_objective()
+        assert pickup == 30.0
+        # the same arrival, counted from the new observation at 30 instead of 0
+        assert after.casualty_minutes == pytest.approx(before.casualty_minutes - 30.0, abs=1e-6)
+        assert after.casualty_minutes > 0
+        assert after.expected_fatalities == pytest.approx(before.expected_fatalities, abs=1e-9)
+        assert_consistent(p)
+    finally:
+        p.close()
+
+
 def test_rescue_completed_without_start(planner):
     planner.apply({"type": "task_completed", "time": 8.0, "responder": "fire-01", "task": "rescue",
                    "casualty": "c001"})

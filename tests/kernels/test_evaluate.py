@@ -434,10 +434,17 @@ def test_pinned_first_task_sets_off_at_available_at_and_shift_end(warm_jit):
     pinned = {"format": "goldenhour.plan/1", "routes": {"amb": [
         {"task": "transport", "casualty": "c", "hospital": "H", "pinned": True}]}}
     obj, W, _ = evaluate_detail(d, pinned)
-    # arrive 4 + 5 = 9, pickup 9, arrival 9 + 2 + 5 = 16, end 21 > shift end 16: infeasible, but scored
-    assert (W.start[0], W.end[0], W.arrival[0]) == (9.0, 21.0, 16.0)
+    # arrive 4 + 5 = 9, but c's record, observed at 10, has it waiting at the site then: pickup
+    # 10 (no task starts before its casualty's observation: kernels/schedule.py), arrival
+    # 10 + 2 + 5 = 17, end 22 > shift end 16: infeasible, but scored
+    assert (W.start[0], W.end[0], W.arrival[0]) == (10.0, 22.0, 17.0)
     assert not obj.feasible and obj.expected_fatalities is not None
-    assert obj.casualty_minutes == 6.0  # 16 - observed 10
+    assert obj.casualty_minutes == 7.0  # 17 - observed 10
+    d["casualties"][0]["observed_at"] = 8.0  # observed earlier: the pickup at 9 stands
+    obj, W, _ = evaluate_detail(d, pinned)
+    assert (W.start[0], W.end[0], W.arrival[0]) == (9.0, 21.0, 16.0)
+    assert obj.casualty_minutes == 8.0  # 16 - observed 8
+    del d["casualties"][0]["observed_at"]
     unpinned = _plan({"amb": [("transport", "c", "H")]})
     obj, W, _ = evaluate_detail(d, unpinned)
     # free at max(4, 10) = 10: pickup 10 + 5 = 15, arrival 15 + 2 + 5 = 22, end 27
