@@ -87,6 +87,11 @@ class _Truth:
             self.treated[c] = treated
 
 
+def _treat_planned(planner: Planner, cid: str) -> bool:
+    """Whether the planner's plan still has ``cid`` treated by a team that has not started yet."""
+    return any(t.kind == "treat" and t.casualty == cid for ts in planner.best()[0].routes.values() for t in ts)
+
+
 def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: SimulationConfig = SimulationConfig()) -> dict:
     """One run; returns its inputs, seed and score (expected fatalities on the truth, SPEC §9)."""
     t_wall = time.perf_counter()
@@ -114,6 +119,7 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
     hart = {r.id: r.hart for r in m.responders}
     rescued_at: dict[str, float] = {}
     treating: dict[str, float] = {}
+    carried: set[str] = set()
     delivered: dict[str, bool] = {}
     events: list = []
     seq = 0
@@ -200,6 +206,9 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "rescue", "casualty": cid})
                 push(t + dur, "rescued", rid, cid)
             elif task.kind == "treat":
+                if cid in carried:  # another team's ambulance took it first: the treat is moot
+                    push(t, "free", rid)
+                    continue
                 if cid not in rescued_at and m.casualties[c].trapped and not hart[rid]:
                     push(t + 1.0, "arrive", rid, task)  # waits for the rescue
                     continue
@@ -208,11 +217,15 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
                 treating[cid] = t + dur
                 push(t + dur, "treated", rid, cid)
             else:
-                if (m.casualties[c].trapped and cid not in rescued_at) or treating.get(cid, -1) > t:
-                    push(t + 1.0, "arrive", rid, task)  # waits for the rescue or the treatment
+                if ((m.casualties[c].trapped and cid not in rescued_at) or treating.get(cid, -1) > t
+                        or _treat_planned(planner, cid)):
+                    # waits for the rescue or the treatment, as the plan has it (SPEC §6: a pickup
+                    # waits for a treat task in the plan, whoever is to do it)
+                    push(t + 1.0, "arrive", rid, task)
                     continue
                 apply({"type": "task_started", "time": t, "responder": rid, "task": "transport",
                        "casualty": cid, "hospital": task.hospital})
+                carried.add(cid)
                 truth.move(c, t, env=AMBULANCE)
                 arrival = t + actual(m.durations.load) + travel(site_loc[site], hosp_index[task.hospital])
                 push(arrival, "delivered", rid, cid, task.hospital)

@@ -281,6 +281,38 @@ def test_a_responder_travels_from_its_start_before_its_first_task(monkeypatch, s
         f"rescue started at {started[0]['time']} but the fire team needs {travel:.2f} min to get there")
 
 
+def test_a_pickup_waits_for_the_treatment_the_plan_has_another_team_do(monkeypatch):
+    """SPEC §6: a pickup waits for a treat task in the plan. The nearby ambulance is told to carry
+    the casualty that a team from the hospital is to treat first; the simulated truth must wait
+    for that treatment, not pick the casualty up on arrival (which left the treating team with a
+    task it could not start, and the run with rejected deltas)."""
+    d = scenario([cas(0, "immediate")])
+    d["responders"] = [{"id": "near", "kind": "paramedic", "start": "S"},
+                       {"id": "far", "kind": "paramedic", "start": "H"},
+                       {"id": "fire-1", "kind": "fire", "start": "FS"}]
+    plan = {"format": "goldenhour.plan/1", "routes": {"far": [{"task": "treat", "casualty": "c000"}],
+                                                      "near": [{"task": "transport", "casualty": "c000",
+                                                                "hospital": "H"}]}}
+    real = simulate_mod.Planner
+
+    class AsPlanned(real):  # this plan, and no search: the truth has to follow it as it is
+        def __init__(self, scenario, algorithm, seed):
+            super().__init__(scenario, algorithm="descent", seed=seed, plan=plan)
+
+        def step(self, iterations):
+            pass
+
+    monkeypatch.setattr(simulate_mod, "Planner", AsPlanned)
+    rec = _Recorder(monkeypatch)
+    row = simulate(d, Policy(1, 0), seed=0, config=SimulationConfig(horizon=60.0, iterations_per_minute=0,
+                                                                    duration_cv=0.0))
+    assert row["rejected_deltas"] == 0
+    started = {x["task"]: x for x in rec.of("task_started")}
+    treated = [x for x in rec.of("task_completed") if x["task"] == "treat"]
+    assert started["treat"]["responder"] == "far" and started["transport"]["responder"] == "near"
+    assert treated and started["transport"]["time"] >= treated[0]["time"]
+
+
 # --- the scoring rule ------------------------------------------------------------------------------
 
 def check_bookkeeping(row, n_casualties):
