@@ -32,6 +32,7 @@ from . import construct
 from .accept import Outcome
 from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .audit import AuditLog
+from .checks import check_shift
 from .deltas import Clock, apply_delta, copy_model, parse_delta
 from .derive import derive
 from .errors import DeltaError, Problem, ScenarioError
@@ -357,6 +358,7 @@ class Planner:
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
+                self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
                 self._apply_locked(Clock(type="clock", time=now))
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
@@ -375,6 +377,19 @@ class Planner:
         if self.on_issue:
             self.on_issue(record)
         return task
+
+    def _refuse_after_shift(self, rid: str, now: float) -> None:
+        """Raise what ``_issue`` would raise for a team with work to do whose shift ends before
+        ``now``, when it sets off (``scenario.with_available``)."""
+        r = self._sc.responder_index[rid]
+        best, resp = self._state.best, self._sc.model.responders[r]
+        if self._pins.get(rid) or best.starts[r + 1] == best.starts[r] or resp.shift_end is None:
+            return
+        problems: list[Problem] = []
+        avail = max(float(now), float(now) if resp.available_at is None else resp.available_at)
+        check_shift(r, resp.model_copy(update={"available_at": avail}), problems)
+        if problems:
+            raise DeltaError([Problem(f"now -> {p.path}", p.message) for p in problems])
 
     def _issue(self, rid: str, now: float) -> tuple[Task, dict] | None:
         """Pin ``rid``'s first task; returns it and its audit record."""

@@ -432,6 +432,11 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         assert snapshot_state(p) == before
         p.apply({"type": "clock", "time": 71.0})  # the model is still a valid one
         assert p.time == 71.0
+        before = snapshot_state(p)  # asked at a later time: refused before the clock moves
+        with pytest.raises(DeltaError) as err:
+            p.next_task(rid, 80.0)
+        assert "shift_end" in err.value.problems[0].path
+        assert snapshot_state(p) == before and p.time == 71.0
     finally:
         p.close()
 
