@@ -439,8 +439,10 @@ class Planner:
 
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
+        # (two threads beside a background tabu or descent sweep wait for it: kernels.alternative)
+        threads = numba.get_num_threads() if self._thread is None or self.algorithm == "annealing" else 1
         F, _T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                         sol.cur, r, numba.get_num_threads())
+                                         sol.cur, r, threads)
         return None if status < 0 or math.isnan(F) else float(F)
 
     # -- snapshots ------------------------------------------------------------------------------
