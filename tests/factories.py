@@ -354,3 +354,23 @@ def _inject_cycle(rng, routes, treats, treat_owner, transport_owner, cas, paras)
         r = str(rng.choice(paras))
         move(i, "treat", r, -1)
         move(i, "transport", r, lambda dst: int(rng.integers(0, len(dst))))  # before the treat (last)
+
+
+def one_site(*, fire_teams: int = 2, h1_beds: int = 5, rescue_minutes: float = 10.0) -> dict:
+    """A hand-sized incident for the online tests: one site, hospitals H1 and H2, paramedic teams
+    amb1 (at H1) and amb2 (at H2), fire teams fire1, fire2... at a station; casualties c1
+    (immediate), c2 (urgent, trapped) and c3 (delayed)."""
+    return {
+        "format": "goldenhour.scenario/1", "name": "one-site", "time": 0.0,
+        "network": {"kind": "geo", "speed_kmh": 30.0},
+        "hospitals": [{"id": "H1", "lat": 51.52, "lon": -0.06, "capacity": h1_beds},
+                      {"id": "H2", "lat": 51.50, "lon": -0.10, "capacity": 5}],
+        "sites": [{"id": "S", "lat": 51.514, "lon": -0.076}],
+        "stations": [{"id": "FS", "lat": 51.517, "lon": -0.066}],
+        "responders": [{"id": "amb1", "kind": "paramedic", "start": "H1"},
+                       {"id": "amb2", "kind": "paramedic", "start": "H2"}]
+                      + [{"id": f"fire{i + 1}", "kind": "fire", "start": "FS"} for i in range(fire_teams)],
+        "casualties": [{"id": "c1", "site": "S", "health": "immediate"},
+                       {"id": "c2", "site": "S", "health": "urgent", "trapped": True, "rescue_minutes": rescue_minutes},
+                       {"id": "c3", "site": "S", "health": "delayed"}],
+    }

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import engine
+import factories
 from engine import DeltaError, Task
 from engine.audit import FIELDS, read_audit
 from engine.generate import generate
@@ -441,34 +442,13 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         p.close()
 
 
-def _one_site(**casualty_fields) -> dict:
-    """One site, two paramedic and two fire teams, a walking casualty, a trapped one (c2) and
-    one more."""
-    return {
-        "format": "goldenhour.scenario/1", "name": "one-site", "time": 0.0,
-        "network": {"kind": "geo", "speed_kmh": 30.0},
-        "hospitals": [{"id": "H1", "lat": 51.52, "lon": -0.06, "capacity": 5},
-                      {"id": "H2", "lat": 51.50, "lon": -0.10, "capacity": 5}],
-        "sites": [{"id": "S", "lat": 51.514, "lon": -0.076}],
-        "stations": [{"id": "FS", "lat": 51.517, "lon": -0.066}],
-        "responders": [{"id": "amb1", "kind": "paramedic", "start": "H1"},
-                       {"id": "amb2", "kind": "paramedic", "start": "H2"},
-                       {"id": "fire1", "kind": "fire", "start": "FS"},
-                       {"id": "fire2", "kind": "fire", "start": "FS"}],
-        "casualties": [{"id": "c1", "site": "S", "health": "immediate"},
-                       {"id": "c2", "site": "S", "health": "urgent", "trapped": True, "rescue_minutes": 10.0,
-                        **casualty_fields},
-                       {"id": "c3", "site": "S", "health": "delayed"}],
-    }
-
-
 @pytest.mark.parametrize("case", ["dead", "carried by another team", "rescued by another team",
                                   "completed without a start"])
 def test_an_issued_task_the_model_no_longer_allows_is_not_issued_again(case):
     """An issued task whose casualty died, was picked up by another team, or whose rescue another
     team started or was reported done, is gone from the plan: asking again gives the team's
     next task in the plan, never the stale one."""
-    p = Planner(_one_site(), algorithm="descent", seed=0)
+    p = Planner(factories.one_site(), algorithm="descent", seed=0)
     try:
         p.step(5)
         fire = "rescue" in case or "completed" in case

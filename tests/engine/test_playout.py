@@ -17,26 +17,9 @@ from pathlib import Path
 import pytest
 
 import engine
+import factories
 from engine import construct
 from engine.evaluate import evaluate_detail, schedule_records
-
-
-def _scenario(**changes) -> dict:
-    """One site; two paramedic teams, one fire team; a walking casualty, a trapped one, another."""
-    d = {"format": "goldenhour.scenario/1", "name": "playout", "time": 0.0,
-         "network": {"kind": "geo", "speed_kmh": 30.0},
-         "hospitals": [{"id": "H1", "lat": 51.52, "lon": -0.06, "capacity": 1},
-                       {"id": "H2", "lat": 51.50, "lon": -0.10, "capacity": 5}],
-         "sites": [{"id": "S", "lat": 51.514, "lon": -0.076}],
-         "stations": [{"id": "FS", "lat": 51.517, "lon": -0.066}],
-         "responders": [{"id": "amb1", "kind": "paramedic", "start": "H1"},
-                        {"id": "amb2", "kind": "paramedic", "start": "H2"},
-                        {"id": "fire1", "kind": "fire", "start": "FS"}],
-         "casualties": [{"id": "c1", "site": "S", "health": "immediate"},
-                        {"id": "c2", "site": "S", "health": "urgent", "trapped": True, "rescue_minutes": 10.7},
-                        {"id": "c3", "site": "S", "health": "delayed"}]}
-    d.update(changes)
-    return d
 
 
 PLAN = {"amb1": [("treat", "c1", None), ("transport", "c1", "H1"), ("transport", "c3", "H1")],
@@ -103,7 +86,7 @@ def play_out(scenario: dict, plan) -> tuple[float, float, int]:
 
 @pytest.mark.parametrize("variant", ["plain", "hart", "later"])
 def test_a_world_that_follows_the_plan_leaves_the_objective_unchanged(variant):
-    d = _scenario()
+    d = factories.one_site(fire_teams=1, h1_beds=1, rescue_minutes=10.7)
     if variant == "hart":  # amb2 treats the trapped casualty during its rescue
         d["responders"][1]["hart"] = True
     elif variant == "later":  # the model is at 5, the health was seen at 2, c3 already treated
