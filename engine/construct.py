@@ -14,7 +14,7 @@ import numpy as np
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.moves import INSERT_TASK
 from kernels.rebuild import nearest_with_bed
-from kernels.search import commit, pick_best, sweep
+from kernels.search import commit, pick_best, score_serial, sweep
 
 from .plan import problem_arrays
 from .scenario import Scenario
@@ -114,8 +114,12 @@ def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: 
     return _arrays(sc, lists, hosp, pins)
 
 
-def insert_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
-    """Insert task ``code`` where it raises the exact objective least (after any pinned prefix)."""
+def insert_cheapest(sol: Solution, code: int, responders: np.ndarray, threads: int | None = None) -> None:
+    """Insert task ``code`` where it raises the exact objective least (after any pinned prefix).
+
+    Its positions are scored on ``threads`` threads (default: Numba's); with one, in this thread
+    without a parallel region (``kernels.search.score_serial``), as the online repair does.
+    """
     P = problem_arrays(sol.sc)
     first = sol.pins[responders].astype(np.int64)  # every position after the pinned prefix
     counts = sol.starts[responders + 1] - sol.starts[responders] + 1 - first
@@ -124,8 +128,11 @@ def insert_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
     moves[:, 0], moves[:, 1], moves[:, 2] = INSERT_TASK, code, np.repeat(responders, counts)
     moves[:, 3] = np.arange(n) - np.repeat(np.cumsum(counts) - counts - first, counts)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
-          numba.get_num_threads())
+    threads = numba.get_num_threads() if threads is None else threads
+    if threads > 1:
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, threads)
+    else:
+        score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
     best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
     sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from kernels.alternative import best_other_first
-from kernels.search import better
+from kernels.search import better, score_serial
 
 from . import construct
 from .accept import Outcome
@@ -120,8 +120,11 @@ class Planner:
         else:
             sol = construct.greedy(sc) if len(sc.model.casualties) <= 2000 else construct.rule(sc)
         self._install(sc, sol)
-        if sc.model.responders:  # load the issue's kernel now: 50 ms from the cache at the first issue
+        if sc.model.responders:  # load the issue's and the repair's kernels now: 50 ms each at first use
             self._alternative(sol, 0)
+            none = np.empty((0, 4), np.int64)
+            score_serial(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.copy().W, sol.cur, none, 0,
+                         np.empty(0), np.empty(0), np.empty(0, np.int64))
 
     # -- model and search state ----------------------------------------------------------------
 
@@ -439,10 +442,8 @@ class Planner:
 
     def _alternative(self, sol: Solution, r: int) -> float | None:
         """Expected fatalities had ``r`` been sent to its best other task instead."""
-        # (two threads beside a background tabu or descent sweep wait for it: kernels.alternative)
-        threads = numba.get_num_threads() if self._thread is None or self.algorithm == "annealing" else 1
         F, _T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                         sol.cur, r, threads)
+                                         sol.cur, r)
         return None if status < 0 or math.isnan(F) else float(F)
 
     # -- snapshots ------------------------------------------------------------------------------

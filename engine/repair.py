@@ -135,11 +135,12 @@ def _rebuild(sc: Scenario, pinned: np.ndarray, pin_bounds: np.ndarray, rest: np.
     # rescues first: a transport inserted before its casualty's rescue exists could not be timed
     fires, medics = np.flatnonzero(P.resp_fire), np.flatnonzero(~P.resp_fire)
     sol = Solution.from_arrays(sc, starts, order, hosp, pin_counts)
-    # each insertion leaves the solution evaluated in full (kernels.search.commit)
+    # each insertion leaves the solution evaluated in full (kernels.search.commit); a delta's
+    # caller waits for it, so it is scored in this thread (kernels.search.score_serial)
     for code in missing_rescue:
         if len(fires):
-            insert_cheapest(sol, code, fires)
+            insert_cheapest(sol, code, fires, threads=1)
     for code in missing_transport:
         if len(medics):
-            insert_cheapest(sol, code, medics)
+            insert_cheapest(sol, code, medics, threads=1)
     return sol

@@ -67,6 +67,25 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
 
 
 @njit(**JIT)
+def score_serial(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status):
+    """``sweep`` in the calling thread, opening no parallel region.
+
+    For the online engine's few-hundred-move scorings, made while a caller waits (a repair's
+    cheapest insertion, the audit's alternative): a parallel region waits at its end for a pool
+    thread, and with one other busy process on a 2-core machine that wait was 15 ms, against a
+    fraction of a millisecond for the scoring itself.
+    """
+    slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
+    # every argument typed as sweep passes it: a literal (0, False) would compile a
+    # specialisation of score_moves of its own
+    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
+    zero, record = n_moves * 0, n_moves < 0
+    score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, np.arange(n_moves),
+                zero, n_moves, out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, zero,
+                record)
+
+
+@njit(**JIT)
 def pick_best(out_F, out_T, out_status, n_moves, allowed):
     """Index of the best allowed move (first index on exact ties), or -1."""
     best = -1

@@ -37,7 +37,7 @@ from engine.solve import DEFAULT_ITERATIONS, solve
 from kernels.evaluate import row_width
 from kernels.layout import ACTIVE, CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT
 from kernels.moves import enumerate_moves
-from kernels.search import better, sweep
+from kernels.search import better, score_serial, sweep
 
 TOL = 1e-9
 N_TINY = 30
@@ -250,6 +250,20 @@ def descent_scenarios():
         d["hospital_overflow_risk"] = 0.3
         out.append(d)
     return out
+
+
+@pytest.mark.parametrize("k", range(0, 14, 2))
+def test_scoring_in_the_calling_thread_gives_the_sweep_s_scores(k):
+    """``score_serial`` (the online engine's, no parallel region) scores every move of the
+    neighbourhood exactly as the parallel sweep does, bit for bit."""
+    sc = engine.load_scenario(descent_scenarios()[k])
+    sol, moves, F, T, st = full_neighbourhood_scores(sc, construct.greedy(sc).to_plan())
+    n = len(moves)
+    assert n > 0
+    F1, T1, st1 = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    score_serial(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F1, T1, st1)
+    assert np.array_equal(st1, st)
+    assert np.array_equal(F1, F, equal_nan=True) and np.array_equal(T1, T, equal_nan=True)
 
 
 @pytest.mark.parametrize("k", range(14))

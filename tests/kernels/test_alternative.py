@@ -26,10 +26,10 @@ CASES = 60
 RANK = {FEASIBLE: 0, SHIFT: 1, CYCLE: 2}
 
 
-def check(sol: Solution, r: int, threads: int = 2) -> None:
+def check(sol: Solution, r: int) -> None:
     sc = sol.sc
     F, _T, status = best_other_first(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                     sol.cur, r, threads)
+                                     sol.cur, r)
     want = reference.best_other_first(sc, sol.to_plan(), sc.model.responders[r].id)
     if want is None:
         assert status == -1
@@ -46,7 +46,7 @@ def test_best_other_first_is_the_best_relocation_to_the_front(seed):
     sol = Solution.from_plan(sc, factories.random_plan(sc, rng))
     for r in range(len(sol.pins)):
         if sol.pins[r] == 0 and sol.starts[r + 1] > sol.starts[r]:  # what is issued: nothing pinned yet
-            check(sol, r, threads=1 + (r % 2))
+            check(sol, r)
 
 
 def test_best_other_first_at_paper_size(london):
