@@ -16,6 +16,17 @@ from .errors import InputError, Problem
 EXIT_BAD_INPUT = 2
 
 
+def seed(text: str) -> int:
+    """An ``--seed``: a whole number >= 0 (numpy's generators take no negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2 like any other bad input."""
 
@@ -77,7 +88,9 @@ def cmd_generate(args) -> int:
     options = {k: getattr(args, k) for k in ("casualties", "paramedics", "fire", "hospitals", "sites")
                if getattr(args, k) is not None}
     try:
-        data = generate(args.preset, seed=args.seed, **options)
+        # network files are named relative to where the scenario is written (stdout: here)
+        base = Path(args.out).resolve().parent if args.out else Path.cwd()
+        data = generate(args.preset, seed=args.seed, base_dir=base, **options)
     except ValueError as exc:
         raise InputError(Problem("--preset", str(exc))) from None
     _write(data, args.out)
@@ -103,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("generate", help="write a scenario from a preset")
     s.add_argument("--preset", required=True)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--out")
     for name in ("casualties", "paramedics", "fire", "hospitals", "sites"):
         s.add_argument(f"--{name}", type=int, help="for --preset random")

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from .cli import seed
 from .errors import InputError, Problem
 
 
@@ -25,7 +26,6 @@ def _progress(args):
 
 
 def cmd_solve(args) -> int:
-    from .evaluate import schedule_records
     from .solve import solve
 
     if args.iterations is not None and args.iterations < 0:
@@ -36,12 +36,8 @@ def cmd_solve(args) -> int:
                    time_limit=args.time_limit, callbacks=_progress(args))
     if _progress(args):
         sys.stderr.write("\n")
-    from .evaluate import evaluate_detail
-
-    obj, W, arrays = evaluate_detail(args.scenario, result.plan)
-    from .scenario import load_scenario
-
-    doc = result.plan.to_json(obj, schedule_records(load_scenario(args.scenario), W, arrays))
+    obj = result.plan.objective  # a full evaluation of the plan found (engine.solve)
+    doc = result.plan.to_json()  # objective and schedule included
     if args.out:
         from .cli import write_text
 
@@ -73,7 +69,7 @@ def register(sub) -> None:
     s = sub.add_parser("solve", help="search for the plan with the fewest expected fatalities")
     s.add_argument("scenario")
     s.add_argument("--algorithm", choices=ALGORITHMS, default="tabu")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     budget = s.add_mutually_exclusive_group()
     budget.add_argument("--time-limit", type=float, help="seconds of search")
     budget.add_argument("--iterations", type=int, help="iteration budget (reproducible)")
@@ -106,8 +102,9 @@ def cmd_replay(args) -> int:
     for i, line in enumerate(lines, start=1):
         if line.strip():
             rec = loads(line, f"{path}:{i}", InputError)
-            if not isinstance(rec, dict) or not isinstance(rec.get("time"), (int, float)):
-                raise InputError(Problem(f"{path}:{i}", "expected a JSON object with a numeric \"time\""))
+            t = rec.get("time") if isinstance(rec, dict) else None
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+                raise InputError(Problem(f"{path}:{i}", "expected a JSON object with a finite numeric \"time\""))
             records.append((i, rec))
     if args.iterations_per_minute < 0:
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
@@ -144,7 +141,7 @@ def register_replay(sub) -> None:
     s.add_argument("deltas")
     s.add_argument("--iterations-per-minute", type=int, default=2000)
     s.add_argument("--algorithm", choices=("descent", "tabu", "annealing"), default="annealing")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--audit", help="audit log path (default: DELTAS with .audit.jsonl)")
     s.set_defaults(func=cmd_replay)
 
@@ -224,7 +221,7 @@ def register_simulation(sub) -> None:
             s.add_argument("--runs", type=int, default=50)
             s.add_argument("--scheduler", help="a Dask scheduler address, or 'local' for a LocalCluster")
             s.add_argument("--out", default="experiment")
-        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--seed", type=seed, default=0)
         s.add_argument("--horizon", type=float, default=30.0)
         s.add_argument("--iterations-per-minute", type=int, default=200)
         s.add_argument("--seconds-per-minute", type=float, default=None,

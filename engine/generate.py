@@ -9,6 +9,8 @@ Real places come from ``examples/data`` (see its README for sources, licences an
 """
 from __future__ import annotations
 
+import os
+
 import math
 import operator
 import unicodedata
@@ -50,7 +52,7 @@ _HELSINKI_NODES = "helsinki_nodes.parquet"
 _HELSINKI_EDGES = "helsinki_edges.parquet"
 
 
-def generate(preset: str, seed: int = 0, **options) -> dict:
+def generate(preset: str, seed: int = 0, base_dir: str | Path | None = None, **options) -> dict:
     """Build a scenario dict in the SPEC §4 format.
 
     Parameters
@@ -59,6 +61,9 @@ def generate(preset: str, seed: int = 0, **options) -> dict:
         One of :data:`PRESETS`.
     seed : int
         Seed of the generator's only random source; equal inputs give equal dicts.
+    base_dir : path, optional
+        The directory the scenario will be saved in: network files (``helsinki``) are named
+        relative to it, as SPEC §4 reads them. Default: ``examples/``, beside the data.
     **options
         Only ``random`` takes options: ``casualties``, ``paramedics``, ``fire``, ``hospitals``
         (all required) and ``sites`` (default ``max(1, casualties // 20)``, at most 200).
@@ -78,7 +83,20 @@ def generate(preset: str, seed: int = 0, **options) -> dict:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     if preset != "random" and options:
         raise ValueError(f"preset {preset!r} takes no options; got {', '.join(sorted(options))}")
-    return builder(np.random.default_rng(seed), **options)
+    data = builder(np.random.default_rng(seed), **options)
+    network = data["network"]
+    for key in ("nodes_file", "edges_file"):
+        if key in network:
+            network[key] = _relative(DATA_DIR / network[key], DATA_DIR.parent if base_dir is None else Path(base_dir))
+    return data
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` as seen from directory ``base`` (absolute if it has no relative path from there)."""
+    try:
+        return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+    except ValueError:  # another drive
+        return path.resolve().as_posix()
 
 
 def write_helsinki_network(data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
@@ -244,7 +262,7 @@ def _helsinki(rng) -> dict:
     para = [hospitals[i]["id"] for i in rng.choice(len(hospitals), size=4, replace=False).tolist()]
     hart = _pick(rng, 4, 0.25).tolist()
     network = {"kind": "graph", "speed_kmh": 30.0,
-               "nodes_file": f"data/{_HELSINKI_NODES}", "edges_file": f"data/{_HELSINKI_EDGES}"}
+               "nodes_file": _HELSINKI_NODES, "edges_file": _HELSINKI_EDGES}  # in DATA_DIR: see generate
     return _scenario("helsinki", network, hospitals, sites, stations,
                      _responders(para, hart, [stations[0]["id"]] * 2),
                      _casualties(rng, [sites[i]["id"] for i in site_idx.tolist()], round(_TRAPPED_SHARE * n)))

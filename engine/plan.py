@@ -66,9 +66,15 @@ class Plan:
     routes: dict[str, list[Task]] = field(default_factory=dict)
     scenario: str = ""
     time: float = 0.0
+    #: what ``engine.solve`` found the plan to score and its timetable (SPEC §5), written by
+    #: ``to_json``; not part of the plan itself (two plans with the same routes are equal)
+    objective: Any = field(default=None, compare=False, repr=False)
+    schedule: list | None = field(default=None, compare=False, repr=False)
 
     def to_json(self, objective=None, schedule=None) -> dict:
-        """The plan file of SPEC §5; ``objective`` and ``schedule`` are added when given."""
+        """The plan file of SPEC §5; ``objective`` and ``schedule`` are added when given or known."""
+        objective = self.objective if objective is None else objective
+        schedule = self.schedule if schedule is None else schedule
         out: dict[str, Any] = {"format": PLAN_FORMAT, "scenario": self.scenario, "time": self.time,
                                "routes": {r: [t.to_json() for t in ts] for r, ts in self.routes.items()}}
         if objective is not None:

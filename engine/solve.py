@@ -9,6 +9,7 @@ from typing import Any, Callable
 from . import construct
 from .algorithms import ALGORITHMS, Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .errors import InputError, Problem
+from .evaluate import evaluate_detail, schedule_records
 from .explain import explain
 from .objective import Objective
 from .plan import Plan, load_plan
@@ -38,11 +39,22 @@ def _callbacks(cb) -> Callbacks:
     return cb
 
 
-def initial_solution(sc, initial="greedy") -> Solution:
-    """A starting solution: ``"rule"``, ``"greedy"``, or a plan (path, dict or ``Plan``)."""
+def initial_solution(sc, initial=None) -> Solution:
+    """A starting solution: ``"rule"``, ``"greedy"`` (also ``None``), or a plan (path, dict or ``Plan``)."""
+    if initial is None:
+        initial = "greedy"
     if isinstance(initial, str) and initial in ("rule", "greedy"):
         return getattr(construct, initial)(sc)
     return Solution.from_plan(sc, load_plan(sc, initial))
+
+
+def _finished(sol: Solution) -> Plan:
+    """``sol`` as a plan that knows its objective and timetable: ``to_json()`` writes the whole
+    plan file of SPEC §5, schedule included (§11)."""
+    plan = sol.to_plan()
+    objective, W, arrays = evaluate_detail(sol.sc, plan)
+    plan.objective, plan.schedule = objective, schedule_records(sol.sc, W, arrays)
+    return plan
 
 
 def check_arguments(algorithm: str, iterations, time_limit) -> None:
@@ -60,7 +72,7 @@ def check_arguments(algorithm: str, iterations, time_limit) -> None:
 
 
 def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | None = None,
-          time_limit: float | None = None, initial: Any = "greedy", callbacks=None,
+          time_limit: float | None = None, initial: Any = None, callbacks=None,
           assert_moves: bool | None = None) -> Result:
     """Search for the plan with the fewest expected fatalities (SPEC §7, §11).
 
@@ -76,7 +88,7 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
     time_limit
         Seconds of search instead of an iteration budget (not reproducible across machines).
     initial
-        Where the search starts: ``"greedy"`` (default), ``"rule"`` or a plan.
+        Where the search starts: ``"greedy"`` (default, also ``None``), ``"rule"`` or a plan.
     callbacks
         ``Callbacks`` or a dict with ``on_best`` / ``on_iteration``.
     assert_moves
@@ -96,7 +108,7 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
         sol = initial_solution(sc, algorithm)
         stats.runtime_s = time.perf_counter() - t0
         stats.history.append((stats.runtime_s, 0, *sol.cur[[0, 2]].tolist()))
-        return Result(sol.to_plan(), sol.objective, stats, explain(sol))
+        return Result(_finished(sol), sol.objective, stats, explain(sol))
 
     sol = initial_solution(sc, initial)
     state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves)
@@ -143,4 +155,4 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
     stats.iterations, stats.evaluations = state.iterations, state.evaluations
     stats.runtime_s = time.perf_counter() - t0
     best = state.best
-    return Result(best.to_plan(), best.objective, stats, explain(best))
+    return Result(_finished(best), best.objective, stats, explain(best))

@@ -156,6 +156,17 @@ def test_generate_random_sizes(capsys, tmp_path):
     assert sum(r.kind == "fire" for r in m.responders) == 2
 
 
+def test_generate_helsinki_anywhere_writes_a_scenario_that_loads(capsys, tmp_path):
+    """Its network files are named relative to where the scenario is written (SPEC §4)."""
+    out = tmp_path / "elsewhere" / "helsinki.json"
+    out.parent.mkdir()
+    assert run(capsys, "generate", "--preset", "helsinki", "--out", out)[0] == 0
+    sc = engine.load_scenario(out)
+    assert len(sc.model.casualties) == 20
+    committed = engine.load_scenario(ROOT / "examples" / "helsinki.json")
+    assert (sc.travel == committed.travel).all()
+
+
 def test_generate_unknown_preset(capsys):
     line = assert_one_error_line(*run(capsys, "generate", "--preset", "no-such-preset"))
     assert "no-such-preset" in line
@@ -213,10 +224,11 @@ def test_evaluate_text(capsys):
     ["evaluate", str(GOOD_SCENARIO)],
     ["generate"],
     ["generate", "--preset", "tiny", "--seed", "abc"],
+    ["generate", "--preset", "tiny", "--seed", "-1"],
     ["validate", str(GOOD_SCENARIO), "--no-such-flag"],
     ["evaluate", str(GOOD_SCENARIO), str(GOOD_PLAN), "extra"],
 ], ids=["unknown-command", "no-command", "validate-no-file", "evaluate-no-plan", "generate-no-preset",
-        "seed-not-int", "unknown-flag", "extra-argument"])
+        "seed-not-int", "seed-negative", "unknown-flag", "extra-argument"])
 def test_usage_errors_are_one_line(capsys, argv):
     assert_one_error_line(*run(capsys, *argv))
 

@@ -172,6 +172,7 @@ def _check_errors(code, out, err, n_lines):
     (["--time-limit", "-2"], "time-limit"),
     (["--iterations", "ten"], "ten"),
     (["--time-limit", "1", "--iterations", "5"], "iterations"),
+    (["--seed", "-1"], "seed"),
 ])
 def test_bad_arguments(capsys, scenario_file, argv, expect):
     code, out, err = run(capsys, "solve", scenario_file, *argv)
@@ -204,3 +205,21 @@ def test_invalid_scenario_one_line_per_problem(capsys, tmp_path):
     lines = _check_errors(code, out, err, len(problems))
     assert lines == [f"goldenhour: {p}" for p in problems]
     assert any("capacity" in line for line in lines) and any("colour" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", ["simulate", "experiment", "replay"])
+def test_a_negative_seed_is_bad_input_for_every_command(capsys, tmp_path, scenario_file, command):
+    """numpy's generators take no negative seed: refused up front, one line, exit 2."""
+    extra = [tmp_path / "requests.jsonl"] if command == "replay" else []
+    code, out, err = run(capsys, command, scenario_file, *extra, "--seed", "-3")
+    lines = _check_errors(code, out, err, 1)
+    assert "seed" in lines[0]
+
+
+@pytest.mark.parametrize("time", ["Infinity", "NaN", "true"])
+def test_replay_refuses_a_time_that_is_not_a_finite_number(capsys, tmp_path, scenario_file, time):
+    log = tmp_path / "requests.jsonl"
+    log.write_text(f'{{"type": "clock", "time": 1.0}}\n{{"type": "clock", "time": {time}}}\n', encoding="utf-8")
+    code, out, err = run(capsys, "replay", scenario_file, log)
+    lines = _check_errors(code, out, err, 1)
+    assert f"{log}:2" in lines[0]

@@ -323,6 +323,14 @@ def validity_scenarios() -> dict[str, dict]:
 BUDGET = {"rule": None, "greedy": None, "descent": None, "tabu": 15, "annealing": 3000}
 
 
+def test_initial_none_starts_from_greedy():
+    """SPEC §11 writes ``initial=None``: the default start, the greedy plan."""
+    d = validity_scenarios()["random-12"]
+    a = solve(d, algorithm="tabu", iterations=3, initial=None)
+    b = solve(d, algorithm="tabu", iterations=3, initial="greedy")
+    assert a.plan.to_json() == b.plan.to_json()
+
+
 @pytest.mark.parametrize("name", ["tiny-late", "random-12", "factories", "no-casualties"])
 @pytest.mark.parametrize("algorithm", list(BUDGET))
 def test_every_algorithm_returns_a_valid_plan(algorithm, name):
@@ -338,6 +346,11 @@ def test_every_algorithm_returns_a_valid_plan(algorithm, name):
         a, b = getattr(again, key), getattr(obj, key)
         assert (a is None and b is None) or abs(a - b) <= TOL, (key, a, b)
     assert result.stats.algorithm == algorithm
+    # SPEC §11: ``result.plan.to_json()`` is the whole plan file, objective and schedule included
+    assert doc["objective"] == obj.to_json()
+    n_tasks = sum(len(ts) for ts in result.plan.routes.values())
+    assert len(doc["schedule"]) == (n_tasks if obj.expected_fatalities is not None else len(doc["schedule"]))
+    assert all(rec["start"] <= rec["end"] for rec in doc["schedule"])
     if algorithm == "annealing":
         assert result.stats.iterations == BUDGET[algorithm]
     if algorithm == "tabu":  # it stops early only when no move is left
