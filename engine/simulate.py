@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .evaluate import evaluate_detail
-from .health import ENVIRONMENTS, step_matrix
+from .health import ENVIRONMENTS, is_known_dead, step_matrix
 from .planner import Planner
 from .plan import problem_arrays
 from .scenario import load_scenario
@@ -62,8 +62,11 @@ class _Truth:
         self.chains = sc.chains
         n = len(sc.model.casualties)
         self.state = np.array([rng.choice(4, p=h / h.sum()) for h in sc.health], dtype=np.int64)
-        self.since = np.full(n, float(sc.model.time))
-        self.env = np.array([TRAPPED if c.trapped else CCS for c in sc.model.casualties], dtype=np.int64)
+        # each casualty from its own observation, in its present environment (SPEC §4, §8.1)
+        self.since = np.array([sc.model.time if c.observed_at is None else c.observed_at
+                               for c in sc.model.casualties], dtype=np.float64).reshape(n)
+        self.env = np.array([AMBULANCE if c.in_transit else TRAPPED if c.trapped else CCS
+                             for c in sc.model.casualties], dtype=np.int64).reshape(n)
         self.treated = np.array([c.treated for c in sc.model.casualties], dtype=bool)
 
     def _chain(self, c):
@@ -85,6 +88,18 @@ class _Truth:
             self.env[c] = env
         if treated is not None:
             self.treated[c] = treated
+
+
+def _team_doing(m, kind: str, place: str, free: float) -> str | None:
+    """The team doing work under way (SPEC §8.1: it appears at ``place``, free at ``free``), or
+    failing that one of that kind waiting at ``place`` before then; None if there is none."""
+    teams = [r for r in m.responders if r.kind == kind and r.start == place]
+    for loose in (False, True):
+        for r in teams:
+            at = m.time if r.available_at is None else r.available_at
+            if abs(at - free) <= 1e-9 or (loose and at <= free):
+                return r.id
+    return None
 
 
 def _treat_planned(planner: Planner, cid: str) -> bool:
@@ -130,6 +145,21 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             heapq.heappush(events, (t, seq, kind, payload))
             seq += 1
 
+    # work under way in the scenario (SPEC §8.1) ends on its own, and is reported before its team
+    # asks for more at the same time
+    for i, c in enumerate(m.casualties):
+        if is_known_dead(sc.health[i]):
+            continue
+        if c.in_transit is not None:
+            carried.add(c.id)
+            arrival = c.in_transit.arrival
+            push(arrival, "wip", "transport", c.id,
+                 _team_doing(m, "paramedic", c.in_transit.hospital, arrival + m.durations.handover))
+        if c.rescue_ends_at is not None and c.trapped:
+            push(c.rescue_ends_at, "wip", "rescue", c.id, _team_doing(m, "fire", c.site, c.rescue_ends_at))
+        if c.treatment_ends_at is not None:
+            treating[c.id] = c.treatment_ends_at
+            push(c.treatment_ends_at, "wip", "treat", c.id, _team_doing(m, "paramedic", c.site, c.treatment_ends_at))
     for r in m.responders:
         push(free_at[r.id], "free", r.id)
     for u in policy.observation_times(H):
@@ -240,6 +270,18 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             truth.move(index[cid], t, treated=True)
             apply({"type": "task_completed", "time": t, "responder": rid, "task": "treat", "casualty": cid})
             push(t, "free", rid)
+        elif kind == "wip":
+            task, cid, rid = payload
+            c = index[cid]
+            if task == "rescue":
+                truth.move(c, t, env=CCS)
+                rescued_at[cid] = t
+            elif task == "treat":
+                truth.move(c, t, treated=True)
+            else:
+                delivered[cid] = truth.advance(c, t) == 3
+            if rid is not None:
+                apply({"type": "task_completed", "time": t, "responder": rid, "task": task, "casualty": cid})
         elif kind == "delivered":
             rid, cid, hospital = payload
             delivered[cid] = truth.advance(index[cid], t) == 3

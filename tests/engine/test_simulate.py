@@ -313,6 +313,38 @@ def test_a_pickup_waits_for_the_treatment_the_plan_has_another_team_do(monkeypat
     assert treated and started["transport"]["time"] >= treated[0]["time"]
 
 
+def test_work_under_way_in_the_scenario_ends_and_is_reported(monkeypatch):
+    """SPEC §8.1 facts in the scenario a run starts from: a rescue under way until 3 (its fire
+    team at the site, free then), a treatment under way until 4, a casualty in an ambulance
+    arriving at 6. Each ends on its own in the truth and is reported by its team; the rescued and
+    treated are then carried, and everyone is delivered."""
+    rec = _Recorder(monkeypatch)
+    d = scenario([cas(0, "urgent", trapped=True, rescue_ends_at=3.0),
+                  cas(1, "urgent", treatment_ends_at=4.0),
+                  cas(2, "urgent", in_transit={"hospital": "H", "arrival": 6.0})])
+    d["responders"] = [{"id": "amb-1", "kind": "paramedic", "start": "H", "available_at": 11.0},  # carrying c002
+                       {"id": "amb-2", "kind": "paramedic", "start": "S", "available_at": 4.0},  # treating c001
+                       {"id": "fire-1", "kind": "fire", "start": "S", "available_at": 3.0}]  # rescuing c000
+    row = simulate(d, Policy(1, 0), seed=0, config=SimulationConfig(horizon=60.0, iterations_per_minute=10,
+                                                                    duration_cv=0.0))
+    assert row["rejected_deltas"] == 0
+    assert row["delivered"] == 3
+    done = {(x["task"], x["casualty"]): (x["time"], x["responder"]) for x in rec.of("task_completed")}
+    assert done[("rescue", "c000")] == (3.0, "fire-1")
+    assert done[("treat", "c001")] == (4.0, "amb-2")
+    assert done[("transport", "c002")] == (6.0, "amb-1")
+
+
+def test_the_truth_starts_at_each_casualty_s_observation():
+    """SPEC §4: a casualty observed at -600 has been in its environment since then: one seen
+    'immediate' that long ago at the CCS is all but surely dead at time 0 (P(alive) ~ 2.5e-7 under
+    the default chains), and scores 1 in every run."""
+    d = scenario([cas(0, "immediate", observed_at=-600.0)])
+    for s in range(3):
+        row = simulate(d, Policy(1, 0), seed=s, config=SimulationConfig(horizon=30.0, iterations_per_minute=2))
+        assert row["score"] == 1.0
+
+
 # --- the scoring rule ------------------------------------------------------------------------------
 
 def check_bookkeeping(row, n_casualties):
