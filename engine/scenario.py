@@ -105,13 +105,21 @@ def reported(problem: Problem, paths: set[str]) -> bool:
 
 
 def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem]:
-    out = []
+    out: dict[str, Problem] = {}
     for e in err.errors():
         msg = _MESSAGES.get(e["type"], e["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        out.append(Problem(json_path(prefix + tuple(e["loc"])), msg))
-    return out
+        loc = tuple(e["loc"])
+        if loc and loc[-1] in _UNION_MEMBERS:  # a node id is a string or an integer: one problem
+            loc, msg = loc[:-1], "expected a string or an integer"
+        path = json_path(prefix + loc)
+        out.setdefault(path + "\0" + msg, Problem(path, msg))
+    return list(out.values())
+
+
+#: What pydantic appends to the path of a value that fits no member of a union (``model.NodeId``).
+_UNION_MEMBERS = ("str", "int")
 
 
 def health_vector(value: Any) -> np.ndarray:
