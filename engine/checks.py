@@ -47,8 +47,6 @@ def check(model: ScenarioModel) -> list[Problem]:
     _unique(model.casualties, "casualties", "casualty", problems)
     hospitals = {h.id for h in model.hospitals}
     sites = {s.id for s in model.sites}
-    if not model.hospitals:
-        problems.append(Problem("hospitals", "at least one hospital is needed"))
     for kind in ("hospitals", "sites", "stations"):
         for i, place in enumerate(getattr(model, kind)):
             _location(place, f"{kind}[{i}]", geo, problems)
@@ -118,10 +116,6 @@ class _Raw:
         return v
 
 
-#: The problems ``check`` reports of a list that is empty.
-_NEEDED = ("hospitals",)
-
-
 def check_raw(data) -> list[Problem]:
     """``check`` on a file that failed field validation; best effort, never raises."""
     from .model import GeoNetwork
@@ -140,7 +134,6 @@ def check_raw(data) -> list[Problem]:
         fake.time = t if ok else None  # an invalid time is already reported; compare nothing to it
         net = data.get("network") if isinstance(data.get("network"), dict) else {}
         fake.network = GeoNetwork.model_construct() if net.get("kind") == "geo" else None
-        # records dropped for a mistyped id (already reported) still exist
-        return [p for p in check(fake) if not (p.path in _NEEDED and data.get(p.path))]
+        return check(fake)
     except Exception:  # a best-effort second opinion must never hide the first
         return []

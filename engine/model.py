@@ -16,11 +16,13 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     Tag,
+    WithJsonSchema,
 )
 
 from .health import CATEGORIES
@@ -40,7 +42,17 @@ Fatalities = Annotated[Number, Field(ge=0, le=1e9)]
 Latitude = Annotated[Number, Field(ge=-90, le=90)]
 Longitude = Annotated[Number, Field(ge=-180, le=180)]
 Id = Annotated[StrictStr, Field(min_length=1)]
-NodeId = Annotated[Union[StrictStr, StrictInt], AfterValidator(str)]
+
+
+def _node_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("expected a string or an integer")
+    return str(value)
+
+
+#: A road-network node: a string or an integer in the file, a string once read. One validator
+#: rather than a union, so that a wrong value is one problem at its own path.
+NodeId = Annotated[str, PlainValidator(_node_id), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})]
 
 
 class Strict(BaseModel):
@@ -282,7 +294,7 @@ class ScenarioModel(Strict):
     name: StrictStr = ""
     time: Time = 0.0
     network: Network
-    hospitals: list[Hospital]
+    hospitals: list[Hospital] = Field(min_length=1)  # casualties must be taken somewhere
     sites: list[Site]
     stations: list[Station] = []
     responders: list[Responder]

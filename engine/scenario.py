@@ -25,6 +25,7 @@ _MESSAGES = {
     "extra_forbidden": "unknown key",
     "missing": "required key is missing",
     "finite_number": "must be a finite number (NaN and Infinity are not allowed)",
+    "too_short": "at least one is needed",
 }
 
 
@@ -105,21 +106,13 @@ def reported(problem: Problem, paths: set[str]) -> bool:
 
 
 def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[Problem]:
-    out: dict[str, Problem] = {}
+    out = []
     for e in err.errors():
         msg = _MESSAGES.get(e["type"], e["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        loc = tuple(e["loc"])
-        if loc and loc[-1] in _UNION_MEMBERS:  # a node id is a string or an integer: one problem
-            loc, msg = loc[:-1], "expected a string or an integer"
-        path = json_path(prefix + loc)
-        out.setdefault(path + "\0" + msg, Problem(path, msg))
-    return list(out.values())
-
-
-#: What pydantic appends to the path of a value that fits no member of a union (``model.NodeId``).
-_UNION_MEMBERS = ("str", "int")
+        out.append(Problem(json_path(prefix + tuple(e["loc"])), msg))
+    return out
 
 
 def health_vector(value: Any) -> np.ndarray:
