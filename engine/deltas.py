@@ -361,13 +361,23 @@ def _responder(m: dict, rid: str) -> dict:
 def _doing(teams: list[dict], task: str, cas: dict, rid: str | None) -> int | None:
     """The index of the team doing ``cas``'s rescue or treatment under way: ``rid`` if the planner
     saw it start, else (a model loaded with the work under way, e.g. a restored snapshot) the
-    first team of the right kind whose facts say so: at the casualty's site, free when it ends."""
+    one its facts name (``team_doing``)."""
     if rid is not None:
         return next((j for j, r in enumerate(teams) if r["id"] == rid), None)
-    kind, end = ("fire" if task == "rescue" else "paramedic"), cas["rescue_ends_at" if task == "rescue"
-                                                                    else "treatment_ends_at"]
-    return next((j for j, r in enumerate(teams) if r["kind"] == kind and r.get("start") == cas["site"]
-                 and r.get("available_at") is not None and abs(r["available_at"] - end) <= TOL), None)
+    kind, end = ("fire", cas["rescue_ends_at"]) if task == "rescue" else ("paramedic", cas["treatment_ends_at"])
+    return team_doing(teams, kind, cas["site"], end)
+
+
+def team_doing(teams: list[dict], kind: str, place: str, free: float, now: float = 0.0,
+               loose: bool = False) -> int | None:
+    """The index of the first team whose facts say it does work under way (SPEC §8.1): of
+    ``kind``, starting at ``place``, available when the work ends (``free``; a team without
+    ``available_at`` is available ``now``); with ``loose``, failing that, the first of that kind
+    waiting at ``place`` before then. None if there is none."""
+    at = [(j, now if r.get("available_at") is None else r["available_at"])
+          for j, r in enumerate(teams) if r["kind"] == kind and r.get("start") == place]
+    exact = next((j for j, a in at if abs(a - free) <= TOL), None)
+    return exact if exact is not None or not loose else next((j for j, a in at if a <= free), None)
 
 
 def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .evaluate import evaluate_detail
 from .health import ENVIRONMENTS, is_known_dead, step_matrix
+from .deltas import team_doing
 from .planner import Planner
 from .plan import problem_arrays
 from .scenario import load_scenario
@@ -90,18 +91,6 @@ class _Truth:
             self.treated[c] = treated
 
 
-def _team_doing(m, kind: str, place: str, free: float) -> str | None:
-    """The team doing work under way (SPEC §8.1: it appears at ``place``, free at ``free``), or
-    failing that one of that kind waiting at ``place`` before then; None if there is none."""
-    teams = [r for r in m.responders if r.kind == kind and r.start == place]
-    for loose in (False, True):
-        for r in teams:
-            at = m.time if r.available_at is None else r.available_at
-            if abs(at - free) <= 1e-9 or (loose and at <= free):
-                return r.id
-    return None
-
-
 def _treat_planned(planner: Planner, cid: str) -> bool:
     """Whether the planner's plan still has ``cid`` treated by a team that has not started yet."""
     return any(t.kind == "treat" and t.casualty == cid for ts in planner.best()[0].routes.values() for t in ts)
@@ -147,6 +136,13 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
 
     # work under way in the scenario (SPEC §8.1) ends on its own, and is reported before its team
     # asks for more at the same time
+    teams = [r.model_dump(by_alias=True) for r in m.responders]
+
+    def doing(kind: str, place: str, free: float) -> str | None:
+        """The team the facts say does it, or one of that kind waiting there (``team_doing``)."""
+        j = team_doing(teams, kind, place, free, m.time, loose=True)
+        return None if j is None else teams[j]["id"]
+
     for i, c in enumerate(m.casualties):
         if is_known_dead(sc.health[i]):
             continue
@@ -154,12 +150,12 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
             carried.add(c.id)
             arrival = c.in_transit.arrival
             push(arrival, "wip", "transport", c.id,
-                 _team_doing(m, "paramedic", c.in_transit.hospital, arrival + m.durations.handover))
+                 doing("paramedic", c.in_transit.hospital, arrival + m.durations.handover))
         if c.rescue_ends_at is not None and c.trapped:
-            push(c.rescue_ends_at, "wip", "rescue", c.id, _team_doing(m, "fire", c.site, c.rescue_ends_at))
+            push(c.rescue_ends_at, "wip", "rescue", c.id, doing("fire", c.site, c.rescue_ends_at))
         if c.treatment_ends_at is not None:
             treating[c.id] = c.treatment_ends_at
-            push(c.treatment_ends_at, "wip", "treat", c.id, _team_doing(m, "paramedic", c.site, c.treatment_ends_at))
+            push(c.treatment_ends_at, "wip", "treat", c.id, doing("paramedic", c.site, c.treatment_ends_at))
     for r in m.responders:
         push(free_at[r.id], "free", r.id)
     for u in policy.observation_times(H):
