@@ -6,6 +6,7 @@ import numba
 import numpy as np
 
 from engine.plan import problem_arrays
+from kernels.borrow import borrow
 from kernels.delta import evaluate_move
 from kernels.evaluate import evaluate, evaluate_batch, evaluate_repeat, row_width
 from kernels.layout import workspace_for
@@ -59,6 +60,9 @@ def test_batch_evaluation(benchmark, london, london_greedy):
 
 @numba.njit(cache=True, nogil=True)
 def _delta_loop(P, moves, n, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W):
+    # arrays borrowed as the sweeps' own loop borrows them (kernels.score._score, kernels.borrow)
+    P, moves, starts, order, hosp, pins, Winc, inc = borrow((P, moves, starts, order, hosp, pins, Winc, inc))
+    slot_owner, slot_of, cs, co, ch, W = borrow((slot_owner, slot_of, cs, co, ch, W))
     acc = 0.0
     for i in range(n):
         F, _o, _T, _s = evaluate_move(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order, hosp,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrow
 from .config import JIT
 from .moves import RELOCATE, fits
 from .search import pick_best, score_serial
@@ -24,6 +25,7 @@ from .search import pick_best, score_serial
 def front_relocations(P, starts, order, pins, r, moves):
     """Write into ``moves`` every relocation of another movable task that fits ``r`` to the
     front of ``r``'s list; returns how many."""
+    P, starts, order, pins, moves = borrow((P, starts, order, pins, moves))
     n = 0
     first = starts[r] if starts[r + 1] > starts[r] else -1
     for q in range(starts.shape[0] - 1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .borrow import borrow
 from .config import JIT, PARALLEL
 from .layout import CYCLE, make_workspace
 from .objective import objective
@@ -18,6 +19,7 @@ def evaluate(P, starts, order, hosp, pins, W):
     A cycle of waits has no objective: ``F``, ``overflow`` and ``T`` are nan. ``schedule`` and
     ``objective`` are inlined here: 9 % faster than calling them (``python -m bench.ab_kernels``).
     """
+    P, starts, order, hosp, pins, W = borrow((P, starts, order, hosp, pins, W))
     status = schedule(P, starts, order, hosp, pins, W)
     if status == CYCLE:
         return np.nan, np.nan, np.nan, status
@@ -28,6 +30,7 @@ def evaluate(P, starts, order, hosp, pins, W):
 @njit(**JIT)
 def evaluate_repeat(P, starts, order, hosp, pins, W, repeats):
     """Evaluate the same solution ``repeats`` times: the kernel's cost without call overhead."""
+    P, starts, order, hosp, pins, W = borrow((P, starts, order, hosp, pins, W))
     F = 0.0
     for _ in range(repeats):
         F, _o, _t, _s = evaluate(P, starts, order, hosp, pins, W)
@@ -37,6 +40,25 @@ def evaluate_repeat(P, starts, order, hosp, pins, W, repeats):
 def row_width(n_resp: int, n_cas: int) -> int:
     """Width of one batch row: ``starts`` (R + 1), ``order`` (3·C slots), ``hosp`` (C)."""
     return n_resp + 1 + 3 * n_cas + n_cas
+
+
+@njit(**JIT)
+def _evaluate_rows(P, rows, pins, lo, hi, W, out_F, out_overflow, out_T, out_status):
+    """One thread's share of ``evaluate_batch``: rows ``lo`` to ``hi`` in workspace ``W``."""
+    P, rows, pins, W = borrow((P, rows, pins, W))
+    out_F, out_overflow, out_T, out_status = borrow((out_F, out_overflow, out_T, out_status))
+    n_cas = P.h0.shape[0]
+    n_resp = P.resp_loc.shape[0]
+    for i in range(lo, hi):
+        row = rows[i]
+        starts = row[: n_resp + 1]
+        order = row[n_resp + 1: n_resp + 1 + 3 * n_cas]
+        hosp = row[n_resp + 1 + 3 * n_cas:]
+        F, o, T, s = evaluate(P, starts, order, hosp, pins, W)
+        out_F[i] = F
+        out_overflow[i] = o
+        out_T[i] = T
+        out_status[i] = s
 
 
 @njit(**PARALLEL)
@@ -53,15 +75,5 @@ def evaluate_batch(P, rows, pins, out_F, out_overflow, out_T, out_status, n_thre
     n_chunks = min(n_threads, max(n_rows, 1))
     for chunk in prange(n_chunks):
         W = make_workspace(n_cas, n_resp, n_hosp, 3 * n_cas)
-        lo = chunk * n_rows // n_chunks
-        hi = (chunk + 1) * n_rows // n_chunks
-        for i in range(lo, hi):
-            row = rows[i]
-            starts = row[: n_resp + 1]
-            order = row[n_resp + 1: n_resp + 1 + 3 * n_cas]
-            hosp = row[n_resp + 1 + 3 * n_cas:]
-            F, o, T, s = evaluate(P, starts, order, hosp, pins, W)
-            out_F[i] = F
-            out_overflow[i] = o
-            out_T[i] = T
-            out_status[i] = s
+        _evaluate_rows(P, rows, pins, chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks, W,
+                       out_F, out_overflow, out_T, out_status)

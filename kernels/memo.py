@@ -31,6 +31,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
+from .borrow import borrow
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .layout import CYCLE, KINDS, N_LISTS, N_TOUCHED, TRANSPORT
@@ -124,6 +125,9 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
     """Fill in every move whose remembered score is still valid; list the others in ``todo``
     (with their rows), and moves met a second time in this sweep in ``dup`` (with the index of
     the first time, whose outputs they copy). Returns both counts."""
+    P, starts, slot_owner, inc, moves, out_F, out_T = borrow((P, starts, slot_owner, inc, moves, out_F, out_T))
+    out_status, memo, stamp, meta = borrow((out_status, memo, stamp, meta))
+    todo, todo_row, dup, dup_first = borrow((todo, todo_row, dup, dup_first))
     n_cas = P.h0.shape[0]
     rr, pos, ids = P.resp_loc.shape[0] + 1, 3 * n_cas + 2, max(n_cas, P.hosp_loc.shape[0]) + 1
     # every array is taken out of its tuple once, so that LLVM need not reload them after stores
@@ -220,6 +224,8 @@ def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, me
     count if that changes, and whether it is over capacity if that flips. After a move out of or
     into a wait cycle nothing is reused.
     """
+    P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
+    stamp, meta, W, cs, co, ch = borrow((stamp, meta, W, cs, co, ch))
     n_resp = P.resp_loc.shape[0]
     n_cas = P.h0.shape[0]
     n_hosp = P.hosp_loc.shape[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrow
 from .config import JIT
 from .layout import ACTIVE, RESCUE, TRANSPORT, TREAT
 
@@ -263,6 +264,7 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
     ``hosp_neigh``; so a sweep costs the same per task at any scale. With ``k = 0`` it is full.
     If the return value exceeds ``len(out)``, only the first ``len(out)`` were written.
     """
+    P, starts, order, hosp, pins, neigh, hosp_neigh, out = borrow((P, starts, order, hosp, pins, neigh, hosp_neigh, out))
     n_resp = starts.shape[0] - 1
     n_cas = P.h0.shape[0]
     n_slots = starts[n_resp]
@@ -401,6 +403,8 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
     next to a task of one of its nearest casualties, to one of its nearest hospitals. In a large
     incident a uniform draw almost always moves a task across the city, which never helps.
     """
+    P, starts, order, hosp, pins, slot_owner, slot_of = borrow((P, starts, order, hosp, pins, slot_owner, slot_of))
+    paramedics, fires, weights, neigh, hosp_neigh = borrow((paramedics, fires, weights, neigh, hosp_neigh))
     n_resp = starts.shape[0] - 1
     n_slots = starts[n_resp]
     n_cas = P.h0.shape[0]

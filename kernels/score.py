@@ -1,7 +1,8 @@
 """Scoring a list of moves against the incumbent: the loop every sweep spends its time in.
 
 ``sweep`` and ``sweep_memo`` each split their moves across threads and call ``score_moves`` once
-per thread. It is the one place ``evaluate_move`` is inlined: a call per move passing the problem
+per thread; its loop (``_score``, which borrows every array it is given: ``kernels.borrow``) is
+the one place ``evaluate_move`` is inlined: a call per move passing the problem
 and two workspaces cost a fifth of a move's time in a sweep at paper size (``python -m
 bench.ab_kernels``), and inlining it everywhere it is called made the kernels take four times as
 long to compile.
@@ -13,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .admissions import ensure_admissions
+from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move_inline
 from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, make_workspace
@@ -98,6 +100,18 @@ def score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_
     marked not reusable). ``sweep`` passes empty memo arrays.
     """
     W, cs, co, ch = move_buffers(P, starts, order, hosp)
+    _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo, lo, hi, out_F, out_T,
+           out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch)
+
+
+@njit(**JIT)
+def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo, lo, hi,
+           out_F, out_T, out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch):
+    """``score_moves`` in the buffers it made: every array borrowed (``kernels.borrow``)."""
+    P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
+    slot_owner, slot_of, moves, todo, out_F, out_T = borrow((slot_owner, slot_of, moves, todo, out_F, out_T))
+    out_status, rows, dF, dT, status, when = borrow((out_status, rows, dF, dT, status, when))
+    deps, n_deps, W, cs, co, ch = borrow((deps, n_deps, W, cs, co, ch))
     memo = rows.shape[0] > 0
     F0, T0 = inc[0], inc[2]
     for t in range(lo, hi):

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from .admissions import ensure_admissions, has_admissions, readmit
+from .borrow import borrow
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .evaluate import evaluate
@@ -111,6 +112,9 @@ def commit(P, kind, a, b, c, starts, order, hosp, pins, Winc, cs, co, ch):
 def tabu_allowed(moves, n_moves, starts, order, hosp, tabu_resp, tabu_until, tabu_hosp, tabu_hosp_until,
                  it, out_F, out_T, out_status, bestF, bestT, best_status, allowed):
     """Mark the moves that are not tabu, or that would beat the best plan (aspiration)."""
+    moves, starts, order, hosp, tabu_resp, tabu_until = borrow((moves, starts, order, hosp, tabu_resp, tabu_until))
+    tabu_hosp, tabu_hosp_until, out_F, out_T, out_status, allowed = borrow(
+        (tabu_hosp, tabu_hosp_until, out_F, out_T, out_status, allowed))
     n_resp = starts.shape[0] - 1
     owner = np.empty(max(starts[n_resp], 1), np.int64)
     for r in range(n_resp):
@@ -191,15 +195,30 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     np.random.seed(seed)
     n_cas = P.h0.shape[0]
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
+    if check:
+        Wfull = make_workspace(n_cas, P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
+    else:
+        Wfull = make_workspace(0, 0, 0, 0)
+    return _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best, paramedics,
+                   fires, weights, neigh, hosp_neigh, temp0, temp_end, it0, total, n_iter, Wc, cs, co, ch, stats,
+                   check, bad, slot_owner, slot_of, n_shift, Wfull)
+
+
+@njit(**JIT)
+def _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best, paramedics, fires,
+            weights, neigh, hosp_neigh, temp0, temp_end, it0, total, n_iter, Wc, cs, co, ch, stats, check, bad,
+            slot_owner, slot_of, n_shift, Wfull):
+    """``anneal_chunk``'s steps, with the tables it made: every array borrowed (``kernels.borrow``)."""
+    P, starts, order, hosp, pins, Winc, cur = borrow((P, starts, order, hosp, pins, Winc, cur))
+    best_starts, best_order, best_hosp, best, paramedics, fires = borrow(
+        (best_starts, best_order, best_hosp, best, paramedics, fires))
+    weights, neigh, hosp_neigh, Wc, cs, co, ch = borrow((weights, neigh, hosp_neigh, Wc, cs, co, ch))
+    stats, bad, slot_owner, slot_of, Wfull = borrow((stats, bad, slot_owner, slot_of, Wfull))
     ratio = temp_end / temp0 if temp0 > 0 else 0.0
     drift = False
     # the current plan is the best one, and best_* are not a copy of it yet: they are copied when
     # the search leaves it (or the chunk ends), not at every new best (each copy is O(plan))
     at_best = False
-    if check:
-        Wfull = make_workspace(n_cas, P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
-    else:
-        Wfull = make_workspace(0, 0, 0, 0)
     for k in range(n_iter):
         frac = min(1.0, (it0 + k) / max(total, 1))
         temp = temp0 * ratio ** frac if temp0 > 0 else 0.0
@@ -262,6 +281,9 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
 def sample_deltas(P, starts, order, hosp, pins, Winc, cur, paramedics, fires, weights, neigh, hosp_neigh, n, seed,
                   Wc, cs, co, ch, out):
     """``F`` differences of ``n`` random moves from the incumbent (for auto-fitting temperatures)."""
+    P, starts, order, hosp, pins, Winc, cur = borrow((P, starts, order, hosp, pins, Winc, cur))
+    paramedics, fires, weights, neigh, hosp_neigh = borrow((paramedics, fires, weights, neigh, hosp_neigh))
+    Wc, cs, co, ch, out = borrow((Wc, cs, co, ch, out))
     np.random.seed(seed)
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     m = 0
