@@ -1,8 +1,8 @@
 """Scoring a list of moves against the incumbent: the loop every sweep spends its time in.
 
 ``sweep`` and ``sweep_memo`` each split their moves across threads and call ``score_moves`` once
-per thread; its loop (``_score``, which borrows every array it is given: ``kernels.borrow``) is
-the one place ``evaluate_move`` is inlined: a call per move passing the problem
+per thread; its loop (``_score``, which borrows every array it is given: ``kernels.borrow``)
+inlines ``evaluate_move``, as the annealing loop does: a call per move passing the problem
 and two workspaces cost a fifth of a move's time in a sweep at paper size (``python -m
 bench.ab_kernels``), and inlining it everywhere it is called made the kernels take four times as
 long to compile.

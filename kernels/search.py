@@ -14,7 +14,7 @@ from numba import njit, prange
 from .admissions import ensure_admissions, has_admissions, readmit
 from .borrow import borrow
 from .config import JIT, PARALLEL
-from .delta import evaluate_move
+from .delta import evaluate_move, evaluate_move_inline
 from .evaluate import evaluate
 from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
 from .local import adopt, count_shift
@@ -226,7 +226,7 @@ def _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, be
                                     neigh, hosp_neigh)
         if kind < 0:
             continue
-        F, o, T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
+        F, o, T, st = evaluate_move_inline(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
                                     slot_owner, slot_of, n_shift, cs, co, ch, Wc)
         stats[0] += 1
         if st == CYCLE:
