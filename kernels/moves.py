@@ -264,7 +264,8 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
     ``hosp_neigh``; so a sweep costs the same per task at any scale. With ``k = 0`` it is full.
     If the return value exceeds ``len(out)``, only the first ``len(out)`` were written.
     """
-    P, starts, order, hosp, pins, neigh, hosp_neigh, out = borrow((P, starts, order, hosp, pins, neigh, hosp_neigh, out))
+    P, starts, order, hosp, pins = borrow((P, starts, order, hosp, pins))
+    neigh, hosp_neigh, out = borrow((neigh, hosp_neigh, out))
     n_resp = starts.shape[0] - 1
     n_cas = P.h0.shape[0]
     n_slots = starts[n_resp]

@@ -227,7 +227,7 @@ def _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, be
         if kind < 0:
             continue
         F, o, T, st = evaluate_move_inline(P, kind, a, b, c, starts, order, hosp, pins, Winc, cur,
-                                    slot_owner, slot_of, n_shift, cs, co, ch, Wc)
+                                           slot_owner, slot_of, n_shift, cs, co, ch, Wc)
         stats[0] += 1
         if st == CYCLE:
             continue
