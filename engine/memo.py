@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.layout import workspace_for
-from kernels.memo import EPOCH, ROWS, VALID_FROM, keys_fit, make_memo, stamp_move, sweep_memo
+from kernels.memo import (EPOCH, META_SIZE, ROWS, STRAYS, VALID_FROM, compact, keys_fit, make_memo, stamp_move,
+                          sweep_memo)
 from kernels.search import sweep
 
 from .plan import problem_arrays
@@ -20,12 +21,15 @@ from .solution import Solution
 
 
 class SweepMemo:
-    #: rows kept per move of a neighbourhood before the memo starts afresh: room for the keys
-    #: that stop occurring as lists change
+    #: rows kept per move of a neighbourhood: room for the keys that stop occurring as lists change
     ROOM = 3
+    #: the rows are put back in the sweep's order (``kernels.memo.compact``) once more than this
+    #: share of a sweep's moves found theirs out of order
+    STRAYS = 1 / 4
 
     def __init__(self):
         self._memo = None
+        self._spare = None  # the memo ``compact`` copies into next
         self._stamp = self._meta = None
         self._P = None
         self._scratch = None  # a workspace for stamp_move
@@ -45,8 +49,9 @@ class SweepMemo:
         self._P = P
         n_ids = n_resp + n_cas + 3 * n_hosp
         self._memo = make_memo(rows, n_ids)
+        self._spare = None
         self._stamp = np.zeros(n_ids, np.int64)
-        self._meta = np.zeros(5, np.int64)
+        self._meta = np.zeros(META_SIZE, np.int64)
         self._meta[EPOCH] = 1
         self._scratch = workspace_for(P)
 
@@ -65,6 +70,12 @@ class SweepMemo:
         done = sweep_memo(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
                           n_threads, self._memo, self._stamp, self._meta)
         self._remember(sol)
+        capacity = len(self._memo.dF)
+        if self._meta[STRAYS] > self.STRAYS * n or self._meta[ROWS] + n + n // 4 > capacity:
+            if self._spare is None or len(self._spare.dF) != capacity:
+                self._spare = make_memo(capacity, len(self._stamp))
+            compact(self._memo, self._spare, self._meta, n)
+            self._memo, self._spare = self._spare, self._memo
         return int(done)
 
     def forget(self) -> None:

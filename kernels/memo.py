@@ -19,9 +19,11 @@ than it. Dependencies are ids in one index space: list ``r``; ``R + c`` for casu
 
 Moves are matched from one sweep to the next by where they are within lists (``_key``), not by
 flat slot indices, which shift whenever an earlier list grows or shrinks; a matched move on
-unchanged lists is the same move. Each key keeps its row for the memo's lifetime, so a sweep
-reads a remembered score in place. A reused score equals a fresh delta evaluation up to rounding
-(about 1e-15): ``dF`` and ``dT`` are kept relative to the incumbent they were scored against.
+unchanged lists is the same move. A key keeps its row until the rows are compacted
+(``compact``: into the order of the last sweep, without the keys it did not meet), so a sweep
+reads a remembered score in place, mostly from the row after the last one read. A reused score
+equals a fresh delta evaluation up to rounding (about 1e-15): ``dF`` and ``dT`` are kept relative
+to the incumbent they were scored against.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .layout import CYCLE, KINDS, N_LISTS, N_TOUCHED, TRANSPORT
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
-from .score import incumbent_tables, score_moves
+from .score import deal, incumbent_tables, score_moves, share
 
 #: Dependencies kept per move; a move with more is always re-scored (at 1 000 casualties, one
 #: move in a thousand: those with the longest chains of waits).
@@ -44,8 +46,10 @@ MAX_DEPS = 128
 
 #: ``meta``: the current epoch; the first epoch whose scores may be reused (older ones are
 #: stale for good: the shift-overrun count changed, or a move was applied without stamps);
-#: that count; whether the last sweep's scores may be used at all; how many rows are taken.
-EPOCH, VALID_FROM, N_SHIFT, READY, ROWS = range(5)
+#: that count; whether the last sweep's scores may be used at all; how many rows are taken; how
+#: many moves of the last sweep found their row away from where the one before left off.
+EPOCH, VALID_FROM, N_SHIFT, READY, ROWS, STRAYS = range(6)
+META_SIZE = 6
 #: ``MoveMemo.epoch`` of a row being scored in this sweep by move ``i`` is ``PENDING - i``.
 PENDING = -2
 
@@ -61,6 +65,7 @@ MoveMemo = namedtuple(
         "epoch",    # i8[rows] the epoch the move was scored in (see PENDING)
         "deps",     # i2[rows, MAX_DEPS] (i4 if the ids need it)
         "n_deps",   # i8[rows]; -1: not reusable
+        "move_row",  # i8[rows] the row each move of the last sweep used (``compact`` reads it)
     ],
 )
 
@@ -73,7 +78,7 @@ def make_memo(rows: int, n_ids: int) -> MoveMemo:
                     np.zeros(rows), np.zeros(rows),
                     np.zeros(rows, np.int64), np.zeros(rows, np.int64),
                     np.zeros((rows, MAX_DEPS), np.int16 if n_ids < 2 ** 15 else np.int32),
-                    np.full(rows, -1, np.int64))
+                    np.full(rows, -1, np.int64), np.zeros(rows, np.int64))
 
 
 def keys_fit(n_resp: int, n_cas: int, n_hosp: int) -> bool:
@@ -131,20 +136,29 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
     n_cas = P.h0.shape[0]
     rr, pos, ids = P.resp_loc.shape[0] + 1, 3 * n_cas + 2, max(n_cas, P.hosp_loc.shape[0]) + 1
     # every array is taken out of its tuple once, so that LLVM need not reload them after stores
-    keys, index, row_key, dF, dT, status, when, deps, n_deps = memo
+    keys, index, row_key, dF, dT, status, when, deps, n_deps, move_row = memo
     valid_from = meta[VALID_FROM]
     F0, T0 = inc[0], inc[2]
     n_todo = 0
     n_dup = 0
-    j = -1
+    strays = 0
+    at = -1  # the row where the sequence of rows left off
     for i in range(n_moves):
         key = _key(moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, slot_owner, rr, pos, ids)
-        # neighbourhoods are enumerated in the same order every sweep and rows were taken in that
-        # order: the next row is usually this move's, which spares a random probe of the table
-        if j + 1 < meta[ROWS] and row_key[j + 1] == key:
-            j, new = j + 1, False
+        # neighbourhoods are enumerated in nearly the same order every sweep and ``compact`` keeps
+        # the rows in that order: this move's row is usually the next one, or the one after when
+        # a move of the last sweep is gone, which spares a random probe of the table
+        if at + 1 < meta[ROWS] and row_key[at + 1] == key:
+            j, new = at + 1, False
+        elif at + 2 < meta[ROWS] and row_key[at + 2] == key:
+            j, new = at + 2, False
         else:
             j, new = _row(keys, index, row_key, key, meta)
+            if not new:
+                strays += 1
+        if not new or j == at + 1:  # a new row elsewhere (at the end) leaves the sequence alone
+            at = j
+        move_row[i] = j
         e = when[j]
         if e <= PENDING and not new:  # the same move twice in one neighbourhood: scored once
             dup[n_dup] = i
@@ -167,7 +181,39 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
         out_F[i] = np.nan if st == CYCLE else F0 + dF[j]
         out_T[i] = np.nan if st == CYCLE else T0 + dT[j]
         out_status[i] = st
+    meta[STRAYS] = strays
     return n_todo, n_dup
+
+
+@njit(**JIT)
+def compact(src, dst, meta, n_moves):
+    """Copy the rows the last sweep's ``n_moves`` moves used into ``dst``, in the order of those
+    moves, and rebuild its table; the rows no move used are dropped.
+
+    Rows are taken in the order moves are first met and stay put, so as lists change the
+    sweep's order drifts from the rows' (a move's row is found by a random probe instead of
+    the next row) and rows of moves that no longer occur pile up; this restores both.
+    """
+    src, dst, meta = borrow((src, dst, meta))
+    keys, index, row_key, dF, dT, status, when, deps, n_deps, move_row = dst
+    placed = np.full(meta[ROWS], -1, np.int64)
+    keys[:] = -1
+    meta[ROWS] = 0
+    for i in range(n_moves):
+        j = src.move_row[i]
+        if placed[j] >= 0:  # a move met twice in the sweep
+            move_row[i] = placed[j]
+            continue
+        t, _new = _row(keys, index, row_key, src.row_key[j], meta)
+        placed[j] = t
+        move_row[i] = t
+        dF[t] = src.dF[j]
+        dT[t] = src.dT[j]
+        status[t] = src.status[j]
+        when[t] = src.epoch[j]
+        n_deps[t] = src.n_deps[j]
+        for x in range(max(src.n_deps[j], 0)):
+            deps[t, x] = src.deps[j, x]
 
 
 @njit(**PARALLEL)
@@ -196,10 +242,13 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     # are lost (the parfor works on a copy of the tuple)
     dF, dT, status, when, deps, n_deps = memo.dF, memo.dT, memo.status, memo.epoch, memo.deps, memo.n_deps
     n_chunks = min(n_threads, max(n_todo, 1))
+    dealt, dealt_row = np.empty(max(n_todo, 1), np.int64), np.empty(max(n_todo, 1), np.int64)
+    deal(todo, n_todo, n_chunks, dealt)
+    deal(todo_row, n_todo, n_chunks, dealt_row)
     for chunk in prange(n_chunks):
-        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
-                    chunk * n_todo // n_chunks, (chunk + 1) * n_todo // n_chunks, out_F, out_T, out_status,
-                    todo_row, dF, dT, status, when, deps, n_deps, epoch, local)
+        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, dealt,
+                    share(chunk, n_todo, n_chunks), share(chunk + 1, n_todo, n_chunks), out_F, out_T, out_status,
+                    dealt_row, dF, dT, status, when, deps, n_deps, epoch, local)
     for t in range(n_dup):
         i, first = dup[t], dup_first[t]
         out_F[i] = out_F[first]

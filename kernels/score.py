@@ -33,6 +33,25 @@ def incumbent_tables(P, starts, order, hosp, Winc):
     return slot_owner, slot_of, count_shift(P, starts, Winc)
 
 
+@njit(**JIT, inline="always")
+def share(c, n, k):
+    """Where thread ``c``'s share of ``n`` moves dealt to ``k`` threads begins (see ``deal``)."""
+    return c * (n // k) + min(c, n % k)
+
+
+@njit(**JIT)
+def deal(src, n, k, dst):
+    """Deal ``src[:n]`` to ``k`` threads like cards: thread ``c`` gets ``src[c], src[c + k], ...``
+    as ``dst[share(c, n, k):share(c + 1, n, k)]``.
+
+    Neighbouring moves cost alike (the moves out of one fire team's long list re-time the same
+    chains of waits), so contiguous slices gave one thread most of the work: at 1 000
+    casualties, descent's sweeps ran 1.15 times faster on two threads than on one.
+    """
+    for i in range(n):
+        dst[share(i % k, n, k) + i // k] = src[i]
+
+
 @njit(**JIT)
 def move_buffers(P, starts, order, hosp):
     """A workspace and candidate buffers for scoring moves: one set per thread."""

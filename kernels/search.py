@@ -20,7 +20,7 @@ from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
 from .local import adopt, count_shift
 from .moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_in_place, apply_move,
                     random_move)
-from .score import incumbent_tables, score_moves
+from .score import deal, incumbent_tables, score_moves, share
 
 TIE = 1e-9
 #: Tabu markers for treats (in place of a responder index): may not be inserted / removed.
@@ -50,20 +50,21 @@ def better(F1, T1, s1, F2, T2, s2):
 def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
 
-    Each thread owns a contiguous slice of the moves and its own candidate buffers and workspace
-    (``score_moves``); it writes only its slice of the outputs, so the choice among them is made
-    afterwards, serially and deterministically (``pick_best``).
+    Each thread scores every ``n_threads``-th move (``score.deal``) in candidate buffers and a
+    workspace of its own (``score_moves``), and writes only those moves' outputs, so the choice
+    among them is made afterwards, serially and deterministically (``pick_best``).
     """
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
-    todo = np.arange(n_moves)
+    n_chunks = min(n_threads, max(n_moves, 1))
+    todo = np.empty(n_moves, np.int64)
+    deal(np.arange(n_moves), n_moves, n_chunks, todo)
     # no memo: empty rows, typed as sweep_memo's so that both share one compiled score_moves (as
     # would a literal epoch or flag not: each literal argument compiles a specialisation of its own)
     no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
     epoch, record = n_shift * 0, n_moves < 0
-    n_chunks = min(n_threads, max(n_moves, 1))
     for chunk in prange(n_chunks):
         score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
-                    chunk * n_moves // n_chunks, (chunk + 1) * n_moves // n_chunks, out_F, out_T, out_status,
+                    share(chunk, n_moves, n_chunks), share(chunk + 1, n_moves, n_chunks), out_F, out_T, out_status,
                     no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, epoch, record)
 
 

@@ -22,6 +22,7 @@ from engine.memo import SweepMemo
 from engine.plan import problem_arrays
 from engine.solve import solve
 from kernels.layout import CYCLE
+from kernels.memo import ROWS, STRAYS
 from kernels.search import pick_best
 
 from test_moves import SEEDS, cases, full_moves, granular_moves, run_sweep
@@ -186,3 +187,65 @@ def test_forget_makes_every_score_stale_for_good():
     memo.forget()
     assert _memo_sweep(memo, sol, moves[::2])[1] == len(moves[::2])  # half the moves: all afresh
     assert _memo_sweep(memo, sol, moves)[1] == len(moves) - len(moves[::2])  # the other half too
+
+
+def _counting_compact(monkeypatch):
+    calls = []
+    compact = engine_memo.compact
+
+    def counted(*args):
+        calls.append(args[3])
+        compact(*args)
+
+    monkeypatch.setattr(engine_memo, "compact", counted)
+    return calls
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_scores_survive_compaction(seed, monkeypatch):
+    """The walk above with the rows put back in order after every sweep (``kernels.memo.compact``):
+    every score still equals a fresh one, and scores are still reused across compactions."""
+    monkeypatch.setattr(SweepMemo, "STRAYS", -1.0)
+    calls = _counting_compact(monkeypatch)
+    bad, reused, compared = walk(seed)
+    assert not bad, bad[:5]
+    assert len(calls) > 10
+    assert reused > compared // 10
+
+
+def test_compaction_drops_the_rows_no_move_used(monkeypatch):
+    monkeypatch.setattr(SweepMemo, "STRAYS", -1.0)
+    calls = _counting_compact(monkeypatch)
+    sc = engine.load_scenario(generate("random", seed=10, casualties=12, paramedics=3, fire=1, hospitals=2))
+    sol = construct.greedy(sc)
+    moves = full_moves(problem_arrays(sc), sol)
+    half, rest = moves[::2], moves[1::2]
+    memo = SweepMemo()
+    assert _memo_sweep(memo, sol, moves)[1] == len(moves)
+    assert _memo_sweep(memo, sol, half)[1] == 0  # every score remembered ...
+    assert memo._meta[ROWS] == len({tuple(m) for m in half.tolist()})  # ... and only half's rows kept
+    assert _memo_sweep(memo, sol, half)[1] == 0
+    out, fresh = _memo_sweep(memo, sol, rest)
+    assert fresh == len(rest)  # the other half was dropped: scored afresh
+    assert _same(out, run_sweep(problem_arrays(sc), sol, rest, 1)).all()
+    assert len(calls) == 4
+
+
+def test_rows_follow_the_sweep_after_compaction(monkeypatch):
+    """Moves met in a new order find their rows by probing the table (strays); once compacted,
+    the same order finds each row next to the last one's."""
+    sc = engine.load_scenario(generate("random", seed=11, casualties=12, paramedics=3, fire=1, hospitals=2))
+    sol = construct.greedy(sc)
+    moves = full_moves(problem_arrays(sc), sol)
+    shuffled = np.ascontiguousarray(np.random.default_rng(0).permutation(moves))
+    memo = SweepMemo()
+    _memo_sweep(memo, sol, moves)
+    monkeypatch.setattr(SweepMemo, "STRAYS", 2.0)  # never compacted for strays
+    _memo_sweep(memo, sol, shuffled)
+    assert memo._meta[STRAYS] > len(moves) // 2
+    _memo_sweep(memo, sol, shuffled)
+    assert memo._meta[STRAYS] > len(moves) // 2  # still out of order
+    monkeypatch.setattr(SweepMemo, "STRAYS", 0.25)
+    _memo_sweep(memo, sol, shuffled)  # compacted after this sweep
+    assert _memo_sweep(memo, sol, shuffled)[1] == 0
+    assert memo._meta[STRAYS] == 0
