@@ -33,23 +33,46 @@ def incumbent_tables(P, starts, order, hosp, Winc):
     return slot_owner, slot_of, count_shift(P, starts, Winc)
 
 
+#: Moves are dealt to threads in blocks of this many: threads writing the outputs and memo rows
+#: of neighbouring moves would share their cache lines (dealt one by one, descent at paper size
+#: was a tenth slower on two threads)
+BLOCK = 64
+
+
+@njit(**JIT, inline="always")
+def _dealt(c, n, k):
+    """How many of ``n`` moves dealt to ``k`` threads thread ``c`` gets."""
+    blocks = n // BLOCK
+    m = max(0, (blocks - c + k - 1) // k) * BLOCK
+    if blocks % k == c:
+        m += n - blocks * BLOCK
+    return m
+
+
 @njit(**JIT, inline="always")
 def share(c, n, k):
     """Where thread ``c``'s share of ``n`` moves dealt to ``k`` threads begins (see ``deal``)."""
-    return c * (n // k) + min(c, n % k)
+    s = 0
+    for x in range(c):
+        s += _dealt(x, n, k)
+    return s
 
 
 @njit(**JIT)
 def deal(src, n, k, dst):
-    """Deal ``src[:n]`` to ``k`` threads like cards: thread ``c`` gets ``src[c], src[c + k], ...``
-    as ``dst[share(c, n, k):share(c + 1, n, k)]``.
+    """Deal ``src[:n]`` to ``k`` threads like cards, in blocks of ``BLOCK``: thread ``c`` gets
+    blocks ``c, c + k, ...`` as ``dst[share(c, n, k):share(c + 1, n, k)]``.
 
     Neighbouring moves cost alike (the moves out of one fire team's long list re-time the same
     chains of waits), so contiguous slices gave one thread most of the work: at 1 000
     casualties, descent's sweeps ran 1.15 times faster on two threads than on one.
     """
+    starts = np.empty(k, np.int64)
+    for c in range(k):
+        starts[c] = share(c, n, k)
     for i in range(n):
-        dst[share(i % k, n, k) + i // k] = src[i]
+        b = i // BLOCK
+        dst[starts[b % k] + (b // k) * BLOCK + i % BLOCK] = src[i]
 
 
 @njit(**JIT)

@@ -50,9 +50,9 @@ def better(F1, T1, s1, F2, T2, s2):
 def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T, out_status, n_threads):
     """Score ``moves[:n_moves]`` against the incumbent, split across ``n_threads`` threads.
 
-    Each thread scores every ``n_threads``-th move (``score.deal``) in candidate buffers and a
-    workspace of its own (``score_moves``), and writes only those moves' outputs, so the choice
-    among them is made afterwards, serially and deterministically (``pick_best``).
+    Each thread scores every ``n_threads``-th block of moves (``score.deal``) in candidate
+    buffers and a workspace of its own (``score_moves``), and writes only those moves' outputs,
+    so the choice among them is made afterwards, serially and deterministically (``pick_best``).
     """
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     n_chunks = min(n_threads, max(n_moves, 1))

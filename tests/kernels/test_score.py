@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.score import deal, share
+from kernels.score import BLOCK, deal, share
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
-def test_each_thread_is_dealt_every_kth_move(k):
+def test_each_thread_is_dealt_every_kth_block(k):
     rng = np.random.default_rng(k)
-    for n in list(range(12)) + [97, 1000]:
+    for n in [0, 1, 5, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK, 3 * BLOCK + 7, 97, 1000, 4321]:
         src = rng.permutation(10 * n + 1)[:n].astype(np.int64)
         dst = np.full(n, -1, np.int64)
         deal(src, n, k, dst)
         bounds = [share.py_func(c, n, k) for c in range(k + 1)]
         assert bounds[0] == 0 and bounds[-1] == n
+        blocks = [src[b * BLOCK:(b + 1) * BLOCK].tolist() for b in range(-(-n // BLOCK))]
         for c in range(k):
-            assert dst[bounds[c]:bounds[c + 1]].tolist() == src[c::k].tolist(), (n, k, c)
+            mine = [x for b in blocks[c::k] for x in b]
+            assert dst[bounds[c]:bounds[c + 1]].tolist() == mine, (n, k, c)
         sizes = np.diff(bounds)
-        assert sizes.max() - sizes.min() <= 1  # as even as can be
+        assert sizes.max() - sizes.min() <= BLOCK  # as even as blocks allow
