@@ -219,7 +219,8 @@ def test_compaction_drops_the_rows_no_move_used(monkeypatch):
     sc = engine.load_scenario(generate("random", seed=10, casualties=12, paramedics=3, fire=1, hospitals=2))
     sol = construct.greedy(sc)
     moves = full_moves(problem_arrays(sc), sol)
-    half, rest = moves[::2], moves[1::2]
+    # contiguous copies: a strided array would compile every sweep kernel once more (minutes)
+    half, rest = np.ascontiguousarray(moves[::2]), np.ascontiguousarray(moves[1::2])
     memo = SweepMemo()
     assert _memo_sweep(memo, sol, moves)[1] == len(moves)
     assert _memo_sweep(memo, sol, half)[1] == 0  # every score remembered ...
