@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import (CYCLE, FEASIBLE, GEN, IDENT, N_LISTS, N_TOUCHED, RESCUE, SHIFT, SYNC_IDENT, SYNC_VERSION,
-                     TRANSPORT, TREAT, VERSION)
+from .layout import (CYCLE, FEASIBLE, GEN, HSYNC_IDENT, HSYNC_VERSION, IDENT, N_LISTS, N_TOUCHED, RESCUE, SHIFT,
+                     SYNC_IDENT, SYNC_VERSION, TRANSPORT, TREAT, VERSION)
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL
 
@@ -331,9 +331,14 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
     _copy_casualties(Winc, W, W.touched, gen[N_TOUCHED])
     Winc.count[:] = W.count
     Winc.over[:] = W.over
+    hospitals_in_step = W.gen[HSYNC_IDENT] == Winc.gen[IDENT] and W.gen[HSYNC_VERSION] == Winc.gen[VERSION]
     Winc.gen[VERSION] += 1
     if W.gen[SYNC_IDENT] == Winc.gen[IDENT]:
         W.gen[SYNC_VERSION] = Winc.gen[VERSION]  # W now equals Winc everywhere
+    if hospitals_in_step:
+        # so are its tallies; its hospitals but for the move's, which the next sync takes from
+        # the plan's hospitals, the new ones by then (kernels.delta._sync_hospitals)
+        W.gen[HSYNC_VERSION] = Winc.gen[VERSION]
     n_resp = starts.shape[0] - 1
     # first gather every moved or re-timed list's slots into W in the new layout (W already has
     # the re-timed tails), then copy them over: Winc is only read before it is written

@@ -17,7 +17,7 @@ from .admissions import ensure_admissions
 from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move_inline
-from .layout import CYCLE, GEN, KINDS, N_LISTS, N_TOUCHED, make_workspace
+from .layout import CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, make_workspace
 from .local import count_shift
 from .moves import slot_tables
 
@@ -113,9 +113,8 @@ def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
             deps[i, k] = n_resp + c
         k += 1
     if st != CYCLE:  # a cycle is found before any hospital is looked at
-        for h in range(n_hosp):
-            if not W.dirty[h]:
-                continue
+        for x in range(W.gen[N_DIRTY]):
+            h = W.hlist[x]
             cap = P.hosp_cap[h]
             if W.count[h] != Winc.count[h]:
                 if k < width:

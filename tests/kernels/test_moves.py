@@ -589,6 +589,38 @@ def test_sweep_same_on_one_and_two_threads(seed):
     assert n >= 1000
 
 
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_a_move_scores_the_same_whatever_the_workspace_scored_before(seed):
+    """A candidate workspace puts back only what the last move changed (its casualties' times, its
+    hospitals' tallies, a hospital move's hospitals): a move scored after any other, hospital
+    moves above all, must score to the bit as in a workspace that scored nothing before."""
+    rng = np.random.default_rng(seed)
+    n = hospital = 0
+    for label, _d, sc, sol in cases(seed):
+        if int(sol.cur[3]) == CYCLE:
+            continue
+        P = problem_arrays(sc)
+        moves = random_moves(P, sol, seed)
+        if not len(moves):
+            continue
+        build_admissions(P, sol.hosp, sol.W)
+        slot_owner, slot_of = tables(P, sol)
+        n_shift = count_shift(P, sol.starts, sol.W)
+        used = workspace_for(P)
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        hosp = sol.hosp.copy()
+        for i in rng.permutation(len(moves))[:150]:
+            args = (*(int(x) for x in moves[i]), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
+                    slot_owner, slot_of, n_shift, cs, co, ch)
+            got = evaluate_move(P, *args, used)
+            want = evaluate_move(P, *args, workspace_for(P))
+            assert np.array_equal(np.array(got), np.array(want), equal_nan=True), (label, moves[i], got, want)
+            n += 1
+            hospital += int(moves[i][0]) in (HOSPITAL, HOSPITAL_SWAP)
+        assert np.array_equal(sol.hosp, hosp), label  # scoring never writes the incumbent's hospitals
+    assert n >= 500 and hospital >= 50, (n, hospital)
+
+
 # --- each hospital's admission order ---------------------------------------------------------
 
 def test_admission_order_is_arrival_then_casualty_index():
