@@ -47,7 +47,7 @@ class SweepMemo:
     def _reset(self, P, rows: int) -> None:
         n_resp, n_cas, n_hosp = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
         self._P = P
-        n_ids = n_resp + n_cas + 3 * n_hosp
+        n_ids = n_resp + n_cas + 2 * n_hosp + 1  # see kernels.memo
         self._memo = make_memo(rows, n_ids)
         self._spare = None
         self._stamp = np.zeros(n_ids, np.int64)

@@ -112,6 +112,7 @@ def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
         if k < width:
             deps[i, k] = n_resp + c
         k += 1
+    within = False  # some hospital's score counts on its staying within its beds
     if st != CYCLE:  # a cycle is found before any hospital is looked at
         for x in range(W.gen[N_DIRTY]):
             h = W.hlist[x]
@@ -125,9 +126,11 @@ def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
                     deps[i, k] = n_resp + n_cas + n_hosp + h  # the overflow depends on every admission
                 k += 1
             else:
-                if k < width:
-                    deps[i, k] = n_resp + n_cas + 2 * n_hosp + h  # no overflow while it stays within beds
-                k += 1
+                within = True
+    if within:
+        if k < width:
+            deps[i, k] = n_resp + n_cas + 2 * n_hosp  # no overflow while no hospital goes over its beds
+        k += 1
     n_deps[i] = k if k <= width else -1
 
 
