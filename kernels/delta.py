@@ -161,7 +161,7 @@ def _evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_
     if int(inc[3]) != CYCLE:
         wA, wB = candidate_view(kind, a, b, c, starts, order, slot_owner, cs, co)
         _sync_hospitals(W, Winc, hosp)
-        hc = W.hosp  # the incumbent's, but for a hospital move's casualties (put back by the next sync)
+        hc = W.hosp  # the incumbent's but for a hospital move's casualties (put back by the next sync)
         if kind == HOSPITAL or kind == HOSPITAL_SWAP:
             if kind == HOSPITAL:
                 hc[a] = b

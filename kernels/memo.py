@@ -274,8 +274,8 @@ def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, me
     Scores the move once more in ``W`` and compares with the incumbent: a re-timed list is
     stamped if its tasks, their times or their destinations change, a touched casualty if its
     times, ``p_dead`` or hospital change, a hospital's admissions if one of theirs does, its bed
-    count if that changes, and which hospitals are over capacity if one flips. After a move out of or
-    into a wait cycle nothing is reused.
+    count if that changes, and which hospitals are over capacity if one goes over or back within
+    its beds. After a move out of or into a wait cycle nothing is reused.
     """
     P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
     stamp, meta, W, cs, co, ch = borrow((stamp, meta, W, cs, co, ch))
