@@ -152,10 +152,10 @@ def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
         problems = pydantic_problems(err)
         seen = {p.path for p in problems}
         problems += [p for p in checks.check_raw(data) if not reported(p, seen)]
-        raise ScenarioError(problems) from None
+        raise ScenarioError(problems + _network_problems(data, base_dir)) from None
     problems = checks.check(model)
     if problems:
-        raise ScenarioError(problems)
+        raise ScenarioError(problems + _network_problems(data, base_dir))
     travel, site_loc, responder_loc, names, key = _travel(model, base_dir, problems, reuse)
     if problems:
         raise ScenarioError(problems)
@@ -207,6 +207,26 @@ def _derive(sc: Scenario, problem, **fields) -> Scenario:
     object.__setattr__(out, "_travel_key", getattr(sc, "_travel_key", None))
     object.__setattr__(out, "_problem", problem(out))
     return out
+
+
+#: What the travel matrix is built from (``_travel``): the network and every place.
+_PLACES = ("format", "time", "network", "hospitals", "sites", "stations", "responders")
+
+
+def _network_problems(data: dict, base_dir: Path | None) -> list[Problem]:
+    """The network's problems (unknown nodes, unreachable places) in a scenario whose other parts
+    failed, so that a bad health sum does not hide an unreachable hospital: every error at once,
+    across layers too. Only when the network and the places validate and refer to each other
+    correctly on their own; else their own problems are what is reported."""
+    try:
+        model = ScenarioModel.model_validate({k: data[k] for k in _PLACES if k in data} | {"casualties": []})
+    except ValidationError:
+        return []
+    if checks.check(model):
+        return []
+    problems: list[Problem] = []
+    _travel(model, base_dir, problems)
+    return problems
 
 
 def _travel(model: ScenarioModel, base_dir: Path | None, problems: list[Problem], reuse: Scenario | None = None):

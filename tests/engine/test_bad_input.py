@@ -45,7 +45,8 @@ SUBPROCESS_CASES = ("syntax-error.json", "nan-health.json", "graph-unreachable.j
                     "multi-field-errors.json", "plan-fire-transport.json", "deep-nesting.json")
 #: Files with three independent errors each (SPEC §4: all errors at once).
 MULTI_CASES = ("unknown-key-nested.json", "multi-field-errors.json", "multi-reference-errors.json",
-               "multi-mixed-errors.json", "plan-multi-errors.json", "plan-multi-mixed-errors.json")
+               "multi-mixed-errors.json", "plan-multi-errors.json", "plan-multi-mixed-errors.json",
+               "multi-layer-errors.json", "multi-layer-reference-errors.json")
 
 CASE_BY_FILE = {c["file"]: c for c in CASES}
 
