@@ -15,55 +15,17 @@ from numba import njit
 from .admissions import has_admissions, merge_admissions, overflow_beyond
 from .config import JIT
 from .evaluate import evaluate
-from .layout import (CYCLE, GEN, HOSP_A, HOSP_B, HSYNC_IDENT, HSYNC_VERSION, IDENT, LOCAL, N_DIRTY, N_TOUCHED,
-                     VERSION)
-from .local import local_schedule
+from .layout import CYCLE, GEN, HOSP_A, HOSP_B, LOCAL, N_DIRTY, N_TOUCHED
+from .local import local_schedule, sync
 from .moves import HOSPITAL, HOSPITAL_SWAP, apply_move, candidate_view
 from .objective import overflows, pdead_at_arrival
-
-
-@njit(**JIT, inline="always")
-def _sync_hospitals(W, Winc, hosp):
-    """Make ``W``'s hospital arrays the incumbent's again: ``W.hosp`` equal to ``hosp``, ``count``
-    and ``over`` to ``Winc``'s, no hospital ``dirty`` or in ``need``.
-
-    Only what the last move changed is put back (its hospitals ``hlist[:N_DIRTY]``, its
-    casualties ``HOSP_A``, ``HOSP_B``, from ``hosp`` as it is now: an accepted move's new
-    hospital too) while ``W`` is in step with this version of ``Winc``; else everything, once.
-    Each hospital move used to copy every casualty's hospital, and each move every hospital's
-    tallies: at 10 000 casualties a hospital move took three times a relocation.
-    """
-    gen = W.gen
-    count, over, dirty, need, hlist, wh = W.count, W.over, W.dirty, W.need, W.hlist, W.hosp
-    if Winc.gen[IDENT] != 0 and gen[HSYNC_IDENT] == Winc.gen[IDENT] and gen[HSYNC_VERSION] == Winc.gen[VERSION]:
-        for i in range(gen[N_DIRTY]):
-            h = hlist[i]
-            count[h] = Winc.count[h]
-            over[h] = Winc.over[h]
-            dirty[h] = False
-            need[h] = False
-        if gen[HOSP_A] >= 0:
-            wh[gen[HOSP_A]] = hosp[gen[HOSP_A]]
-        if gen[HOSP_B] >= 0:
-            wh[gen[HOSP_B]] = hosp[gen[HOSP_B]]
-    else:
-        count[:] = Winc.count
-        over[:] = Winc.over
-        dirty[:] = False
-        need[:] = False
-        wh[:] = hosp
-        gen[HSYNC_IDENT] = Winc.gen[IDENT]
-        gen[HSYNC_VERSION] = Winc.gen[VERSION]
-    gen[N_DIRTY] = 0
-    gen[HOSP_A] = -1
-    gen[HOSP_B] = -1
 
 
 @njit(**JIT, inline="always")
 def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     """The objective after a locally re-timed move: only the touched casualties are visited.
 
-    ``W``'s hospital arrays must be the incumbent's (``_sync_hospitals``); the hospitals the
+    ``W``'s hospital arrays must be the incumbent's (``local.sync``); the hospitals the
     touched casualties leave or join are listed in ``W.hlist[:N_DIRTY]``. ``F`` and ``T`` are the
     incumbent's, corrected by each touched casualty's change, so they agree with a full
     evaluation to rounding (about 1e-15), not bit for bit.
@@ -160,7 +122,7 @@ def _evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_
     W.gen[LOCAL] = 0
     if int(inc[3]) != CYCLE:
         wA, wB = candidate_view(kind, a, b, c, starts, order, slot_owner, cs, co)
-        _sync_hospitals(W, Winc, hosp)
+        sync(W, Winc, hosp)
         hc = W.hosp  # the incumbent's but for a hospital move's casualties (put back by the next sync)
         if kind == HOSPITAL or kind == HOSPITAL_SWAP:
             if kind == HOSPITAL:

@@ -86,7 +86,7 @@ Workspace = namedtuple(
         "adm", "adm_start",                                     # i8[C], i8[H + 1]: kernels.admissions
         "hosp",                                                 # i8[C] a hospital move's hospitals
         "hlist",                                                # i8[H + 1] hospitals a move changed
-        "gen",                                                  # i8[14]: counters, see GEN ... below
+        "gen",                                                  # i8[12]: counters, see GEN ... below
     ],
 )
 
@@ -97,18 +97,15 @@ Workspace = namedtuple(
 #: workspace that equals incumbent ``SYNC_IDENT`` at ``SYNC_VERSION`` except for its touched
 #: casualties is restored from it in O(touched) instead of being copied whole. ``ADM`` is the
 #: ``VERSION`` whose admission order ``adm`` holds (-1: none; see kernels.admissions).
-#: ``HSYNC_IDENT``/``HSYNC_VERSION`` name the incumbent whose hospital tallies (``count``,
-#: ``over``; ``dirty`` and ``need`` all false) and hospitals (``hosp``) the candidate workspace
-#: holds, except for the ``N_DIRTY`` hospitals in ``hlist`` and casualties ``HOSP_A``,
-#: ``HOSP_B`` (-1: none) that the last move changed (``kernels.delta._sync_hospitals``).
-(GEN, N_TOUCHED, N_LISTS, LOCAL, IDENT, VERSION, SYNC_IDENT, SYNC_VERSION, ADM, HSYNC_IDENT, HSYNC_VERSION, N_DIRTY,
- HOSP_A, HOSP_B) = range(14)
+#: ``N_DIRTY`` hospitals in ``hlist`` and casualties ``HOSP_A``, ``HOSP_B`` (-1: none) are what
+#: the last move changed in ``count``/``over`` and ``hosp`` (kernels.local.sync puts them back).
+(GEN, N_TOUCHED, N_LISTS, LOCAL, IDENT, VERSION, SYNC_IDENT, SYNC_VERSION, ADM, N_DIRTY, HOSP_A, HOSP_B) = range(12)
 
 
 @njit(**JIT)
 def make_workspace(n_cas, n_resp, n_hosp, n_slots):
     """Scratch arrays for one evaluation at a time (one per thread in batch kernels)."""
-    gen = np.zeros(14, np.int64)
+    gen = np.zeros(12, np.int64)
     gen[ADM] = -1
     gen[HOSP_A] = -1
     gen[HOSP_B] = -1

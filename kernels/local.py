@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import (CYCLE, FEASIBLE, GEN, HSYNC_IDENT, HSYNC_VERSION, IDENT, N_LISTS, N_TOUCHED, RESCUE, SHIFT,
+from .layout import (CYCLE, FEASIBLE, GEN, HOSP_A, HOSP_B, IDENT, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, SHIFT,
                      SYNC_IDENT, SYNC_VERSION, TRANSPORT, TREAT, VERSION)
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL
@@ -80,21 +80,49 @@ def _copy_casualties(dst, src, which, n):
 
 
 @njit(**JIT, inline="always")
-def _sync(W, Winc):
-    """Make ``W``'s per-casualty times and ``p_dead`` equal the incumbent's: only the casualties
-    the last re-timing touched when ``W`` was in step with this version of ``Winc``, else all."""
+def sync(W, Winc, hosp):
+    """Make candidate workspace ``W`` the incumbent's again before a move is scored in it: its
+    per-casualty times and ``p_dead``, its hospitals' bed counts and overflows (no hospital
+    ``dirty`` or in ``need``), and ``W.hosp`` equal to the plan's ``hosp``.
+
+    While ``W`` is in step with this version of ``Winc``, only what the last move changed is put
+    back: the casualties it touched, the hospitals it listed (``hlist[:N_DIRTY]``) and a hospital
+    move's casualties (``HOSP_A``, ``HOSP_B``, from ``hosp`` as it is now, so an accepted move's
+    new hospital too). Else everything, once. Copying every casualty's hospital for each hospital
+    move, and every hospital's tallies for each move, made a hospital move at 10 000 casualties
+    cost three times a relocation.
+    """
     gen = W.gen
+    count, over, dirty, need, hlist, wh = W.count, W.over, W.dirty, W.need, W.hlist, W.hosp
     if Winc.gen[IDENT] != 0 and gen[SYNC_IDENT] == Winc.gen[IDENT] and gen[SYNC_VERSION] == Winc.gen[VERSION]:
         _copy_casualties(W, Winc, W.touched, gen[N_TOUCHED])
+        for i in range(gen[N_DIRTY]):
+            h = hlist[i]
+            count[h] = Winc.count[h]
+            over[h] = Winc.over[h]
+            dirty[h] = False
+            need[h] = False
+        if gen[HOSP_A] >= 0:
+            wh[gen[HOSP_A]] = hosp[gen[HOSP_A]]
+        if gen[HOSP_B] >= 0:
+            wh[gen[HOSP_B]] = hosp[gen[HOSP_B]]
     else:
         W.rescued[:] = Winc.rescued
         W.treated_at[:] = Winc.treated_at
         W.pickup[:] = Winc.pickup
         W.arrival[:] = Winc.arrival
         W.pdead[:] = Winc.pdead
+        count[:] = Winc.count
+        over[:] = Winc.over
+        dirty[:] = False
+        need[:] = False
+        wh[:] = hosp
         gen[SYNC_IDENT] = Winc.gen[IDENT]
         gen[SYNC_VERSION] = Winc.gen[VERSION]
     gen[N_TOUCHED] = 0
+    gen[N_DIRTY] = 0
+    gen[HOSP_A] = -1
+    gen[HOSP_B] = -1
 
 
 @njit(**JIT, inline="always")
@@ -153,7 +181,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     Returns FEASIBLE / SHIFT / CYCLE like ``schedule``, with ``W``'s per-casualty arrays filled,
     the casualties whose tasks were re-timed in ``W.touched[:W.gen[N_TOUCHED]]`` and the re-timed
     lists in ``W.stack[:W.gen[N_LISTS]]`` (each from index ``W.tail[r]``). The incumbent must
-    not be in a wait cycle.
+    not be in a wait cycle, and ``W`` must be in step with it (``sync``).
     """
     A, pA, B, pB, removed = touched(kind, a, b, c, inc_starts, inc_order, slot_owner, slot_of)
     moved = -1
@@ -168,7 +196,6 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     changed = W.touched
     mark = W.mark
     gen = W.gen
-    _sync(W, Winc)
     gen[GEN] += 1
     g = gen[GEN]
     gen[N_LISTS] = 0
@@ -331,14 +358,11 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
     _copy_casualties(Winc, W, W.touched, gen[N_TOUCHED])
     Winc.count[:] = W.count
     Winc.over[:] = W.over
-    hospitals_in_step = W.gen[HSYNC_IDENT] == Winc.gen[IDENT] and W.gen[HSYNC_VERSION] == Winc.gen[VERSION]
     Winc.gen[VERSION] += 1
     if W.gen[SYNC_IDENT] == Winc.gen[IDENT]:
-        W.gen[SYNC_VERSION] = Winc.gen[VERSION]  # W now equals Winc everywhere
-    if hospitals_in_step:
-        # so are its tallies; its hospitals but for the move's, which the next sync takes from
-        # the plan's hospitals, the new ones by then (kernels.delta._sync_hospitals)
-        W.gen[HSYNC_VERSION] = Winc.gen[VERSION]
+        # W now equals Winc everywhere but for the move's hospitals, which the next ``sync``
+        # takes from the plan's, the new ones by then
+        W.gen[SYNC_VERSION] = Winc.gen[VERSION]
     n_resp = starts.shape[0] - 1
     # first gather every moved or re-timed list's slots into W in the new layout (W already has
     # the re-timed tails), then copy them over: Winc is only read before it is written

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE, FEASIBLE, HSYNC_IDENT, RESCUE, SHIFT, SYNC_IDENT, TREAT, VERSION
+from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, SYNC_IDENT, TREAT, VERSION
 
 SHIFT_TOL = 1e-9
 
@@ -50,7 +50,6 @@ def schedule(P, starts, order, hosp, pins, W):
     t_start, t_end = W.start, W.end
     W.gen[VERSION] += 1  # every array of W is about to change (see layout.SYNC_VERSION)
     W.gen[SYNC_IDENT] = 0
-    W.gen[HSYNC_IDENT] = 0
     travel, site_loc, trapped, resp_hart, hosp_loc, obs = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc, P.obs
     rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
     n_resp = P.resp_loc.shape[0]

@@ -21,7 +21,7 @@ from engine.generate import generate
 from engine.memo import SweepMemo
 from engine.plan import problem_arrays
 from engine.solve import solve
-from kernels.layout import CYCLE
+from kernels.layout import ACTIVE, CYCLE
 from kernels.memo import ROWS, STRAYS
 from kernels.search import pick_best
 
@@ -63,7 +63,7 @@ def _pick(rng, step, moves, out):
 
 
 def _over_capacity(P, sol):
-    planned = np.bincount(sol.hosp[(sol.hosp >= 0) & (P.status == 0)], minlength=len(P.hosp_loc))
+    planned = np.bincount(sol.hosp[(sol.hosp >= 0) & (P.status == ACTIVE)], minlength=len(P.hosp_loc))
     transit = np.bincount(P.transit_hosp[P.transit_hosp >= 0], minlength=len(P.hosp_loc))
     return planned + transit > P.hosp_cap
 
