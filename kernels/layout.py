@@ -77,7 +77,7 @@ Workspace = namedtuple(
         "count",                                                # i8[H]
         "over",                                                 # f8[H] overflow per hospital
         "dirty",                                                # b1[H] scratch for delta scoring
-        "need", "head",                                         # b1[H], i8[H]: overflow lists
+        "need", "head",                                         # b1[H], i8[H]: overflow groups
         "nxt",                                                  # i8[C]     (objective.overflows)
         "buf",                                                  # i8[C]
         "touched",                                              # i8[C] casualties a move touches

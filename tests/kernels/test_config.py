@@ -8,8 +8,11 @@ stale kernel can crash the process.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import shutil
+import subprocess
+import sys
 
 import kernels
 from kernels import config
@@ -42,3 +45,17 @@ def test_the_stamp_changes_with_any_file_of_the_package(tmp_path):
     layout = copy / "layout.py"
     layout.write_text(layout.read_text() + "\n# an edit elsewhere than in the cached kernel's file\n")
     assert config.package_stamp(copy) != config.package_stamp()
+
+
+def _slp_after_import(env: dict) -> str:
+    code = "import kernels.config; from numba.core import config; print(config.SLP_VECTORIZE)"
+    clean = {k: v for k, v in os.environ.items() if k != "NUMBA_SLP_VECTORIZE"}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
+def test_kernels_switch_on_slp_vectorisation_unless_told_otherwise():
+    # Numba's default is off; the kernels' health products rely on it for their speed
+    assert _slp_after_import({}) == "1"
+    assert _slp_after_import({"NUMBA_SLP_VECTORIZE": "0"}) == "0"

@@ -28,6 +28,7 @@ from kernels.evaluate import evaluate as kernel_evaluate
 from kernels.evaluate import row_width
 from kernels.health import propagate as kernel_propagate
 from kernels.layout import workspace_for
+from kernels.objective import RANK_SORT_MAX
 
 TOL = 1e-9
 SEEDS = range(80)
@@ -94,6 +95,25 @@ def test_kernel_matches_reference_on_random_cases(seed, warm_jit):
         ref = reference.evaluate(sc, plan)
         problems = compare(sc, plan, obj, W, arrays, ref)
         assert not problems, f"seed {seed} case {i}:\n" + "\n".join(problems) + "\n" + _repro(d, plan)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_matches_reference_with_crowded_hospitals(seed, warm_jit):
+    """Hospitals admitting more than ``RANK_SORT_MAX`` are ordered by another sort than smaller
+    ones (``kernels.objective.overflows``): up to 60 casualties over one to three hospitals of a
+    few beds put admissions on both sides of it, with ties in the compact scenarios."""
+    rng = np.random.default_rng(7000 + seed)
+    sizes = []
+    for i in range(12):
+        d = factories.random_scenario(rng, max_casualties=60)
+        sc = engine.load_scenario(d)
+        plan = factories.random_plan(sc, rng)
+        obj, W, arrays = evaluate_detail(sc, plan)
+        problems = compare(sc, plan, obj, W, arrays, reference.evaluate(sc, plan))
+        assert not problems, f"seed {seed} case {i}:\n" + "\n".join(problems) + "\n" + _repro(d, plan)
+        if obj.expected_fatalities is not None:
+            sizes += [int(n) for n in W.count[W.need]]
+    assert max(sizes) > RANK_SORT_MAX and min(sizes) <= RANK_SORT_MAX, sizes
 
 
 def _coverage(seed) -> collections.Counter:
