@@ -58,7 +58,9 @@ def test_batch_evaluation(benchmark, london, london_greedy):
     benchmark(evaluate_batch, P, rows, pins, *out, numba.get_num_threads())
 
 
-@numba.njit(cache=True, nogil=True)
+# not cached: Numba would key the cache by this file alone and load a copy of evaluate_move
+# compiled before the kernels' last edit (kernels.config keys the kernels' own by the package)
+@numba.njit(cache=False, nogil=True)
 def _delta_loop(P, moves, n, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W):
     # arrays borrowed as the sweeps' own loop borrows them (kernels.score._score, kernels.borrow)
     P, moves, starts, order, hosp, pins, Winc, inc = borrow((P, moves, starts, order, hosp, pins, Winc, inc))
