@@ -81,13 +81,19 @@ def register(sub) -> None:
     register_simulation(sub)
 
 
+#: ``replay`` searches a gap between two lines of the log as at most this many simulated minutes.
+MAX_GAP_MINUTES = 60.0
+
+
 def cmd_replay(args) -> int:
     """Replay deltas and task requests (one JSON object per line) through the online engine.
 
     A line ``{"type": "next_task", "time": t, "responder": id}`` asks for a task; any other line is
     a delta. Before each line the search runs ``--iterations-per-minute`` iterations for every
-    simulated minute since the previous line. A rejected delta is reported and the replay goes on,
-    as it would in a control room.
+    simulated minute since the previous line, for at most ``MAX_GAP_MINUTES`` of them: nothing
+    changes the model in a gap, so more search there finds nothing a control room would wait
+    for (and a log that jumps a year would otherwise search for a year's worth). A rejected
+    delta is reported and the replay goes on, as it would in a control room.
     """
     from .errors import DeltaError
     from .planner import Planner
@@ -112,7 +118,7 @@ def cmd_replay(args) -> int:
     planner = Planner(args.scenario, algorithm=args.algorithm, seed=args.seed, audit=audit)
     last = planner.time
     for i, rec in records:
-        minutes = max(0.0, rec["time"] - last)
+        minutes = min(max(0.0, rec["time"] - last), MAX_GAP_MINUTES)
         iterations = int(round(minutes * args.iterations_per_minute))
         if iterations:
             planner.step(iterations)
@@ -139,7 +145,9 @@ def register_replay(sub) -> None:
     s = sub.add_parser("replay", help="replay deltas and task requests through the online engine")
     s.add_argument("scenario")
     s.add_argument("deltas")
-    s.add_argument("--iterations-per-minute", type=int, default=2000)
+    s.add_argument("--iterations-per-minute", type=int, default=2000,
+                   help="search iterations per simulated minute between two lines (a gap counts "
+                        f"{MAX_GAP_MINUTES:g} minutes at most)")
     s.add_argument("--algorithm", choices=("descent", "tabu", "annealing"), default="annealing")
     s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--audit", help="audit log path (default: DELTAS with .audit.jsonl)")

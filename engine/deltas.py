@@ -161,8 +161,12 @@ def _environment(cas: dict, t: float) -> int:
     return ENVIRONMENTS.index(base + ("_treated" if treated else ""))
 
 
-def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
-    """Carry a casualty's health to time ``t`` in its present environment; ``observed_at = t``."""
+def roll_forward(sc: Scenario, cas: dict, t: float, seen: dict | None = None) -> None:
+    """Carry a casualty's health to time ``t`` in its present environment; ``observed_at = t``.
+
+    ``seen`` (see ``observe``) gets the stretch appended, so that a late observation made
+    during it can be carried over it again in the right chain.
+    """
     i = sc.casualty_index.get(cas["id"])
     h = sc.health[i] if i is not None else health_vector(_health_model(cas))
     o = cas.get("observed_at", sc.model.time)
@@ -173,11 +177,54 @@ def roll_forward(sc: Scenario, cas: dict, t: float) -> None:
     # apply_delta moves the clock first, which pushes any treatment still under way to end no
     # earlier than t: the whole stretch from o to t is one environment
     env = _environment(cas, t)
-    h = propagate_tabled(h, problem_arrays(sc).small[env], sc.chains[env], t - o)
+    cas["health"] = _carried(sc, h, ((t, env),), o)
+    cas["observed_at"] = float(t)
+    if seen is not None:
+        source, stretches = seen.get(cas["id"], (o, ()))
+        seen[cas["id"]] = (source, stretches + ((float(t), env),))
+
+
+def _carried(sc: Scenario, h, stretches, since: float) -> list[float]:
+    """Health ``h`` at ``since`` carried over ``stretches``: ``(until, environment)`` pairs in
+    time order, each environment holding from the end of the one before (``since`` for the
+    first) until ``until``."""
+    small = problem_arrays(sc).small
+    for until, env in stretches:
+        h = propagate_tabled(h, small[env], sc.chains[env], until - since)
+        since = until
     h = [min(max(float(x), 0.0), 1.0) for x in h]
     total = h[0] + h[1] + h[2] + h[3]
-    cas["health"] = [x / total for x in h]
-    cas["observed_at"] = float(t)
+    return [x / total for x in h]
+
+
+def observe(sc: Scenario, cas: dict, health, at: float, seen: dict) -> dict | None:
+    """The casualty's record after its health was observed at ``at``; None if that is older than
+    what the model already holds.
+
+    A casualty's ``observed_at`` is the time its health refers to, not when it was last seen:
+    each change of environment carries the health forward (``roll_forward``). ``seen`` keeps,
+    for each casualty, when it was last observed and the stretches it has been carried over
+    since (``(until, environment)`` pairs). An observation made at or after ``observed_at``
+    replaces the health; one made during the stretches (it reached us after the casualty was
+    rescued, treated or picked up) replaces what it was carried from and is carried over the
+    rest of them in the chains they had; one made before the last observation is stale and
+    changes nothing (the newer one stands). A casualty ``seen`` knows nothing of (loaded from a
+    file, e.g. a snapshot) counts as last observed at its ``observed_at``.
+    """
+    cid = cas["id"]
+    o = cas.get("observed_at", sc.model.time)
+    if o is None:
+        o = sc.model.time
+    source, stretches = seen.get(cid, (o, ()))
+    if at < source - TOL:
+        return None
+    if at >= o - TOL or not stretches:
+        seen[cid] = (float(at), ())
+        return dict(cas, health=health, observed_at=float(at))
+    later = tuple((until, env) for until, env in stretches if until > at)
+    seen[cid] = (float(at), later)
+    return dict(cas, health=_carried(sc, health_vector(_health_model({"health": health})), later, at),
+                observed_at=float(o))
 
 
 def _health_model(cas: dict):
@@ -215,17 +262,20 @@ def advance(m: dict, t: float) -> None:
 
 # --- applying a delta -------------------------------------------------------------------------
 
-def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> dict:
+def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, seen=None) -> dict:
     """The scenario dict after delta ``d`` (``m`` is not modified).
 
     ``duration_of(kind, casualty_id)`` gives the current estimate of a task's minutes;
-    ``started[(kind, casualty_id)] = (time, responder)`` for the tasks under way.
+    ``started[(kind, casualty_id)] = (time, responder)`` for the tasks under way; ``seen``, the
+    casualties' observation histories (``observe``), is updated in place: the caller passes a
+    copy and keeps it only if the delta is accepted.
 
     The records a delta changes are replaced by changed copies, never edited in place; all
     others are shared with ``m``, so that ``engine.derive`` finds what changed by identity (a
     full ``copy_model`` was a tenth of a health observation's time).
     """
     started = started or {}
+    seen = {} if seen is None else seen
     now = m.get("time", 0.0)
     if d.time < now - TOL:
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
@@ -248,7 +298,9 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
             if cid not in index:
                 raise DeltaError(Problem(path, f"unknown casualty '{cid}'"))
             i = index[cid]
-            m["casualties"][i] = dict(m["casualties"][i], health=health, observed_at=float(obs))
+            row = observe(sc, m["casualties"][i], health, obs, seen)
+            if row is not None:
+                m["casualties"][i] = row
     elif kind == "casualties_added":
         m["sites"] = m["sites"] + [s.model_dump(mode="json", exclude_none=True) for s in d.sites]
         for c in d.casualties:
@@ -281,9 +333,9 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None) -> 
     elif kind == "travel_changed":
         _travel_changed(m, d)
     elif kind == "task_started":
-        _task_started(sc, m, d, duration_of)
+        _task_started(sc, m, d, duration_of, seen)
     elif kind == "task_completed":
-        _task_completed(sc, m, d)
+        _task_completed(sc, m, d, seen)
     return m
 
 
@@ -380,7 +432,7 @@ def team_doing(teams: list[dict], kind: str, place: str, free: float, now: float
     return exact if exact is not None or not loose else next((j for j, a in at if a <= free), None)
 
 
-def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
+def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t = d.time
@@ -409,7 +461,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
         _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")
         if cas.get("in_transit") or cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot be picked up now"))
-        roll_forward(sc, cas, t)
+        roll_forward(sc, cas, t, seen)
         cas.pop("treatment_ends_at", None)
         cas["treated"] = False
         arrival = t + sc.model.durations.load + _travel(sc, cas["site"], d.hospital)
@@ -417,7 +469,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of) -> None:
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
-def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
+def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, seen: dict) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t = d.time
@@ -426,7 +478,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
     if d.task == "rescue":
         if not cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))
-        roll_forward(sc, cas, t)
+        roll_forward(sc, cas, t, seen)
         cas["trapped"] = False
         cas.pop("rescue_ends_at", None)
         resp["start"], resp["available_at"] = cas["site"], t
@@ -434,7 +486,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
         if cas.get("treated") or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not under treatment"))
         cas["treatment_ends_at"] = t  # untreated chain until now, then treated
-        roll_forward(sc, cas, t)
+        roll_forward(sc, cas, t, seen)
         cas.pop("treatment_ends_at", None)
         cas["treated"] = True
         resp["start"], resp["available_at"] = cas["site"], t
@@ -444,7 +496,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not in an ambulance"))
         # ``time`` is the arrival at the hospital; the handover follows
         transit["arrival"] = t
-        roll_forward(sc, cas, t)
+        roll_forward(sc, cas, t, seen)
         h = cas["health"] if isinstance(cas["health"], list) else health_vector(_health_model(cas))
         p, over = float(h[3]), 0.0
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
@@ -454,4 +506,5 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted) -> None:
             hosp["capacity"] = max(0, hosp["capacity"] - 1)
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
+        seen.pop(d.casualty, None)
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

@@ -111,6 +111,7 @@ class Planner:
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
+        self._seen: dict[str, tuple[float, tuple]] = {}  # observation histories (deltas.observe)
         self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
@@ -321,7 +322,8 @@ class Planner:
 
     def _apply_locked(self, delta) -> None:
         d = parse_delta(delta)
-        model = apply_delta(self._sc, self._model, d, self._duration_of, self._started)
+        seen = dict(self._seen)
+        model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
         try:
             sc = derive(self._sc, self._model, model)
         except ScenarioError as err:
@@ -344,7 +346,7 @@ class Planner:
         if sol is None:
             sol = repair_solution(sc, self._state.best, pins)
             pins = issued(sol)
-        self._model, self._pins, self._started = model, pins, started
+        self._model, self._pins, self._started, self._seen = model, pins, started, seen
         self._install(sc, sol)
 
     # -- issuing --------------------------------------------------------------------------------

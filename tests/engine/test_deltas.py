@@ -157,6 +157,86 @@ def test_late_health_observation_uses_observed_at(planner):
     assert f_late > f_now + 1e-6
 
 
+def _observed_late_and_in_time(events_in_time, events_late):
+    """The planner's model after two orders of the same reports: as they happened, and with
+    some observations reaching it late (``observed_at`` before the delta's time)."""
+    out = []
+    for events in (events_in_time, events_late):
+        p = Planner(tiny(), algorithm="descent", seed=0)
+        for e in events:
+            p.apply(e)
+        out.append(p)
+    return out
+
+
+def test_an_observation_older_than_the_last_one_changes_nothing():
+    newer = {"type": "health_observed", "time": 5.0, "casualty": "c002", "health": "immediate"}
+    older = {"type": "health_observed", "time": 7.0, "casualty": "c002", "health": "delayed", "observed_at": 3.0}
+    in_time, late = _observed_late_and_in_time(
+        [dict(older, time=3.0), newer, {"type": "clock", "time": 7.0}], [newer, older])
+    try:
+        assert np.array_equal(vec(cas(late, "c002")["health"]), [0, 0, 1, 0])
+        assert cas(late, "c002")["observed_at"] == 5.0 and late.time == 7.0
+        assert cas(late, "c002") == cas(in_time, "c002")
+        assert late.best()[1] == in_time.best()[1]
+        assert_consistent(late)
+    finally:
+        in_time.close()
+        late.close()
+
+
+@pytest.mark.parametrize("work", ["transport", "rescue", "treat"])
+def test_an_observation_made_before_a_change_of_environment_is_carried_across_it(work):
+    # c003 is at the CCS, c001 trapped (tiny, seed 0): the report of what was seen at 3.0 reaches
+    # the planner after the casualty was picked up (rescued, treated) at 6.0, and must give the
+    # same model as if it had arrived in time
+    cid, team = ("c001", "fire-01") if work == "rescue" else ("c003", "amb-01")
+    seen = {"type": "health_observed", "time": 3.0, "casualty": cid, "health": [0.5, 0.3, 0.2, 0.0]}
+    if work == "transport":
+        work_events = [{"type": "task_started", "time": 6.0, "responder": team, "task": "transport",
+                        "casualty": cid, "hospital": "RJ122"}]
+    else:
+        work_events = [{"type": "task_started", "time": 1.0, "responder": team, "task": work, "casualty": cid},
+                       {"type": "task_completed", "time": 6.0, "responder": team, "task": work, "casualty": cid}]
+    in_time, late = _observed_late_and_in_time(
+        work_events[:-1] + [seen] + work_events[-1:] + [{"type": "clock", "time": 9.0}],
+        work_events + [dict(seen, time=9.0, observed_at=3.0)])
+    try:
+        a, b = cas(in_time, cid), cas(late, cid)
+        assert a["observed_at"] == b["observed_at"] == 6.0
+        assert np.allclose(vec(b["health"]), vec(a["health"]), atol=1e-12, rtol=0)
+        # and it is the observation that was carried, not the health the model held before it
+        env = {"transport": CCS, "rescue": TRAPPED, "treat": CCS}[work]
+        assert np.allclose(vec(b["health"]), propagate(np.array([0.5, 0.3, 0.2, 0.0]), CHAINS[env], 3.0),
+                           atol=1e-12, rtol=0)
+        assert late.best()[1].expected_fatalities == pytest.approx(in_time.best()[1].expected_fatalities,
+                                                                   abs=1e-9)
+        assert_consistent(late)
+    finally:
+        in_time.close()
+        late.close()
+
+
+def test_a_rejected_delta_keeps_the_observation_history():
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "task_started", "time": 6.0, "responder": "amb-01", "task": "transport",
+                 "casualty": "c003", "hospital": "RJ122"})
+        with pytest.raises(DeltaError):  # one good observation, one of an unknown casualty: rejected whole
+            p.apply({"type": "health_observed", "time": 8.0, "observed_at": 3.0, "observations": [
+                {"casualty": "c003", "health": "delayed"}, {"casualty": "nobody", "health": "delayed"}]})
+        before = vec(cas(p, "c003")["health"]).copy()
+        p.apply({"type": "health_observed", "time": 8.0, "casualty": "c003", "health": "delayed",
+                 "observed_at": 2.0})
+        # the observation at 2.0 is still newer than anything the planner accepted
+        assert cas(p, "c003")["observed_at"] == 6.0
+        assert np.allclose(vec(cas(p, "c003")["health"]), propagate(category_vector("delayed"), CHAINS[CCS], 4.0),
+                           atol=1e-12, rtol=0)
+        assert not np.allclose(before, vec(cas(p, "c003")["health"]))
+    finally:
+        p.close()
+
+
 def test_health_observed_deceased_removes_its_tasks(planner):
     planner.apply({"type": "health_observed", "time": 1.0, "casualty": "c003", "health": "deceased"})
     plan, obj = planner.best()

@@ -135,3 +135,22 @@ def test_replay_negative_iterations(tmp_path, capsys):
                  "--audit", str(tmp_path / "a.jsonl")])
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith("goldenhour: --iterations-per-minute")
+
+
+def test_replay_searches_a_long_gap_as_an_hour(tmp_path, capsys, monkeypatch):
+    # a log that jumps a year between two lines: searched as 60 minutes, not as 525 600
+    from engine.planner import Planner
+    asked = []
+    real_step = Planner.step
+    monkeypatch.setattr(Planner, "step", lambda self, n: (asked.append(n), real_step(self, min(n, 10)))[1])
+    log = tmp_path / "jump.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [
+        {"type": "clock", "time": 10.0},
+        {"type": "next_task", "time": 525_600.0, "responder": "fire-01"},
+        {"type": "clock", "time": 525_630.0},
+    ]) + "\n", encoding="utf-8")
+    code = main(["replay", str(SCENARIO), str(log), "--iterations-per-minute", "7",
+                 "--audit", str(tmp_path / "a.jsonl")])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert asked == [70, 60 * 7, 30 * 7]
