@@ -2,7 +2,8 @@
 
 Runs descent from ``rule`` to its local optimum and, before each sweep, sorts every remembered
 move whose score is stale by what made it stale: a re-timed list, a touched casualty, a
-hospital's bed count, its admissions (it is or was over capacity), or it going over capacity::
+hospital's bed count, all its admissions or those near its last bed (it is or was over
+capacity), or it going over capacity::
 
     python -m bench.memo_staleness [SCENARIO] [--added 18]
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CAUSES = ("list", "casualty", "bed count", "admissions", "going over capacity")
+CAUSES = ("list", "casualty", "bed count", "admissions", "going over capacity", "admissions near the last bed")
 
 
 def _scenario(path: str, added: int):
@@ -51,7 +52,7 @@ def main(argv=None) -> None:
     state = SearchState(sol, sol.copy())
     P = problem_arrays(sc)
     R, C, H = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
-    bounds = np.array([0, R, R + C, R + C + H, R + C + 2 * H])  # the id ranges of kernels.memo
+    bounds = np.array([0, R, R + C, R + C + H, R + C + 2 * H, R + C + 2 * H + 1])  # the id ranges of kernels.memo
     through, only = np.zeros(len(CAUSES)), np.zeros(len(CAUSES))
     checked = stale = 0
     iterations, done = 0, False

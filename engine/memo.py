@@ -14,6 +14,7 @@ import numpy as np
 from kernels.layout import workspace_for
 from kernels.memo import (EPOCH, META_SIZE, ROWS, STRAYS, VALID_FROM, compact, keys_fit, make_memo, stamp_move,
                           sweep_memo)
+from kernels.score import n_dep_ids
 from kernels.search import sweep
 
 from .plan import problem_arrays
@@ -47,7 +48,7 @@ class SweepMemo:
     def _reset(self, P, rows: int) -> None:
         n_resp, n_cas, n_hosp = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
         self._P = P
-        n_ids = n_resp + n_cas + 2 * n_hosp + 1  # see kernels.memo
+        n_ids = n_dep_ids(n_resp, n_cas, n_hosp)
         self._memo = make_memo(rows, n_ids)
         self._spare = None
         self._stamp = np.zeros(n_ids, np.int64)

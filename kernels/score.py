@@ -17,7 +17,7 @@ from .admissions import ensure_admissions
 from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move_inline
-from .layout import CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, make_workspace
+from .layout import ACTIVE, CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, make_workspace
 from .local import count_shift
 from .moves import slot_tables
 
@@ -82,8 +82,26 @@ def move_buffers(P, starts, order, hosp):
     return W, np.empty_like(starts), np.empty_like(order), np.empty_like(hosp)
 
 
+#: An over-capacity hospital's overflow change under a move that re-admits ``s`` of its
+#: casualties depends only on the admissions within ``s`` places of its last bed (``kernels.memo``):
+#: windows of radius 1, 2, 4, ... ``2^(WINDOWS - 1)`` get an id each; a move re-admitting more
+#: depends on every admission.
+WINDOWS = 5
+
+
+def n_dep_ids(n_resp, n_cas, n_hosp):
+    """How many dependency ids a problem this size has (``kernels.memo`` lists them)."""
+    return n_resp + n_cas + 2 * n_hosp + 1 + WINDOWS * n_hosp
+
+
 @njit(**JIT, inline="always")
-def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
+def window_id(n_resp, n_cas, n_hosp, h, k):
+    """The id of hospital ``h``'s admissions within ``2^k`` places of its last bed."""
+    return n_resp + n_cas + 2 * n_hosp + 1 + WINDOWS * h + k
+
+
+@njit(**JIT, inline="always")
+def record_deps(P, hosp, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
     """Write the dependencies of the move just scored in ``W`` into memo row ``i``
     (see ``kernels.memo`` for what they are and why).
 
@@ -114,6 +132,16 @@ def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
         k += 1
     within = False  # some hospital's score counts on its staying within its beds
     if st != CYCLE:  # a cycle is found before any hospital is looked at
+        # how many of each changed hospital's incumbent admissions the move re-admits (W.head is
+        # free scratch once the move is scored); as many as it admits there after the move are
+        # those, plus the change in its count
+        left = W.head
+        for x in range(W.gen[N_DIRTY]):
+            left[W.hlist[x]] = 0
+        for x in range(W.gen[N_TOUCHED]):
+            c = W.touched[x]
+            if P.status[c] == ACTIVE and not np.isnan(Winc.arrival[c]):
+                left[hosp[c]] += 1
         for x in range(W.gen[N_DIRTY]):
             h = W.hlist[x]
             cap = P.hosp_cap[h]
@@ -122,8 +150,13 @@ def record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, i):
                     deps[i, k] = n_resp + n_cas + h  # its admissions depend on the count
                 k += 1
             if W.count[h] > cap or Winc.count[h] > cap:
-                if k < width:
-                    deps[i, k] = n_resp + n_cas + n_hosp + h  # the overflow depends on every admission
+                s = max(left[h], left[h] + W.count[h] - Winc.count[h])
+                level = 0
+                while (1 << level) < s:
+                    level += 1
+                if k < width:  # the overflow depends on the admissions near the last bed, or on all
+                    deps[i, k] = (window_id(n_resp, n_cas, n_hosp, h, level) if level < WINDOWS
+                                  else n_resp + n_cas + n_hosp + h)
                 k += 1
             else:
                 within = True
@@ -172,6 +205,6 @@ def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift
             status[j] = st
             when[j] = epoch
             if record:
-                record_deps(P, Winc, W, st, slot_owner, slot_of, deps, n_deps, j)
+                record_deps(P, hosp, Winc, W, st, slot_owner, slot_of, deps, n_deps, j)
             else:
                 n_deps[j] = -1

@@ -262,3 +262,65 @@ def test_rows_follow_the_sweep_after_compaction(monkeypatch):
     _memo_sweep(memo, sol, shuffled)  # compacted after this sweep
     assert _memo_sweep(memo, sol, shuffled)[1] == 0
     assert memo._meta[STRAYS] == 0
+
+
+def _crowded_scenarios():
+    """The London example with 18 casualties added at a new site (108 casualties for 96 beds),
+    and small random scenarios whose hospitals have a handful of beds for 30 casualties."""
+    from engine.planner import Planner
+
+    p = Planner(engine.load_scenario("examples/london-5x18.json"), algorithm="descent", seed=0)
+    p.apply({"type": "casualties_added", "time": 0.0, "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
+             "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(18)]})
+    out = [("london + 18", p.scenario)]
+    p.close()
+    for seed in (21, 22):
+        d = generate("random", seed=seed, casualties=30, paramedics=5, fire=2, hospitals=3)
+        for k, h in enumerate(d["hospitals"]):
+            h["capacity"] = 3 + 4 * k
+        out.append((f"random {seed}", engine.load_scenario(d)))
+    return out
+
+
+def _reused_past_admissions(memo, P) -> int:
+    """How many remembered scores are still valid although their hospital's admissions changed
+    since they were scored: what depending on the admissions near the last bed alone saves."""
+    from kernels.memo import VALID_FROM
+    from kernels.score import WINDOWS
+
+    R, C, H = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
+    base = R + C + 2 * H + 1
+    mm, n = memo._memo, int(memo._meta[ROWS])
+    n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
+    deps = mm.deps[:n].astype(np.int64)
+    live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
+    newer = live & (memo._stamp[deps] > epoch[:, None])
+    valid = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM]) & ~newer.any(axis=1)
+    window = live & (deps >= base)
+    admissions = R + C + H + np.where(window, (deps - base) // WINDOWS, 0)
+    return int((valid & (window & (memo._stamp[admissions] > epoch[:, None])).any(axis=1)).sum())
+
+
+def test_remembered_scores_stay_exact_at_crowded_hospitals():
+    """Over-capacity hospitals whose admissions change at every step: each remembered score
+    equals a fresh one, and some are reused only because a move depends on the admissions near
+    the hospital's last bed rather than on all of them (``kernels.memo``)."""
+    rng = np.random.default_rng(0)
+    for label, sc in _crowded_scenarios():
+        sol = construct.rule(sc)
+        P = problem_arrays(sc)
+        assert (np.bincount(sol.hosp[sol.hosp >= 0], minlength=len(P.hosp_cap)) > P.hosp_cap).any(), label
+        state = SearchState(sol, sol.copy())
+        memo, saved = SweepMemo(), 0
+        for step in range(10):
+            moves = full_moves(P, sol)
+            if memo._memo is not None:
+                saved += _reused_past_admissions(memo, P)
+            out, _fresh = _memo_sweep(memo, sol, moves)
+            ok = _same(out, run_sweep(P, sol, moves, 2))
+            assert ok.all(), (label, step, tuple(moves[int(np.flatnonzero(~ok)[0])]))
+            i = _pick(rng, step, moves, out)
+            memo.applying(sol, moves[i])
+            _apply(state, moves[i].copy(), (out[0][i], out[1][i]))
+            memo.applied(sol)
+        assert saved > 0, label
