@@ -11,6 +11,7 @@ chain of the environment it was in, and ``observed_at`` moves there.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
@@ -22,6 +23,8 @@ from .plan import problem_arrays
 from .scenario import Scenario, health_vector, pydantic_problems
 
 TOL = 1e-9
+#: ``observe``'s record of a casualty delivered to hospital: any observation of it is older.
+DELIVERED = math.inf
 
 
 class _Delta(Strict):
@@ -208,7 +211,8 @@ def observe(sc: Scenario, cas: dict, health, at: float, seen: dict) -> dict | No
     replaces the health; one made during the stretches (it reached us after the casualty was
     rescued, treated or picked up) replaces what it was carried from and is carried over the
     rest of them in the chains they had; one made before the last observation is stale and
-    changes nothing (the newer one stands). A casualty ``seen`` knows nothing of (loaded from a
+    changes nothing (the newer one stands), and so does one of a casualty delivered since
+    (``DELIVERED``: it has left the model). A casualty ``seen`` knows nothing of (loaded from a
     file, e.g. a snapshot) counts as last observed at its ``observed_at``.
     """
     cid = cas["id"]
@@ -295,6 +299,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
              for i, o in enumerate(dumped["observations"])]
         index = {c["id"]: i for i, c in enumerate(m["casualties"])}
         for cid, health, path in items:
+            if cid not in index and seen.get(cid, (None,))[0] == DELIVERED:
+                continue  # a report from before the delivery, reaching us after it: the hospital has them
             if cid not in index:
                 raise DeltaError(Problem(path, f"unknown casualty '{cid}'"))
             i = index[cid]
@@ -506,5 +512,5 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, seen: dict) -> None
             hosp["capacity"] = max(0, hosp["capacity"] - 1)
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
-        seen.pop(d.casualty, None)
+        seen[d.casualty] = (DELIVERED, ())
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

@@ -237,6 +237,29 @@ def test_a_rejected_delta_keeps_the_observation_history():
         p.close()
 
 
+def test_a_late_observation_of_a_delivered_casualty_is_ignored_not_rejected():
+    # a batch of reports made at 3.0 reaches the planner after c003 was delivered: the others'
+    # observations must not be lost for it, nor the delivered casualty's outcome changed
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "task_started", "time": 4.0, "responder": "amb-02", "task": "transport",
+                 "casualty": "c003", "hospital": "RJ122"})
+        arrival = cas(p, "c003")["in_transit"]["arrival"]
+        p.apply({"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
+                 "casualty": "c003"})
+        delivered = p._model["delivered_fatalities"]
+        p.apply({"type": "health_observed", "time": arrival + 1.0, "observed_at": 3.0, "observations": [
+            {"casualty": "c003", "health": "deceased"}, {"casualty": "c002", "health": "immediate"}]})
+        assert "c003" not in p.scenario.casualty_index
+        assert p._model["delivered_fatalities"] == delivered
+        assert np.array_equal(vec(cas(p, "c002")["health"]), [0, 0, 1, 0]) and cas(p, "c002")["observed_at"] == 3.0
+        assert_consistent(p)
+        with pytest.raises(DeltaError):  # a casualty never heard of is still an error
+            p.apply({"type": "health_observed", "time": arrival + 2.0, "casualty": "c777", "health": "urgent"})
+    finally:
+        p.close()
+
+
 def test_health_observed_deceased_removes_its_tasks(planner):
     planner.apply({"type": "health_observed", "time": 1.0, "casualty": "c003", "health": "deceased"})
     plan, obj = planner.best()
