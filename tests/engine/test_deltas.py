@@ -44,6 +44,14 @@ def planner():
     p.close()
 
 
+@pytest.fixture
+def descent():
+    """A planner whose search moves only when stepped: its plan changes with the model alone."""
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    yield p
+    p.close()
+
+
 def cas(p: Planner, cid: str) -> dict:
     """The casualty's entry in the planner's model (a scenario dict)."""
     found = [c for c in p._model["casualties"] if c["id"] == cid]
@@ -217,47 +225,40 @@ def test_an_observation_made_before_a_change_of_environment_is_carried_across_it
         late.close()
 
 
-def test_a_rejected_delta_keeps_the_observation_history():
-    p = Planner(tiny(), algorithm="descent", seed=0)
-    try:
-        p.apply({"type": "task_started", "time": 6.0, "responder": "amb-01", "task": "transport",
-                 "casualty": "c003", "hospital": "RJ122"})
-        with pytest.raises(DeltaError):  # one good observation, one of an unknown casualty: rejected whole
-            p.apply({"type": "health_observed", "time": 8.0, "observed_at": 3.0, "observations": [
-                {"casualty": "c003", "health": "delayed"}, {"casualty": "nobody", "health": "delayed"}]})
-        before = vec(cas(p, "c003")["health"]).copy()
-        p.apply({"type": "health_observed", "time": 8.0, "casualty": "c003", "health": "delayed",
-                 "observed_at": 2.0})
-        # the observation at 2.0 is still newer than anything the planner accepted
-        assert cas(p, "c003")["observed_at"] == 6.0
-        assert np.allclose(vec(cas(p, "c003")["health"]), propagate(category_vector("delayed"), CHAINS[CCS], 4.0),
-                           atol=1e-12, rtol=0)
-        assert not np.allclose(before, vec(cas(p, "c003")["health"]))
-    finally:
-        p.close()
+def test_a_rejected_delta_keeps_the_observation_history(descent):
+    p = descent
+    p.apply({"type": "task_started", "time": 6.0, "responder": "amb-01", "task": "transport",
+             "casualty": "c003", "hospital": "RJ122"})
+    with pytest.raises(DeltaError):  # one good observation, one of an unknown casualty: rejected whole
+        p.apply({"type": "health_observed", "time": 8.0, "observed_at": 3.0, "observations": [
+            {"casualty": "c003", "health": "delayed"}, {"casualty": "nobody", "health": "delayed"}]})
+    before = vec(cas(p, "c003")["health"]).copy()
+    p.apply({"type": "health_observed", "time": 8.0, "casualty": "c003", "health": "delayed", "observed_at": 2.0})
+    # the observation at 2.0 is still newer than anything the planner accepted
+    assert cas(p, "c003")["observed_at"] == 6.0
+    assert np.allclose(vec(cas(p, "c003")["health"]), propagate(category_vector("delayed"), CHAINS[CCS], 4.0),
+                       atol=1e-12, rtol=0)
+    assert not np.allclose(before, vec(cas(p, "c003")["health"]))
 
 
-def test_a_late_observation_of_a_delivered_casualty_is_ignored_not_rejected():
+def test_a_late_observation_of_a_delivered_casualty_is_ignored_not_rejected(descent):
     # a batch of reports made at 3.0 reaches the planner after c003 was delivered: the others'
     # observations must not be lost for it, nor the delivered casualty's outcome changed
-    p = Planner(tiny(), algorithm="descent", seed=0)
-    try:
-        p.apply({"type": "task_started", "time": 4.0, "responder": "amb-02", "task": "transport",
-                 "casualty": "c003", "hospital": "RJ122"})
-        arrival = cas(p, "c003")["in_transit"]["arrival"]
-        p.apply({"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
-                 "casualty": "c003"})
-        delivered = p._model["delivered_fatalities"]
-        p.apply({"type": "health_observed", "time": arrival + 1.0, "observed_at": 3.0, "observations": [
-            {"casualty": "c003", "health": "deceased"}, {"casualty": "c002", "health": "immediate"}]})
-        assert "c003" not in p.scenario.casualty_index
-        assert p._model["delivered_fatalities"] == delivered
-        assert np.array_equal(vec(cas(p, "c002")["health"]), [0, 0, 1, 0]) and cas(p, "c002")["observed_at"] == 3.0
-        assert_consistent(p)
-        with pytest.raises(DeltaError):  # a casualty never heard of is still an error
-            p.apply({"type": "health_observed", "time": arrival + 2.0, "casualty": "c777", "health": "urgent"})
-    finally:
-        p.close()
+    p = descent
+    p.apply({"type": "task_started", "time": 4.0, "responder": "amb-02", "task": "transport",
+             "casualty": "c003", "hospital": "RJ122"})
+    arrival = cas(p, "c003")["in_transit"]["arrival"]
+    p.apply({"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
+             "casualty": "c003"})
+    delivered = p._model["delivered_fatalities"]
+    p.apply({"type": "health_observed", "time": arrival + 1.0, "observed_at": 3.0, "observations": [
+        {"casualty": "c003", "health": "deceased"}, {"casualty": "c002", "health": "immediate"}]})
+    assert "c003" not in p.scenario.casualty_index
+    assert p._model["delivered_fatalities"] == delivered
+    assert np.array_equal(vec(cas(p, "c002")["health"]), [0, 0, 1, 0]) and cas(p, "c002")["observed_at"] == 3.0
+    assert_consistent(p)
+    with pytest.raises(DeltaError):  # a casualty never heard of is still an error
+        p.apply({"type": "health_observed", "time": arrival + 2.0, "casualty": "c777", "health": "urgent"})
 
 
 def test_health_observed_deceased_removes_its_tasks(planner):
