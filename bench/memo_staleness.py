@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CAUSES = ("list", "casualty", "bed count", "admissions", "going over capacity", "admissions near the last bed")
 
 
+def new_site_casualties(n: int, time: float) -> dict:
+    """A ``casualties_added`` delta of ``n`` urgent casualties at a new site in the City of London
+    (the benchmarks' and tests' way of putting the London example's hospitals over capacity)."""
+    return {"type": "casualties_added", "time": time, "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
+            "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(n)]}
+
+
 def _scenario(path: str, added: int):
     import engine
     from engine.planner import Planner
@@ -31,9 +38,7 @@ def _scenario(path: str, added: int):
     if not added:
         return engine.load_scenario(path)
     p = Planner(path, algorithm="descent", seed=0)
-    p.apply({"type": "casualties_added", "time": p.time,
-             "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
-             "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(added)]})
+    p.apply(new_site_casualties(added, p.time))
     return p.scenario
 
 

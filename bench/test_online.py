@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 import engine
+from bench.memo_staleness import new_site_casualties
 
 
 def _planner(london, algorithm="annealing"):
@@ -92,9 +93,7 @@ def test_casualties_added_to_local_optimum(benchmark, london):
         return (p,), {}
 
     def run(p):
-        p.apply({"type": "casualties_added", "time": 0.0,
-                 "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
-                 "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(18)]})
+        p.apply(new_site_casualties(18, 0.0))
         p.step(10_000)
         return p
 

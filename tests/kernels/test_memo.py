@@ -267,11 +267,11 @@ def test_rows_follow_the_sweep_after_compaction(monkeypatch):
 def _crowded_scenarios():
     """The London example with 18 casualties added at a new site (108 casualties for 96 beds),
     and small random scenarios whose hospitals have a handful of beds for 30 casualties."""
+    from bench.memo_staleness import new_site_casualties
     from engine.planner import Planner
 
     p = Planner(engine.load_scenario("examples/london-5x18.json"), algorithm="descent", seed=0)
-    p.apply({"type": "casualties_added", "time": 0.0, "sites": [{"id": "new-site", "lat": 51.5155, "lon": -0.0922}],
-             "casualties": [{"id": f"n{i:02d}", "site": "new-site", "health": "urgent"} for i in range(18)]})
+    p.apply(new_site_casualties(18, 0.0))
     out = [("london + 18", p.scenario)]
     p.close()
     for seed in (21, 22):
