@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     from engine.algorithms import Descent, SearchState
     from engine.construct import rule
     from engine.plan import problem_arrays
-    from kernels.memo import ROWS, VALID_FROM
+    from kernels.memo import ROWS, VALID_FROM, dependency_table
 
     sc = _scenario(args.scenario, args.added)
     sol = rule(sc)
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
             mm, n = memo._memo, int(memo._meta[ROWS])
             n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
             usable = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM])
-            deps = mm.deps[:n].astype(np.int64)
+            deps = dependency_table(mm, n)
             live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
             newer = live & (memo._stamp[deps] > epoch[:, None])
             kind = np.searchsorted(bounds, deps, side="right") - 1

@@ -56,7 +56,7 @@ from .config import JIT, PARALLEL
 from .delta import evaluate_move
 from .layout import CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, TRANSPORT
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
-from .score import WINDOWS, deal, incumbent_tables, score_moves, share, window_id
+from .score import DEP_BLOCK, WINDOWS, deal, incumbent_tables, score_moves, share, window_id
 
 #: Dependencies kept per move; a move with more is always re-scored (at 1 000 casualties, one
 #: move in a thousand: those with the longest chains of waits).
@@ -81,7 +81,7 @@ MoveMemo = namedtuple(
         "dT",       # f8[rows] the same for T
         "status",   # i8[rows]
         "epoch",    # i8[rows] the epoch the move was scored in (see PENDING)
-        "deps",     # i2[rows, MAX_DEPS] (i4 if the ids need it)
+        "deps",     # i2[MAX_DEPS // DEP_BLOCK, rows, DEP_BLOCK]: dependency k of a row in block k // DEP_BLOCK
         "n_deps",   # i8[rows]; -1: not reusable
         "move_row",  # i8[rows] the row each move of the last sweep used (``compact`` reads it)
     ],
@@ -95,8 +95,14 @@ def make_memo(rows: int, n_ids: int) -> MoveMemo:
     return MoveMemo(np.full(size, -1, np.int64), np.zeros(size, np.int64), np.full(rows, -1, np.int64),
                     np.zeros(rows), np.zeros(rows),
                     np.zeros(rows, np.int64), np.zeros(rows, np.int64),
-                    np.zeros((rows, MAX_DEPS), np.int16 if n_ids < 2 ** 15 else np.int32),
+                    np.zeros((MAX_DEPS // DEP_BLOCK, rows, DEP_BLOCK), np.int16 if n_ids < 2 ** 15 else np.int32),
                     np.full(rows, -1, np.int64), np.zeros(rows, np.int64))
+
+
+def dependency_table(memo: MoveMemo, rows: int) -> np.ndarray:
+    """The dependencies of rows ``[0, rows)`` as one ``(rows, MAX_DEPS)`` array (for tests and tools;
+    entries past a row's ``n_deps`` are meaningless)."""
+    return memo.deps[:, :rows, :].transpose(1, 0, 2).reshape(rows, MAX_DEPS).astype(np.int64)
 
 
 def keys_fit(n_resp: int, n_cas: int, n_hosp: int) -> bool:
@@ -186,7 +192,7 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
         ok = reuse and not new and n_deps[j] >= 0 and e >= valid_from
         if ok:
             for x in range(n_deps[j]):
-                if stamp[deps[j, x]] > e:
+                if stamp[deps[x // DEP_BLOCK, j, x % DEP_BLOCK]] > e:
                     ok = False
                     break
         if not ok:
@@ -231,7 +237,7 @@ def compact(src, dst, meta, n_moves):
         when[t] = src.epoch[j]
         n_deps[t] = src.n_deps[j]
         for x in range(max(src.n_deps[j], 0)):
-            deps[t, x] = src.deps[j, x]
+            deps[x // DEP_BLOCK, t, x % DEP_BLOCK] = src.deps[x // DEP_BLOCK, j, x % DEP_BLOCK]
 
 
 @njit(**PARALLEL)

@@ -60,7 +60,7 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
     deal(np.arange(n_moves), n_moves, n_chunks, todo)
     # no memo: empty rows, typed as sweep_memo's so that both share one compiled score_moves (as
     # would a literal epoch or flag not: each literal argument compiles a specialisation of its own)
-    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
+    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((1, 0, 1), np.int16)
     epoch, record = n_shift * 0, n_moves < 0
     for chunk in prange(n_chunks):
         score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
@@ -80,7 +80,7 @@ def score_serial(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F,
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     # every argument typed as sweep passes it: a literal (0, False) would compile a
     # specialisation of score_moves of its own
-    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((0, 1), np.int16)
+    no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((1, 0, 1), np.int16)
     zero, record = n_moves * 0, n_moves < 0
     score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, np.arange(n_moves),
                 zero, n_moves, out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, zero,

@@ -22,7 +22,7 @@ from engine.memo import SweepMemo
 from engine.plan import problem_arrays
 from engine.solve import solve
 from kernels.layout import ACTIVE, CYCLE
-from kernels.memo import ROWS, STRAYS
+from kernels.memo import ROWS, STRAYS, dependency_table
 from kernels.search import pick_best
 
 from test_moves import SEEDS, cases, full_moves, granular_moves, run_sweep
@@ -292,7 +292,7 @@ def _reused_past_admissions(memo, P) -> int:
     base = R + C + 2 * H + 1
     mm, n = memo._memo, int(memo._meta[ROWS])
     n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
-    deps = mm.deps[:n].astype(np.int64)
+    deps = dependency_table(mm, n)
     live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
     newer = live & (memo._stamp[deps] > epoch[:, None])
     valid = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM]) & ~newer.any(axis=1)
@@ -324,3 +324,46 @@ def test_remembered_scores_stay_exact_at_crowded_hospitals():
             _apply(state, moves[i].copy(), (out[0][i], out[1][i]))
             memo.applied(sol)
         assert saved > 0, label
+
+
+def _stale_beyond_the_first_block(memo) -> int:
+    """How many remembered scores are stale only through dependencies past the first block of
+    their memo row (``kernels.score.DEP_BLOCK``): reused, they would be wrong."""
+    from kernels.memo import VALID_FROM
+    from kernels.score import DEP_BLOCK
+
+    mm, n = memo._memo, int(memo._meta[ROWS])
+    n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
+    deps = dependency_table(mm, n)
+    live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
+    newer = live & (memo._stamp[deps] > epoch[:, None])
+    usable = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM])
+    return int((usable & ~newer[:, :DEP_BLOCK].any(axis=1) & newer[:, DEP_BLOCK:].any(axis=1)).sum())
+
+
+def test_moves_with_more_dependencies_than_one_block_are_remembered_exactly(monkeypatch):
+    """One fire team, every casualty trapped and 45 ambulance teams waiting on its rescues:
+    moving a rescue re-times dozens of lists, more dependencies than a memo row's first block
+    holds. Some remembered scores go stale only through those, and every score still equals a
+    fresh one, also with the rows compacted (and so copied) after every sweep."""
+    monkeypatch.setattr(SweepMemo, "STRAYS", -1.0)
+    d = generate("random", seed=0, casualties=70, paramedics=45, fire=1, hospitals=3)
+    for c in d["casualties"]:
+        c["trapped"] = True
+    sc = engine.load_scenario(d)
+    sol = construct.rule(sc)
+    P = problem_arrays(sc)
+    state = SearchState(sol, sol.copy())
+    memo, rng, hidden = SweepMemo(), np.random.default_rng(0), 0
+    for step in range(8):
+        moves = full_moves(P, sol)
+        if memo._memo is not None:
+            hidden += _stale_beyond_the_first_block(memo)
+        out, _fresh = _memo_sweep(memo, sol, moves)
+        ok = _same(out, run_sweep(P, sol, moves, 2))
+        assert ok.all(), (step, tuple(moves[int(np.flatnonzero(~ok)[0])]))
+        i = _pick(rng, step, moves, out)
+        memo.applying(sol, moves[i])
+        _apply(state, moves[i].copy(), (out[0][i], out[1][i]))
+        memo.applied(sol)
+    assert hidden > 0
