@@ -6,25 +6,23 @@ A delta is checked in two steps: its own fields (pydantic, here), then the model
 
 Casualty state is tracked as SPEC §7 needs it: when a casualty changes environment (rescued,
 treated, picked up, delivered), its health is first carried forward to that moment with the
-chain of the environment it was in, and ``observed_at`` moves there.
+chain of the environment it was in, and ``observed_at`` moves there (``engine.observations``
+keeps what a report that arrives after such a change needs).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
 from .errors import DeltaError, Problem
-from .health import ENVIRONMENTS, is_known_dead, propagate_tabled
+from .health import ENVIRONMENTS, is_known_dead
 from .model import Casualty, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
-from .plan import problem_arrays
+from .observations import DELIVERED, carried, observe
 from .scenario import Scenario, health_vector, pydantic_problems
 
 TOL = 1e-9
-#: ``observe``'s record of a casualty delivered to hospital: any observation of it is older.
-DELIVERED = math.inf
 
 
 class _Delta(Strict):
@@ -167,7 +165,7 @@ def _environment(cas: dict, t: float) -> int:
 def roll_forward(sc: Scenario, cas: dict, t: float, seen: dict | None = None) -> None:
     """Carry a casualty's health to time ``t`` in its present environment; ``observed_at = t``.
 
-    ``seen`` (see ``observe``) gets the stretch appended, so that a late observation made
+    ``seen`` (``engine.observations``) gets the stretch appended, so that a late observation made
     during it can be carried over it again in the right chain.
     """
     i = sc.casualty_index.get(cas["id"])
@@ -180,55 +178,11 @@ def roll_forward(sc: Scenario, cas: dict, t: float, seen: dict | None = None) ->
     # apply_delta moves the clock first, which pushes any treatment still under way to end no
     # earlier than t: the whole stretch from o to t is one environment
     env = _environment(cas, t)
-    cas["health"] = _carried(sc, h, ((t, env),), o)
+    cas["health"] = carried(sc, h, ((t, env),), o)
     cas["observed_at"] = float(t)
     if seen is not None:
         source, stretches = seen.get(cas["id"], (o, ()))
         seen[cas["id"]] = (source, stretches + ((float(t), env),))
-
-
-def _carried(sc: Scenario, h, stretches, since: float) -> list[float]:
-    """Health ``h`` at ``since`` carried over ``stretches``: ``(until, environment)`` pairs in
-    time order, each environment holding from the end of the one before (``since`` for the
-    first) until ``until``."""
-    small = problem_arrays(sc).small
-    for until, env in stretches:
-        h = propagate_tabled(h, small[env], sc.chains[env], until - since)
-        since = until
-    h = [min(max(float(x), 0.0), 1.0) for x in h]
-    total = h[0] + h[1] + h[2] + h[3]
-    return [x / total for x in h]
-
-
-def observe(sc: Scenario, cas: dict, health, at: float, seen: dict) -> dict | None:
-    """The casualty's record after its health was observed at ``at``; None if that is older than
-    what the model already holds.
-
-    A casualty's ``observed_at`` is the time its health refers to, not when it was last seen:
-    each change of environment carries the health forward (``roll_forward``). ``seen`` keeps,
-    for each casualty, when it was last observed and the stretches it has been carried over
-    since (``(until, environment)`` pairs). An observation made at or after ``observed_at``
-    replaces the health; one made during the stretches (it reached us after the casualty was
-    rescued, treated or picked up) replaces what it was carried from and is carried over the
-    rest of them in the chains they had; one made before the last observation is stale and
-    changes nothing (the newer one stands), and so does one of a casualty delivered since
-    (``DELIVERED``: it has left the model). A casualty ``seen`` knows nothing of (loaded from a
-    file, e.g. a snapshot) counts as last observed at its ``observed_at``.
-    """
-    cid = cas["id"]
-    o = cas.get("observed_at", sc.model.time)
-    if o is None:
-        o = sc.model.time
-    source, stretches = seen.get(cid, (o, ()))
-    if at < source - TOL:
-        return None
-    if at >= o - TOL or not stretches:
-        seen[cid] = (float(at), ())
-        return dict(cas, health=health, observed_at=float(at))
-    later = tuple((until, env) for until, env in stretches if until > at)
-    seen[cid] = (float(at), later)
-    return dict(cas, health=_carried(sc, health_vector(_health_model({"health": health})), later, at),
-                observed_at=float(o))
 
 
 def _health_model(cas: dict):

@@ -37,6 +37,7 @@ from .deltas import Clock, apply_delta, copy_model, parse_delta
 from .derive import derive
 from .errors import DeltaError, Problem, ScenarioError
 from .objective import Objective
+from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
 from .repair import carry_over, repair, repair_solution
 from .scenario import Scenario, load_scenario, with_available
@@ -51,6 +52,8 @@ REHEAT_ACCEPT = 0.05
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
+#: A snapshot's observation history, beside its scenario and plan files (``snapshot``).
+HISTORY_FILE = "observations.json"
 
 
 def _same_plan(a: Solution, b: Solution) -> bool:
@@ -111,7 +114,7 @@ class Planner:
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
-        self._seen: dict[str, tuple[float, tuple]] = {}  # observation histories (deltas.observe)
+        self._seen: History = {}  # observation histories (engine.observations)
         self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
@@ -452,13 +455,20 @@ class Planner:
 
     def snapshot(self, directory) -> tuple[Path, Path]:
         """Write ``scenario.json`` (the model now, work in progress as facts) and ``plan.json``
-        (the incumbent, issued tasks pinned) into ``directory``; returns both paths."""
+        (the incumbent, issued tasks pinned) into ``directory``; returns both paths.
+
+        Beside them, ``observations.json`` keeps when each casualty was last observed and what
+        its health has been carried over since (``engine.observations``), which no scenario
+        file can say: ``restore`` reads it, so that a report reaching the restored planner late
+        counts from when it was made, as it would have in this one.
+        """
         from .evaluate import evaluate_detail, schedule_records
 
         with self._lock.hold():
             model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
+            history = history_json(self._seen)
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         scenario_path, plan_path = out / "scenario.json", out / "plan.json"
@@ -466,12 +476,28 @@ class Planner:
         obj, W, arrays = evaluate_detail(sc, plan)
         plan_path.write_text(json.dumps(plan.to_json(obj, schedule_records(sc, W, arrays)), indent=1) + "\n",
                              encoding="utf-8")
+        (out / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
         return scenario_path, plan_path
 
     @classmethod
-    def restore(cls, scenario_path, plan_path, **kwargs) -> "Planner":
-        """Continue from a ``snapshot``: same model, same incumbent, same pins."""
-        return cls(scenario_path, plan=plan_path, **kwargs)
+    def restore(cls, scenario_path, plan_path, observations=None, **kwargs) -> "Planner":
+        """Continue from a ``snapshot``: same model, same incumbent, same pins, and the same
+        observation history, read from ``observations`` (default: ``observations.json`` beside
+        the scenario, if there is one; without it, each casualty counts as last observed at
+        its ``observed_at``)."""
+        if observations is None:
+            beside = Path(scenario_path).parent / HISTORY_FILE
+            observations = beside if beside.exists() else None
+        planner = cls(scenario_path, plan=plan_path, **kwargs)
+        if observations is not None:
+            try:
+                seen = load_history(observations, planner.scenario)
+            except BaseException:
+                planner.close()
+                raise
+            with planner._lock.hold():
+                planner._seen = seen
+        return planner
 
     def close(self) -> None:
         self.stop()

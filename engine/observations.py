@@ -1,0 +1,127 @@
+"""When each casualty was last observed, and what its health has been carried over since.
+
+A casualty's ``observed_at`` is the time its health refers to, not when it was last seen: each
+change of environment (rescued, treated, picked up) carries the health forward to that moment
+(``deltas.roll_forward``). A report of what was seen before such a change can reach the planner
+after it, so the planner keeps a *history* per casualty: when it was last observed and the
+stretches its health was carried over since, ``(until, environment)`` pairs. ``observe`` uses it
+to count a late observation from when it was made, and ``history_json`` / ``load_history`` keep
+it across a snapshot (``Planner.snapshot``, ``Planner.restore``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from .errors import Problem, ScenarioError
+from .health import ENVIRONMENTS, propagate_tabled
+from .model import Health, Id, Strict, Time
+from .plan import problem_arrays
+from .scenario import Scenario, health_vector, pydantic_problems
+
+TOL = 1e-9
+#: A history's record of a casualty delivered to hospital: any observation of it is older.
+DELIVERED = math.inf
+#: The ``format`` tag of a snapshot's history file.
+HISTORY_FORMAT = "goldenhour.observations/1"
+
+#: ``{casualty id: (last observed, ((until, environment index), ...))}``
+History = dict[str, tuple[float, tuple]]
+
+
+def carried(sc: Scenario, h, stretches, since: float) -> list[float]:
+    """Health ``h`` at ``since`` carried over ``stretches``: ``(until, environment)`` pairs in
+    time order, each environment holding from the end of the one before (``since`` for the
+    first) until ``until``."""
+    small = problem_arrays(sc).small
+    for until, env in stretches:
+        h = propagate_tabled(h, small[env], sc.chains[env], until - since)
+        since = until
+    h = [min(max(float(x), 0.0), 1.0) for x in h]
+    total = h[0] + h[1] + h[2] + h[3]
+    return [x / total for x in h]
+
+
+def observe(sc: Scenario, cas: dict, health, at: float, seen: History) -> dict | None:
+    """The casualty's record after its health was observed at ``at``; None if that is older than
+    what the model already holds.
+
+    An observation made at or after ``observed_at`` replaces the health; one made during the
+    stretches of ``seen`` (it reached us after the casualty was rescued, treated or picked up)
+    replaces what they were carried from and is carried over the rest of them in the chains
+    they had; one made before the last observation is stale and changes nothing (the newer one
+    stands), and so does one of a casualty delivered since (``DELIVERED``: it has left the
+    model). A casualty ``seen`` knows nothing of counts as last observed at its ``observed_at``.
+    """
+    cid = cas["id"]
+    o = cas.get("observed_at", sc.model.time)
+    if o is None:
+        o = sc.model.time
+    source, stretches = seen.get(cid, (o, ()))
+    if at < source - TOL:
+        return None
+    if at >= o - TOL or not stretches:
+        seen[cid] = (float(at), ())
+        return dict(cas, health=health, observed_at=float(at))
+    later = tuple((until, env) for until, env in stretches if until > at)
+    seen[cid] = (float(at), later)
+    h = health_vector(TypeAdapter(Health).validate_python(health))
+    return dict(cas, health=carried(sc, h, later, at), observed_at=float(o))
+
+
+class _Carried(Strict):
+    observed: Time
+    carried: list[tuple[Time, str]] = []
+
+
+class _HistoryFile(Strict):
+    format: str
+    casualties: dict[Id, _Carried] = {}
+    delivered: list[Id] = Field(default_factory=list)
+
+
+def history_json(seen: History) -> dict:
+    """``seen`` as a JSON document: environments by name, delivered casualties listed apart."""
+    casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches]}
+                  for cid, (source, stretches) in sorted(seen.items()) if source != DELIVERED}
+    delivered = sorted(cid for cid, (source, _s) in seen.items() if source == DELIVERED)
+    return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered}
+
+
+def load_history(path, sc: Scenario) -> History:
+    """Read a history written by ``history_json`` for scenario ``sc``; raises ``ScenarioError``
+    naming the file and the JSON path of every problem (nothing is half read)."""
+    where = str(path)
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScenarioError([Problem(where, f"cannot read the observation history: {exc}")]) from None
+    try:
+        data = _HistoryFile.model_validate(doc)
+    except ValidationError as exc:
+        raise ScenarioError([Problem(f"{where}: {p.path}", p.message) for p in pydantic_problems(exc)]) from None
+    problems = []
+    if data.format != HISTORY_FORMAT:
+        problems.append(Problem(f"{where}: format", f"expected \"{HISTORY_FORMAT}\", got \"{data.format}\""))
+    seen: History = {}
+    for cid, entry in data.casualties.items():
+        if cid not in sc.casualty_index:
+            problems.append(Problem(f"{where}: casualties.{cid}", f"unknown casualty '{cid}'"))
+        stretches = []
+        for k, (until, env) in enumerate(entry.carried):
+            if env not in ENVIRONMENTS:
+                problems.append(Problem(f"{where}: casualties.{cid}.carried[{k}]", f"unknown environment '{env}'"))
+                continue
+            stretches.append((float(until), ENVIRONMENTS.index(env)))
+        seen[cid] = (float(entry.observed), tuple(stretches))
+    for cid in data.delivered:
+        if cid in sc.casualty_index:
+            problems.append(Problem(f"{where}: delivered", f"casualty '{cid}' is still in the scenario"))
+        seen[cid] = (DELIVERED, ())
+    if problems:
+        raise ScenarioError(problems)
+    return seen
