@@ -65,11 +65,10 @@ MAX_DEPS = 128
 #: ``meta``: the current epoch; the first epoch whose scores may be reused (older ones are
 #: stale for good: the shift-overrun count changed, or a move was applied without stamps);
 #: that count; whether the last sweep's scores may be used at all; how many rows are taken; how
-#: many moves of the last sweep found their row away from where the one before left off.
-EPOCH, VALID_FROM, N_SHIFT, READY, ROWS, STRAYS = range(6)
-META_SIZE = 6
-#: ``MoveMemo.epoch`` of a row being scored in this sweep by move ``i`` is ``PENDING - i``.
-PENDING = -2
+#: many moves of the last sweep found their row away from where the one before left off; how
+#: many moves all sweeps so far have met (``MoveMemo.met``).
+EPOCH, VALID_FROM, N_SHIFT, READY, ROWS, STRAYS, MET = range(7)
+META_SIZE = 7
 
 MoveMemo = namedtuple(
     "MoveMemo",
@@ -80,10 +79,11 @@ MoveMemo = namedtuple(
         "dF",       # f8[rows] F after the move minus the incumbent's, when scored
         "dT",       # f8[rows] the same for T
         "status",   # i8[rows]
-        "epoch",    # i8[rows] the epoch the move was scored in (see PENDING)
+        "epoch",    # i8[rows] the epoch the move was scored in
         "deps",     # i2[MAX_DEPS // DEP_BLOCK, rows, DEP_BLOCK]: dependency k of a row in block k // DEP_BLOCK
         "n_deps",   # i8[rows]; -1: not reusable
         "move_row",  # i8[rows] the row each move of the last sweep used (``compact`` reads it)
+        "met",      # i8[rows] meta[MET] + i when move i of this sweep met the row (earlier sweeps: less)
     ],
 )
 
@@ -96,7 +96,7 @@ def make_memo(rows: int, n_ids: int) -> MoveMemo:
                     np.zeros(rows), np.zeros(rows),
                     np.zeros(rows, np.int64), np.zeros(rows, np.int64),
                     np.zeros((MAX_DEPS // DEP_BLOCK, rows, DEP_BLOCK), np.int16 if n_ids < 2 ** 15 else np.int32),
-                    np.full(rows, -1, np.int64), np.zeros(rows, np.int64))
+                    np.full(rows, -1, np.int64), np.zeros(rows, np.int64), np.zeros(rows, np.int64))
 
 
 def dependency_table(memo: MoveMemo, rows: int) -> np.ndarray:
@@ -149,21 +149,19 @@ def _row(keys, index, row_key, key, meta):
 
 
 @njit(**JIT)
-def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status, memo, stamp, meta, reuse,
-           todo, todo_row, dup, dup_first):
-    """Fill in every move whose remembered score is still valid; list the others in ``todo``
-    (with their rows), and moves met a second time in this sweep in ``dup`` (with the index of
-    the first time, whose outputs they copy). Returns both counts."""
-    P, starts, slot_owner, inc, moves, out_F, out_T = borrow((P, starts, slot_owner, inc, moves, out_F, out_T))
-    out_status, memo, stamp, meta = borrow((out_status, memo, stamp, meta))
-    todo, todo_row, dup, dup_first = borrow((todo, todo_row, dup, dup_first))
+def _rows(P, starts, slot_owner, moves, n_moves, memo, meta, first, dup, dup_first):
+    """Find each move's row (``memo.move_row``), taking a new one for a new key. Lists the moves
+    met for the first time in this sweep in ``first``, and the others in ``dup`` with the index
+    of the first time, whose outputs they copy. Returns both counts."""
+    P, starts, slot_owner, moves, memo, meta = borrow((P, starts, slot_owner, moves, memo, meta))
+    first, dup, dup_first = borrow((first, dup, dup_first))
     n_cas = P.h0.shape[0]
     rr, pos, ids = P.resp_loc.shape[0] + 1, 3 * n_cas + 2, max(n_cas, P.hosp_loc.shape[0]) + 1
     # every array is taken out of its tuple once, so that LLVM need not reload them after stores
-    keys, index, row_key, dF, dT, status, when, deps, n_deps, move_row = memo
-    valid_from = meta[VALID_FROM]
-    F0, T0 = inc[0], inc[2]
-    n_todo = 0
+    keys, index, row_key, n_deps, move_row, met = (memo.keys, memo.index, memo.row_key, memo.n_deps,
+                                                   memo.move_row, memo.met)
+    base = meta[MET]
+    n_first = 0
     n_dup = 0
     strays = 0
     at = -1  # the row where the sequence of rows left off
@@ -183,30 +181,45 @@ def _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status,
         if not new or j == at + 1:  # a new row elsewhere (at the end) leaves the sequence alone
             at = j
         move_row[i] = j
-        e = when[j]
-        if e <= PENDING and not new:  # the same move twice in one neighbourhood: scored once
+        if new:
+            n_deps[j] = -1  # never scored: whatever the row held is not this move's
+        elif met[j] >= base:  # the same move twice in one neighbourhood: scored once
             dup[n_dup] = i
-            dup_first[n_dup] = PENDING - e
+            dup_first[n_dup] = met[j] - base
             n_dup += 1
             continue
-        ok = reuse and not new and n_deps[j] >= 0 and e >= valid_from
+        met[j] = base + i
+        first[n_first] = i
+        n_first += 1
+    meta[MET] = base + n_moves
+    meta[STRAYS] = strays
+    return n_first, n_dup
+
+
+@njit(**JIT)
+def _reuse(first, lo, hi, move_row, inc, out_F, out_T, out_status, dF, dT, status, when, deps, n_deps, stamp,
+           valid_from, reuse, stale):
+    """Moves ``first[lo:hi]``: fill in those whose remembered score is still valid (every
+    dependency stamped no later than it was scored) and flag the others in ``stale``."""
+    first, move_row, inc, out_F, out_T, out_status = borrow((first, move_row, inc, out_F, out_T, out_status))
+    dF, dT, status, when, deps, n_deps, stamp, stale = borrow((dF, dT, status, when, deps, n_deps, stamp, stale))
+    F0, T0 = inc[0], inc[2]
+    for t in range(lo, hi):
+        i = first[t]
+        j = move_row[i]
+        e = when[j]
+        ok = reuse and n_deps[j] >= 0 and e >= valid_from
         if ok:
             for x in range(n_deps[j]):
                 if stamp[deps[x // DEP_BLOCK, j, x % DEP_BLOCK]] > e:
                     ok = False
                     break
-        if not ok:
-            when[j] = PENDING - i
-            todo[n_todo] = i
-            todo_row[n_todo] = j
-            n_todo += 1
-            continue
-        st = status[j]
-        out_F[i] = np.nan if st == CYCLE else F0 + dF[j]
-        out_T[i] = np.nan if st == CYCLE else T0 + dT[j]
-        out_status[i] = st
-    meta[STRAYS] = strays
-    return n_todo, n_dup
+        stale[t] = not ok
+        if ok:
+            st = status[j]
+            out_F[i] = np.nan if st == CYCLE else F0 + dF[j]
+            out_T[i] = np.nan if st == CYCLE else T0 + dT[j]
+            out_status[i] = st
 
 
 @njit(**JIT)
@@ -219,7 +232,7 @@ def compact(src, dst, meta, n_moves):
     the next row) and rows of moves that no longer occur pile up; this restores both.
     """
     src, dst, meta = borrow((src, dst, meta))
-    keys, index, row_key, dF, dT, status, when, deps, n_deps, move_row = dst
+    keys, index, row_key, dF, dT, status, when, deps, n_deps, move_row, _met = dst
     placed = np.full(meta[ROWS], -1, np.int64)
     keys[:] = -1
     meta[ROWS] = 0
@@ -258,13 +271,27 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     # an incumbent in a wait cycle is scored by full evaluations, which record no dependencies
     local = int(inc[3]) != CYCLE
     m = max(n_moves, 1)
-    todo, todo_row = np.empty(m, np.int64), np.empty(m, np.int64)
-    dup, dup_first = np.empty(m, np.int64), np.empty(m, np.int64)
-    n_todo, n_dup = _reuse(P, starts, slot_owner, inc, moves, n_moves, out_F, out_T, out_status, memo, stamp, meta,
-                           meta[READY] == 1 and local, todo, todo_row, dup, dup_first)
+    first, dup, dup_first = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
+    n_first, n_dup = _rows(P, starts, slot_owner, moves, n_moves, memo, meta, first, dup, dup_first)
     # the rows are taken out of the tuple first: stores through a tuple's field inside ``prange``
     # are lost (the parfor works on a copy of the tuple)
     dF, dT, status, when, deps, n_deps = memo.dF, memo.dT, memo.status, memo.epoch, memo.deps, memo.n_deps
+    move_row = memo.move_row
+    # checking the remembered scores' dependencies took a fifth of a descent iteration at 1 000
+    # casualties on one thread; it is split across the threads too, in halves
+    stale = np.empty(m, np.bool_)
+    reuse, valid_from = meta[READY] == 1 and local, meta[VALID_FROM]
+    n_parts = min(n_threads, max(n_first, 1))
+    for part in prange(n_parts):
+        _reuse(first, n_first * part // n_parts, n_first * (part + 1) // n_parts, move_row, inc, out_F, out_T,
+               out_status, dF, dT, status, when, deps, n_deps, stamp, valid_from, reuse, stale)
+    todo, todo_row = np.empty(m, np.int64), np.empty(m, np.int64)
+    n_todo = 0
+    for t in range(n_first):
+        if stale[t]:
+            todo[n_todo] = first[t]
+            todo_row[n_todo] = move_row[first[t]]
+            n_todo += 1
     n_chunks = min(n_threads, max(n_todo, 1))
     dealt, dealt_row = np.empty(max(n_todo, 1), np.int64), np.empty(max(n_todo, 1), np.int64)
     deal(todo, n_todo, n_chunks, dealt)
