@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from dataclasses import replace
@@ -485,14 +486,14 @@ class Planner:
         observation history, read from ``observations`` (default: ``observations.json`` beside
         the scenario, if there is one; without it, each casualty counts as last observed at
         its ``observed_at``)."""
-        if observations is None:
+        if observations is None and isinstance(scenario_path, (str, os.PathLike)):
             beside = Path(scenario_path).parent / HISTORY_FILE
             observations = beside if beside.exists() else None
         planner = cls(scenario_path, plan=plan_path, **kwargs)
         if observations is not None:
             try:
                 seen = load_history(observations, planner.scenario)
-            except BaseException:
+            except Exception:
                 planner.close()
                 raise
             with planner._lock.hold():

@@ -115,3 +115,16 @@ def test_a_bad_history_file_is_rejected_naming_the_file_and_the_place(picked_up,
     with pytest.raises(ScenarioError) as err:
         Planner.restore(scenario, plan, algorithm="descent", seed=0)
     assert any(p.path == f"{path}: {where}" for p in err.value.problems), err.value.problems
+
+
+def test_a_history_can_be_given_with_a_scenario_read_elsewhere(picked_up, tmp_path):
+    """The scenario as a dict (not a file, so nothing lies beside it): the history is named."""
+    scenario, plan = picked_up.snapshot(tmp_path / "snap")
+    q = Planner.restore(json.loads(scenario.read_text()), plan, observations=tmp_path / "snap" / HISTORY_FILE,
+                        algorithm="descent", seed=0)
+    try:
+        for planner in (picked_up, q):
+            planner.apply(LATE)
+        assert cas(q, "c003") == cas(picked_up, "c003")
+    finally:
+        q.close()
