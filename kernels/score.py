@@ -93,8 +93,8 @@ WINDOWS = 5
 #: block ``b`` of every row together: a sweep reads and writes the first block of row after row
 #: (a median move has 8), and rows 128 wide made that a cache miss per move, a sixth of the time
 #: of a sweep that scores every move at paper size (18.2 against 15.2 ms, one thread). The other
-#: blocks are touched only by the few moves with more (at 1 000 casualties, 3 %), and their
-#: pages are never allocated else.
+#: blocks are touched only by the few moves with more (at 1 000 casualties, 3 %); otherwise
+#: their pages are never allocated.
 DEP_BLOCK = 32
 
 
