@@ -250,10 +250,12 @@ def main(argv=None) -> int:
     plans.mkdir(exist_ok=True)
     rows = []
     for r in runs:
-        path = None
+        path = plans / f"{r.scenario}-{r.algorithm}.json"
         if r.plan is not None:
-            path = plans / f"{r.scenario}-{r.algorithm}.json"
             path.write_text(json.dumps(r.plan.to_json(), indent=1) + "\n")
+        else:  # no plan this time: an older run's file would pass for this one's
+            path.unlink(missing_ok=True)
+            path = None
         rows.append({**{k: None if isinstance(v, float) and math.isnan(v) else v
                         for k, v in r.__dict__.items() if k != "plan"},
                      "plan": str(path.relative_to(out)) if path else None, "evaluations_per_s": r.evaluations_per_s})

@@ -62,3 +62,22 @@ def test_unknown_names_exit_2(tmp_path, capsys):
     assert report.main(["--scenarios", "nowhere", "--out", str(tmp_path)]) == 2
     assert "unknown scenario 'nowhere'" in capsys.readouterr().err
     assert report.main(["--algorithms", "magic", "--out", str(tmp_path)]) == 2
+
+
+def test_a_run_without_a_plan_leaves_no_older_plan_in_its_place(tmp_path, monkeypatch):
+    """OR-Tools finding nothing in its budget is a row that says so; a plan file an earlier
+    report saved for that row is removed, not left to pass for this run's."""
+    import bench.peer_ortools
+
+    def no_solution(*_args, **_kwargs):
+        raise RuntimeError("OR-Tools peer found no solution")
+
+    stale = tmp_path / "plans" / "tiny-ortools-gls.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+    monkeypatch.setattr(bench.peer_ortools, "solve_ortools", no_solution)
+    assert report.main(["--scenarios", "tiny", "--algorithms", "rule,ortools-gls", "--time-limit", "0.1",
+                        "--no-micro", "--out", str(tmp_path)]) == 0
+    rows = {r["algorithm"]: r for r in json.loads((tmp_path / "runs.json").read_text())}
+    assert rows["ortools-gls"]["plan"] is None and rows["rule"]["plan"] == "plans/tiny-rule.json"
+    assert not stale.exists()
