@@ -134,7 +134,8 @@ ISSUE_GAP_S = 0.004
 
 @pytest.mark.parametrize("algorithm", ["annealing", "tabu"])
 def test_next_task_under_load(benchmark, london, algorithm):
-    """``next_task`` while the background search runs and health observations arrive at 1 000/s.
+    """``next_task`` while the background search runs and health observations arrive at 1 000/s
+    (issues are asked for at about 200/s, each after an untimed pause of ``ISSUE_GAP_S``).
 
     ``extra_info`` holds the p50/p99 of the issue latency, how many deltas landed meanwhile, and
     how often the search advanced (annealing chunks of 20 steps, or tabu moves: one sweep each).
