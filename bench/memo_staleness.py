@@ -50,7 +50,6 @@ def main(argv=None) -> None:
     from engine.algorithms import Descent, SearchState
     from engine.construct import rule
     from engine.plan import problem_arrays
-    from kernels.memo import ROWS, VALID_FROM, dependency_table
 
     sc = _scenario(args.scenario, args.added)
     sol = rule(sc)
@@ -64,12 +63,7 @@ def main(argv=None) -> None:
     while not done:
         memo = state.memo
         if memo._memo is not None:
-            mm, n = memo._memo, int(memo._meta[ROWS])
-            n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
-            usable = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM])
-            deps = dependency_table(mm, n)
-            live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
-            newer = live & (memo._stamp[deps] > epoch[:, None])
+            deps, _live, newer, usable, _epoch = memo.dependencies()
             kind = np.searchsorted(bounds, deps, side="right") - 1
             gone = usable & newer.any(axis=1)
             checked += int(usable.sum())

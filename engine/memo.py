@@ -9,16 +9,28 @@ then it simply scores everything again.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kernels.layout import workspace_for
-from kernels.memo import (EPOCH, META_SIZE, ROWS, STRAYS, VALID_FROM, compact, keys_fit, make_memo, stamp_move,
-                          sweep_memo)
+from kernels.memo import (EPOCH, META_SIZE, ROWS, STRAYS, VALID_FROM, compact, dependency_table, keys_fit, make_memo,
+                          stamp_move, sweep_memo)
 from kernels.score import n_dep_ids
 from kernels.search import sweep
 
 from .plan import problem_arrays
 from .solution import Solution
+
+
+class Dependencies(NamedTuple):
+    """What the remembered rows depend on, for tools and tests (``SweepMemo.dependencies``)."""
+
+    deps: np.ndarray    # (rows, MAX_DEPS) dependency ids; entries past a row's count are not
+    live: np.ndarray    # (rows, MAX_DEPS) which entries are the row's
+    newer: np.ndarray   # (rows, MAX_DEPS) which of those were stamped after the row was scored
+    usable: np.ndarray  # (rows,) whether the row's score could be reused at all
+    epoch: np.ndarray   # (rows,) when each row was scored
 
 
 class SweepMemo:
@@ -78,6 +90,17 @@ class SweepMemo:
             compact(self._memo, self._spare, self._meta, n)
             self._memo, self._spare = self._spare, self._memo
         return int(done)
+
+    def dependencies(self) -> Dependencies:
+        """Every remembered row's dependencies and which of them have changed since (the memo
+        must have swept once): a score is still valid where its row is ``usable`` and no entry
+        is ``newer``."""
+        mm, n = self._memo, int(self._meta[ROWS])
+        n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
+        deps = dependency_table(mm, n)
+        live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
+        newer = live & (self._stamp[deps] > epoch[:, None])
+        return Dependencies(deps, live, newer, (n_deps >= 0) & (epoch >= self._meta[VALID_FROM]), epoch)
 
     def forget(self) -> None:
         """Keep the buffers but no score: the next sweep scores every move afresh."""

@@ -29,6 +29,8 @@ DELIVERED = math.inf
 #: The ``format`` tag of a snapshot's history file.
 HISTORY_FORMAT = "goldenhour.observations/1"
 
+_HEALTH = TypeAdapter(Health)
+
 #: ``{casualty id: (last observed, ((until, environment index), ...))}``
 History = dict[str, tuple[float, tuple]]
 
@@ -69,7 +71,7 @@ def observe(sc: Scenario, cas: dict, health, at: float, seen: History) -> dict |
         return dict(cas, health=health, observed_at=float(at))
     later = tuple((until, env) for until, env in stretches if until > at)
     seen[cid] = (float(at), later)
-    h = health_vector(TypeAdapter(Health).validate_python(health))
+    h = health_vector(_HEALTH.validate_python(health))
     return dict(cas, health=carried(sc, h, later, at), observed_at=float(o))
 
 

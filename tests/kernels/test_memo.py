@@ -22,7 +22,7 @@ from engine.memo import SweepMemo
 from engine.plan import problem_arrays
 from engine.solve import solve
 from kernels.layout import ACTIVE, CYCLE
-from kernels.memo import ROWS, STRAYS, dependency_table
+from kernels.memo import ROWS, STRAYS
 from kernels.search import pick_best
 
 from test_moves import SEEDS, cases, full_moves, granular_moves, run_sweep
@@ -285,17 +285,12 @@ def _crowded_scenarios():
 def _reused_past_admissions(memo, P) -> int:
     """How many remembered scores are still valid although their hospital's admissions changed
     since they were scored: what depending on the admissions near the last bed alone saves."""
-    from kernels.memo import VALID_FROM
     from kernels.score import WINDOWS
 
     R, C, H = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
     base = R + C + 2 * H + 1
-    mm, n = memo._memo, int(memo._meta[ROWS])
-    n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
-    deps = dependency_table(mm, n)
-    live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
-    newer = live & (memo._stamp[deps] > epoch[:, None])
-    valid = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM]) & ~newer.any(axis=1)
+    deps, live, newer, usable, epoch = memo.dependencies()
+    valid = usable & ~newer.any(axis=1)
     window = live & (deps >= base)
     admissions = R + C + H + np.where(window, (deps - base) // WINDOWS, 0)
     return int((valid & (window & (memo._stamp[admissions] > epoch[:, None])).any(axis=1)).sum())
@@ -329,15 +324,9 @@ def test_remembered_scores_stay_exact_at_crowded_hospitals():
 def _stale_beyond_the_first_block(memo) -> int:
     """How many remembered scores are stale only through dependencies past the first block of
     their memo row (``kernels.score.DEP_BLOCK``): reused, they would be wrong."""
-    from kernels.memo import VALID_FROM
     from kernels.score import DEP_BLOCK
 
-    mm, n = memo._memo, int(memo._meta[ROWS])
-    n_deps, epoch = mm.n_deps[:n], mm.epoch[:n]
-    deps = dependency_table(mm, n)
-    live = np.arange(deps.shape[1])[None, :] < np.maximum(n_deps, 0)[:, None]
-    newer = live & (memo._stamp[deps] > epoch[:, None])
-    usable = (n_deps >= 0) & (epoch >= memo._meta[VALID_FROM])
+    _deps, _live, newer, usable, _epoch = memo.dependencies()
     return int((usable & ~newer[:, :DEP_BLOCK].any(axis=1) & newer[:, DEP_BLOCK:].any(axis=1)).sum())
 
 
