@@ -190,7 +190,7 @@ def test_next_task_under_load(benchmark, london, algorithm):
     feeder.start()
     try:
         t0 = time.perf_counter()
-        benchmark.pedantic(issue, setup=setup, rounds=200, iterations=1)
+        benchmark.pedantic(issue, setup=setup, rounds=1000, iterations=1)
         elapsed = time.perf_counter() - t0
     finally:
         done.set()

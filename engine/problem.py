@@ -9,7 +9,7 @@ import numpy as np
 from kernels.layout import ACTIVE, DEAD, IN_TRANSIT, ProblemArrays
 
 from .health import is_known_dead, power_tables
-from .scenario import Scenario
+from .scenario import Scenario, free_from
 
 
 def _opt(values, default=np.nan) -> np.ndarray:
@@ -79,7 +79,7 @@ def _responder_columns(sc: Scenario) -> dict:
         resp_hart=np.array([r.hart for r in m.responders], dtype=np.bool_),
         resp_loc=np.ascontiguousarray(sc.responder_loc, dtype=np.int64),
         resp_avail=avail,
-        resp_free=np.maximum(avail, time),
+        resp_free=free_from(avail, time),
         resp_shift=_opt([r.shift_end for r in m.responders], np.inf),
     )
 

@@ -191,8 +191,14 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     P = problem_arrays(sc)
     avail = P.resp_avail.copy()
     avail[r] = float(available_at)
-    return _derive(sc, lambda out: P._replace(resp_avail=avail, resp_free=np.maximum(avail, P.scalars[0])),
+    return _derive(sc, lambda out: P._replace(resp_avail=avail, resp_free=free_from(avail, P.scalars[0])),
                    model=sc.model.model_copy(update={"responders": responders}))
+
+
+def free_from(available_at, time):
+    """When a team (or each of an array of teams) available from ``available_at`` can set off
+    for a task that is not pinned: not before the scenario's ``time`` (``resp_free``)."""
+    return np.maximum(available_at, time)
 
 
 def _same_but(a, b, fields: tuple[str, ...]) -> bool:

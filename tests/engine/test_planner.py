@@ -374,6 +374,39 @@ def test_next_task_returns_the_first_task_and_pins_it(planner):
     check_incumbent(planner, {r: ts[0] for r, ts in planner._pins.items()})
 
 
+def test_an_issue_answers_before_its_bookkeeping_and_every_reader_sees_the_pin():
+    """An issue at the model's time leaves the evaluations as they were, so it answers at once and
+    leaves the new scenario and search state to the next holder of the lock (``_settle``).
+    Meanwhile the pin is in the published plan, the model and the pins; once settled, the
+    planner is what issuing and installing at once gave: its scenario the reload of its model,
+    its incumbent pinned and scored as a fresh evaluation scores it."""
+    p = Planner(small_random(4), seed=0)
+    try:
+        p.step(400)
+        before = p.best()[1]
+        rid = next(r for r, tasks in p.best()[0].routes.items() if tasks)
+        task = p.next_task(rid, p.time)
+        assert p._unsettled is not None, "the issue did its bookkeeping before answering"
+        plan, objective = p.best()
+        assert plan.routes[rid][0] == task and task.pinned
+        assert objective == before  # a team set off at the model's time: nothing re-scored
+        assert model_resp(p, rid)["available_at"] == p.time and p._pins[rid] == [task]
+        sc = p.scenario  # takes the lock: settled
+        assert p._unsettled is None and sc.model.responders[sc.responder_index[rid]].available_at == p.time
+        check_incumbent(p, {rid: task})
+        # the general path: a team whose first task the plan holds pinned (as if issued before,
+        # the state the under-load bench makes), asked again later, sets off later: its start
+        # moves, and both plans are scored under the new scenario before the answer
+        p.apply({"type": "clock", "time": p.time + 1.0})
+        p._pins.pop(rid)
+        again = p.next_task(rid, p.time)
+        assert p._unsettled is None
+        assert model_resp(p, rid)["available_at"] == p.time
+        check_incumbent(p, {rid: again})
+    finally:
+        p.close()
+
+
 def test_next_task_for_a_responder_with_nothing_to_do_is_none(tmp_path):
     p = Planner(tiny(), seed=0, audit=tmp_path / "audit.jsonl")
     try:
@@ -837,7 +870,8 @@ def _chunk_overtaken_by(p: Planner, change) -> dict:
         out = run(state, *args)
         seen["work"] = state
         change(p)
-        seen["after"], seen["after_current"] = p._state, p._state.current
+        with p._turn():  # as the next holder of the lock finds it (an issue finishes then: _settle)
+            seen["after"], seen["after_current"] = p._state, p._state.current
         return out
 
     p._alg.run = run_while_the_model_changes
