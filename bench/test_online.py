@@ -114,6 +114,24 @@ def test_next_task(benchmark, london):
     benchmark.pedantic(issue, rounds=30, iterations=1)
 
 
+def test_next_task_audited(benchmark, london, tmp_path):
+    """``test_next_task`` with an audit log: each issue's line is flushed and synced to disk
+    before the call returns (``engine.audit``), so this adds what the disk takes for that."""
+    p = engine.Planner(london, algorithm="annealing", seed=0, audit=tmp_path / "audit.jsonl")
+    p.step(2_000)
+    teams = itertools.cycle([r.id for r in london.model.responders])
+
+    def issue():
+        rid = next(teams)
+        p._pins.pop(rid, None)  # ask as if the previous issue had started, so each call issues anew
+        return p.next_task(rid, p.time)
+
+    try:
+        benchmark.pedantic(issue, rounds=30, iterations=1)
+    finally:
+        p.close()
+
+
 def test_next_task_as_time_passes(benchmark, london):
     """Issuing at a later time than the model's, as teams ask in the field: the clock moves on
     (work in progress clamped), then the task is issued and pinned."""
