@@ -12,10 +12,12 @@ keeps what a report that arrives after such a change needs).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
+from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
 from .model import Casualty, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
@@ -211,11 +213,13 @@ def _clamp_work_in_progress(m: dict, t: float) -> None:
             rows[i] = new
 
 
-def advance(m: dict, t: float) -> None:
-    """Move the model's clock to ``t`` (never backwards)."""
+def advance(m: dict, t: float, earliest_end: float = -math.inf) -> None:
+    """Move the model's clock to ``t`` (never backwards). No work in progress ends before
+    ``earliest_end`` (``derive.earliest_end``): up to then, none needs clamping."""
     if t > m.get("time", 0.0):
         m["time"] = float(t)
-        _clamp_work_in_progress(m, t)
+        if t > earliest_end:
+            _clamp_work_in_progress(m, t)
 
 
 # --- applying a delta -------------------------------------------------------------------------
@@ -239,7 +243,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
     m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]), responders=list(m["responders"]))
-    advance(m, d.time)
+    advance(m, d.time, earliest_end(sc))
     t = d.time
     if kind == "health_observed":
         obs = t if d.observed_at is None else d.observed_at

@@ -50,6 +50,14 @@ def derive(sc: Scenario, old: dict, new: dict) -> Scenario:
         return load_scenario(new, reuse=sc)
 
 
+def earliest_end(sc: Scenario) -> float:
+    """No work in progress of ``sc`` (a rescue, a treatment, a ride) ends before this; ``-inf``
+    if that is not known (a scenario loaded, not derived). Moving the clock no further than this
+    clamps nothing (``deltas.advance``)."""
+    bounds = getattr(sc, "_time_bounds", None)
+    return -np.inf if bounds is None else bounds[1]
+
+
 def _align(old: list, new: list) -> tuple[np.ndarray | None, list[int]]:
     """Which old record each new record is (or replaces), and which new records differ.
 

@@ -119,7 +119,7 @@ class Planner:
         self._pins: dict[str, list[Task]] = {}
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
         self._seen: History = {}  # observation histories (engine.observations)
-        self._unsettled: tuple[int, float] | None = None  # an issue's deferred part (``_settle``)
+        self._unsettled: tuple | None = None  # what the next holder of the lock installs (``_settle``)
         self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
@@ -138,7 +138,7 @@ class Planner:
     # -- model and search state ----------------------------------------------------------------
 
     def _install(self, sc: Scenario, sol: Solution) -> None:
-        self._sc = sc
+        self._sc, self._unsettled = sc, None
         # a best plan is never changed in place, only replaced: ``sol`` may share its arrays with
         # the best plan it came from (``_issue``); the search changes only its own copy
         self._state = SearchState(sol.copy(), sol, assert_moves=self._assert)
@@ -162,21 +162,27 @@ class Planner:
 
     def _settle(self) -> None:
         """Finish the last issue if it left its second half to the next holder of the lock
-        (``_issue``): the scenario with the team's new start time, and a search state holding the
-        incumbent with its first task pinned, scored as it was (that is what let it wait)."""
+        (``_issue``): install the incumbent it answered from (after the clock it moved, if it
+        did) in a new search state, with the team's first task pinned and its start time in the
+        scenario. The pinned plan is scored as the incumbent was: that is what let it wait."""
         if self._unsettled is None:
             return
-        r, avail = self._unsettled
-        self._unsettled = None
-        sc = with_available(self._sc, r, avail)  # its shift was checked by the issue
-        best = self._state.best
-        pins = best.pins.copy()
-        pins[r] = 1
-        self._install(sc, replace(best, sc=sc, pins=pins))
+        sc, sol, pin = self._unsettled
+        if pin is not None:
+            r, avail = pin
+            sc = with_available(sc, r, avail)  # its shift was checked by the issue
+            pins = sol.pins.copy()
+            pins[r] = 1
+            sol = replace(sol, sc=sc, pins=pins)
+        self._install(sc, sol)
 
-    def _publish(self) -> None:
+    def _incumbent(self) -> Solution:
+        """The best plan: the search state's, or the one the next holder of the lock installs."""
+        return self._state.best if self._unsettled is None else self._unsettled[1]
+
+    def _publish(self, best: Solution | None = None) -> None:
         # a copy of the arrays now; the Plan is built only when someone asks (``best``)
-        best = self._state.best
+        best = self._state.best if best is None else best
         raw = (best.sc, best.starts.copy(), best.order.copy(), best.hosp.copy(), best.pins.copy(), best.objective)
         with self._best_lock:
             self._best_raw, self._best = raw, None
@@ -353,7 +359,10 @@ class Planner:
         if self.on_delta:
             self.on_delta(delta)
 
-    def _apply_locked(self, delta) -> None:
+    def _apply_locked(self, delta, defer: bool = False) -> None:
+        """Apply ``delta``; with ``defer``, the new incumbent is published but installed in a
+        search state only by the next holder of the lock (``_settle``): an issue's clock, which
+        the issue then installs once, with its pin."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -375,12 +384,16 @@ class Planner:
         if d.type == "responder_unavailable":
             pins.pop(d.responder, None)
         pins = {r: ts for r, ts in pins.items() if ts}
-        sol = carry_over(sc, self._state.best) if pins == self._pins else None
+        sol = carry_over(sc, self._incumbent()) if pins == self._pins else None
         if sol is None:
-            sol = repair_solution(sc, self._state.best, pins)
+            sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
         self._model, self._pins, self._started, self._seen = model, pins, started, seen
-        self._install(sc, sol)
+        if defer:
+            self._sc, self._unsettled = sc, (sc, sol, None)
+            self._publish(sol)
+        else:
+            self._install(sc, sol)
 
     # -- issuing --------------------------------------------------------------------------------
 
@@ -397,7 +410,7 @@ class Planner:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
                 self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
-                self._apply_locked(Clock(type="clock", time=now))
+                self._apply_locked(Clock(type="clock", time=now), defer=True)
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
@@ -420,7 +433,7 @@ class Planner:
         """Raise what ``_issue`` would raise for a team with work to do whose shift ends before
         ``now``, when it sets off (``scenario.with_available``)."""
         r = self._sc.responder_index[rid]
-        best, resp = self._state.best, self._sc.model.responders[r]
+        best, resp = self._incumbent(), self._sc.model.responders[r]
         if self._pins.get(rid) or best.starts[r + 1] == best.starts[r]:
             return
         self._refuse_shift_end(r, max(float(now), float(now) if resp.available_at is None else resp.available_at))
@@ -449,9 +462,10 @@ class Planner:
         memory is cold) are left to the next holder of the lock (``_settle``), off the crew's
         clock: the search within a fraction of a millisecond, a delta, or the next issue. Until then
         the pin is in ``_pins``, the model and the published plan, which is all anyone reads
-        without the lock.
+        without the lock. A clock the issue moved first (``next_task``) waits with it: the two
+        are installed once.
         """
-        sc, best = self._sc, self._state.best
+        sc, best = self._sc, self._incumbent()
         r = sc.responder_index[rid]
         if best.starts[r + 1] == best.starts[r]:
             return None
@@ -466,7 +480,7 @@ class Planner:
         read = avail if pinned else free_from(avail, P.scalars[0])
         if read == (P.resp_avail[r] if pinned else P.resp_free[r]) and read == avail:
             sol, alternative = best, self._alternative(best, r)
-            self._unsettled = (r, avail)
+            self._unsettled = (sc, best, (r, avail))
             self._publish_pin(r)
         else:  # the team's start moves: both plans are scored under the new scenario now
             sc = with_available(sc, r, avail)

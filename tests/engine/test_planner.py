@@ -379,7 +379,8 @@ def test_an_issue_answers_before_its_bookkeeping_and_every_reader_sees_the_pin()
     leaves the new scenario and search state to the next holder of the lock (``_settle``).
     Meanwhile the pin is in the published plan, the model and the pins; once settled, the
     planner is what issuing and installing at once gave: its scenario the reload of its model,
-    its incumbent pinned and scored as a fresh evaluation scores it."""
+    its incumbent pinned and scored as a fresh evaluation scores it. A clock the issue moves
+    waits with it, its incumbent published at once."""
     p = Planner(small_random(4), seed=0)
     try:
         p.step(400)
@@ -394,6 +395,12 @@ def test_an_issue_answers_before_its_bookkeeping_and_every_reader_sees_the_pin()
         sc = p.scenario  # takes the lock: settled
         assert p._unsettled is None and sc.model.responders[sc.responder_index[rid]].available_at == p.time
         check_incumbent(p, {rid: task})
+        # asked later, the clock moves first; it waits with the issue, published but not installed
+        other = next(r for r, tasks in p.best()[0].routes.items() if tasks and r not in p._pins)
+        later = p.time + 0.5
+        task2 = p.next_task(other, later)
+        assert p.time == later and p._unsettled is not None and p._unsettled[2] is not None
+        check_incumbent(p, {rid: task, other: task2})  # best() before the settling, scored at the new time
         # the general path: a team whose first task the plan holds pinned (as if issued before,
         # the state the under-load bench makes), asked again later, sets off later: its start
         # moves, and both plans are scored under the new scenario before the answer
@@ -402,7 +409,7 @@ def test_an_issue_answers_before_its_bookkeeping_and_every_reader_sees_the_pin()
         again = p.next_task(rid, p.time)
         assert p._unsettled is None
         assert model_resp(p, rid)["available_at"] == p.time
-        check_incumbent(p, {rid: again})
+        check_incumbent(p, {rid: again, other: task2})
     finally:
         p.close()
 
