@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
+import numpy as np
 import pytest
 
 import engine
@@ -162,36 +165,42 @@ def test_next_task_as_time_passes(benchmark, london):
 ISSUE_GAP_S = 0.004
 
 
+def _observations(p, london, time_of, done, counts):
+    """Feed ``p`` health observations at ``time_of()`` on a schedule of one a millisecond until
+    ``done``, catching up after a late one as a queue of reports would (sleeping a millisecond
+    minus each delta's time delivered 600-700 a second). ``counts`` gets [applied, rejected]."""
+    ids = itertools.cycle([c.id for c in london.model.casualties])
+    states = itertools.cycle(["immediate", "urgent", "delayed"])
+    due = time.perf_counter()
+    while not done.is_set():
+        try:
+            p.apply({"type": "health_observed", "time": time_of(), "casualty": next(ids), "health": next(states)})
+            counts[0] += 1
+        except engine.DeltaError:  # stamped before an issue moved the clock past it: too late
+            counts[1] += 1
+        due += 0.001
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+
+
+def _percentiles(latencies) -> dict:
+    ms = np.array(latencies) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
 @pytest.mark.parametrize("algorithm", ["annealing", "tabu"])
 def test_next_task_under_load(benchmark, london, algorithm):
     """``next_task`` while the background search runs and health observations arrive at 1 000/s
-    (issues are asked for at about 200/s, each after an untimed pause of ``ISSUE_GAP_S``).
+    (issues are asked for at about 200/s, each after an untimed pause of ``ISSUE_GAP_S``), all at
+    the model's time.
 
     ``extra_info`` holds the p50/p99 of the issue latency, how many deltas landed meanwhile, and
     how often the search advanced (annealing chunks of 20 steps, or tabu moves: one sweep each).
     """
-    import threading
-    import time
-
-    import numpy as np
-
     p = _planner(london, algorithm)
     teams = itertools.cycle([r.id for r in london.model.responders])
-    ids = itertools.cycle([c.id for c in london.model.casualties])
-    states = itertools.cycle(["immediate", "urgent", "delayed"])
-    done, applied, latencies = threading.Event(), [0], []
-
-    def feed():
-        # on a schedule of one per millisecond, catching up after a late one as a queue of
-        # reports would: sleeping a millisecond minus each delta's time delivered 600-700 a second
-        due = time.perf_counter()
-        while not done.is_set():
-            p.apply({"type": "health_observed", "time": p.time, "casualty": next(ids), "health": next(states)})
-            applied[0] += 1
-            due += 0.001
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
+    done, counts, latencies = threading.Event(), [0, 0], []
 
     def setup():  # untimed: as if the previous issue had started, so each call issues anew
         # issues paced at about 200 a second: asked back to back, they held the planner's lock
@@ -215,7 +224,7 @@ def test_next_task_under_load(benchmark, london, algorithm):
         searched(outcome)
 
     p._searched = counted
-    feeder = threading.Thread(target=feed, daemon=True)
+    feeder = threading.Thread(target=_observations, args=(p, london, lambda: p.time, done, counts), daemon=True)
     p.start()
     feeder.start()
     try:
@@ -226,6 +235,64 @@ def test_next_task_under_load(benchmark, london, algorithm):
         done.set()
         feeder.join()
         p.stop()
-    ms = np.array(latencies) * 1e3
-    benchmark.extra_info.update(p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-                                deltas_per_s=applied[0] / elapsed, search_advances_per_s=advanced[0] / elapsed)
+    benchmark.extra_info.update(**_percentiles(latencies), deltas_per_s=counts[0] / elapsed,
+                                search_advances_per_s=advanced[0] / elapsed)
+
+
+#: planners the clock-moving load runs through, each asked once by every team with work
+CLOCK_PLANNERS = 30
+
+
+def _issues_as_the_clock_moves(london, algorithm: str, seed: int, latencies: list, counts: list) -> float:
+    """One planner of ``test_next_task_under_load_as_the_clock_moves``; returns the seconds it
+    was fed for."""
+    p = engine.Planner(london, algorithm=algorithm, seed=seed)
+    p.step(2_000 if algorithm == "annealing" else 10)
+    t_start, w_start, lock, last = p.time, time.perf_counter(), threading.Lock(), [p.time]
+
+    def now():  # the planner's start time plus the wall minutes since, never backwards
+        with lock:
+            last[0] = max(last[0], t_start + (time.perf_counter() - w_start) / 60)
+            return last[0]
+
+    done = threading.Event()
+    feeder = threading.Thread(target=_observations, args=(p, london, now, done, counts), daemon=True)
+    p.start()
+    t0 = time.perf_counter()
+    feeder.start()
+    try:
+        time.sleep(0.02)
+        for rid in [r.id for r in london.model.responders]:
+            time.sleep(ISSUE_GAP_S)
+            if p.best()[0].routes[rid]:
+                a = time.perf_counter()
+                p.next_task(rid, now())
+                latencies.append(time.perf_counter() - a)
+        return time.perf_counter() - t0
+    finally:
+        done.set()
+        feeder.join()
+        p.close()
+
+
+@pytest.mark.parametrize("algorithm", ["annealing", "tabu"])
+def test_next_task_under_load_as_the_clock_moves(benchmark, london, algorithm):
+    """``test_next_task_under_load`` as in the field: every observation and every issue is
+    stamped with the time it is made (a minute of model time to a minute of wall time), so each
+    issue moves the model's clock first. A team is asked only once (asked again, its first task
+    is pinned in the plan already, and setting off later would move that pinned start), so the
+    load runs through ``CLOCK_PLANNERS`` planners (untimed: made, searched from and fed for 20 ms
+    before the first issue), each asked by every team with work, an issue every
+    ``ISSUE_GAP_S``.
+
+    ``extra_info``: the p50/p99 of the issue latency, the deltas landed a second, and how many
+    were rejected, stamped before an issue moved the clock past them.
+    """
+    latencies, counts, elapsed = [], [0, 0], [0.0]
+
+    def run():
+        for k in range(CLOCK_PLANNERS):
+            elapsed[0] += _issues_as_the_clock_moves(london, algorithm, k, latencies, counts)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(**_percentiles(latencies), deltas_per_s=counts[0] / elapsed[0], rejected=counts[1])
