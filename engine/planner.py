@@ -154,7 +154,7 @@ class Planner:
     def _install(self, sc: Scenario, sol: Solution) -> None:
         self._sc, self._unsettled = sc, None
         # a best plan is never changed in place, only replaced: ``sol`` may share its arrays with
-        # the best plan it came from (``_issue``); the search changes only its own copy
+        # the best plan it came from (``_settle``); the search changes only its own copy
         self._state = SearchState(sol.copy(), sol, assert_moves=self._assert)
         if self.algorithm == "annealing":
             if self._alg is None:
@@ -169,7 +169,8 @@ class Planner:
 
     @contextmanager
     def _turn(self, urgent: bool = False):
-        """Hold the planner's lock (an issue ``urgent``ly), the last issue settled first."""
+        """Hold the planner's lock (an issue ``urgent``ly), having first installed what the last
+        issue left to install (``_settle``)."""
         with self._lock.hold(urgent):
             self._settle()
             yield
