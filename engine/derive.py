@@ -150,21 +150,33 @@ def _derived(sc: Scenario, old: dict, new: dict) -> Scenario:
     P = problem_arrays(sc)
     fields = dict(model=model, health=hv, travel=travel, site_loc=site_loc, responder_loc=responder_loc,
                   location_names=names, site_index=site_index, **index)
-    observed = cas_src is None and update.keys() <= {"casualties"} and all(
+    unobserved = _unobserved(sc, model.casualties, cas_src, cas_dirty)
+    # an observation time left to default is the scenario's time: those rows move with it
+    rows = sorted(set(cas_dirty) | unobserved) if moved else cas_dirty
+    observed = cas_src is None and update.keys() <= {"casualties", "time"} and all(
         is_known_dead(hv[j]) == is_known_dead(sc.health[j])
         and _same_but(model.casualties[j], m.casualties[j], OBSERVATION) for j in cas_dirty)
-    if observed:  # a health observation: only health and observation times change
-        out = _derive(sc, lambda out: patch_observations(P, out, cas_dirty), **fields)
+    if observed:  # health observations, the clock (nothing clamped): health, times, the clock's columns
+        out = _derive(sc, lambda out: patch_observations(P, out, rows, clock=moved), **fields)
     else:
-        rebuilt = set(cas_dirty)
-        if moved:  # an observation time left to default is the scenario's time
-            rebuilt |= {j for j, c in enumerate(model.casualties) if c.observed_at is None}
-        out = _derive(sc, lambda out: rebuild_problem(P, out, cas_src, sorted(rebuilt),
-                                                      responders="responders" in update or moved or relocate,
-                                                      hospitals="hospitals" in update), **fields)
+        out = _derive(sc, lambda out: rebuild_problem(P, out, cas_src, rows,
+                                                      responders="responders" in update or relocate,
+                                                      hospitals="hospitals" in update, clock=moved), **fields)
     object.__setattr__(out, "_travel_key", key)
     object.__setattr__(out, "_time_bounds", bounds)
+    object.__setattr__(out, "_unobserved", unobserved)
     return out
+
+
+def _unobserved(sc: Scenario, casualties: list, src: np.ndarray | None, dirty: list[int]) -> frozenset[int]:
+    """The casualties whose observation time is left to default to the scenario's time, kept
+    with each derived scenario so that moving the clock need not look at every record."""
+    known = getattr(sc, "_unobserved", None)
+    if known is None or src is not None:
+        return frozenset(j for j, c in enumerate(casualties) if c.observed_at is None)
+    if not dirty:
+        return known
+    return (known - set(dirty)) | {j for j in dirty if casualties[j].observed_at is None}
 
 
 def _network(m, old: dict, new: dict, update: dict) -> bool:

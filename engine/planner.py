@@ -6,9 +6,10 @@ synchronously (``step``, for reproducible use). Deltas, issues and snapshots tak
 lock (``turns.TurnLock``: issues first, then in the order asked), so each one happens between
 two chunks, atomically: it is validated first and either fully applied (model changed,
 incumbent repaired, search continued, annealing re-heated) or rejected with ``DeltaError`` and
-no change at all. An issue leaves what it need not do before it answers (a new scenario and
-search state) to the next holder of the lock, which does it before anything else
-(``Planner._settle``). The background search does its work without the lock, on plans nothing
+no change at all. A delta or an issue leaves what it need not do before it answers (a new
+search state; an issue, also the scenario with the team's start) to the next holder of the lock,
+which does it before anything else (``Planner._settle``; a delta or an issue installs no search
+state, so that a stream of them installs one, when the search next takes the lock). The background search does its work without the lock, on plans nothing
 else changes (an annealing chunk on a private copy, a descent or tabu sweep on the search's
 current plan), and takes the result over under the lock: as it is if the model did not change
 meanwhile, re-scored if a delta only re-scored the plans, else not at all.
@@ -89,10 +90,15 @@ def _lower_priority(niceness: int) -> None:
             pass
 
 
-def require_teams(sc: Scenario, error: type) -> None:
+def require_teams(sc: Scenario, error: type, checked: Scenario | None = None) -> None:
     """A valid plan needs a fire team if anyone waits for a rescue, a paramedic team if anyone
-    waits for transport: without one, no plan can be kept valid."""
+    waits for transport: without one, no plan can be kept valid. Nothing to check if ``sc``
+    shares the columns read with ``checked``, a scenario that passed (an observation, the clock)."""
     P = problem_arrays(sc)
+    if checked is not None:
+        Q = problem_arrays(checked)
+        if P.needs_rescue is Q.needs_rescue and P.status is Q.status and P.resp_fire is Q.resp_fire:
+            return
     problems = []
     if P.needs_rescue.any() and not P.resp_fire.any():
         problems.append(Problem("responders", "trapped casualties wait for a rescue but no fire team is left"))
@@ -168,18 +174,22 @@ class Planner:
         self._publish()
 
     @contextmanager
-    def _turn(self, urgent: bool = False):
-        """Hold the planner's lock (an issue ``urgent``ly), having first installed what the last
-        issue left to install (``_settle``)."""
+    def _turn(self, urgent: bool = False, install: bool = True):
+        """Hold the planner's lock (an issue ``urgent``ly), having first settled what the last
+        deltas and issue left unsettled (``_settle``): installed in a search state, or with
+        ``install`` false (a delta, an issue: they work from the incumbent) only made whole."""
         with self._lock.hold(urgent):
-            self._settle()
+            self._settle(install)
             yield
 
-    def _settle(self) -> None:
-        """Finish the last issue if it left its second half to the next holder of the lock
-        (``_issue``): install the incumbent it answered from (after the clock it moved, if it
-        did) in a new search state, with the team's first task pinned and its start time in the
-        scenario. The pinned plan is scored as the incumbent was: that is what let it wait."""
+    def _settle(self, install: bool = True) -> None:
+        """Finish what the last deltas and issue left to the next holder of the lock: the
+        incumbent they answered from, published but not installed in a search state (a delta's
+        result, an issue's clock; ``_apply_locked``). An issue left its pin too (``_issue``):
+        the team's first task pinned and its start time in the scenario, the pinned plan scored
+        as the incumbent was (that is what let it wait). With ``install``, the search state
+        follows; without, a delta or an issue works from the incumbent and leaves it unsettled
+        in turn, so that a stream of them installs once, when the search next takes the lock."""
         if self._unsettled is None:
             return
         sc, sol, pin = self._unsettled
@@ -189,7 +199,9 @@ class Planner:
             pins = sol.pins.copy()
             pins[r] = 1
             sol = replace(sol, sc=sc, pins=pins)
-        self._install(sc, sol)
+            self._sc, self._unsettled = sc, (sc, sol, None)
+        if install:
+            self._install(sc, sol)
 
     def _incumbent(self) -> Solution:
         """The best plan: the search state's, or the one the next holder of the lock installs."""
@@ -248,7 +260,7 @@ class Planner:
     def _anneal_step(self, n: int) -> None:
         """One annealing chunk of the background search, run without the planner's lock on a
         private copy of the search state (deltas and issues read its best plan meanwhile), and
-        taken over under the lock unless a delta or an issue installed a new state meanwhile."""
+        taken over under the lock unless a delta or an issue changed the model meanwhile."""
         with self._turn():
             state, pins = self._state, self._pins
             f0 = min(1.0, self._anneal_it / ANNEAL_EPOCH)
@@ -287,7 +299,7 @@ class Planner:
 
         Its sweep (tens of milliseconds at paper size) runs without the planner's lock, so that
         deltas and issues need not wait for it: it reads only the search state's current plan,
-        which nothing but the search changes (a delta or an issue installs a new state instead).
+        which nothing but the search changes (a delta or an issue leaves a new state instead).
         The chosen move is applied under the lock: to that state if it is still the planner's,
         else to the new one if its plan has the same arrays (a delta that only re-scored it) and
         the move, scored again under the new model, is still one the algorithm takes. Under a
@@ -374,15 +386,16 @@ class Planner:
 
         Raises ``DeltaError`` (and changes nothing) if the delta is wrong.
         """
-        with self._turn():
+        with self._turn(install=False):
             self._apply_locked(delta)
         if self.on_delta:
             self.on_delta(delta)
 
-    def _apply_locked(self, delta, defer: bool = False) -> None:
-        """Apply ``delta``; with ``defer``, the new incumbent is published but installed in a
-        search state only by the next holder of the lock (``_settle``): an issue's clock, which
-        the issue then installs once, with its pin."""
+    def _apply_locked(self, delta) -> None:
+        """Apply ``delta``. The new incumbent is published at once but installed in a search
+        state only when the search next takes the lock (``_settle``): a stream of deltas, or an
+        issue's clock and its pin, install once (a search state is a copy of the plan, its
+        workspace included: a fifth of a health observation's time)."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -390,7 +403,7 @@ class Planner:
             sc = derive(self._sc, self._model, model)
         except ScenarioError as err:
             raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
-        require_teams(sc, DeltaError)
+        require_teams(sc, DeltaError, checked=self._sc)
         started = dict(self._started)
         if d.type == "task_started":
             started[(d.task, d.casualty)] = (d.time, d.responder)
@@ -409,11 +422,10 @@ class Planner:
             sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
         self._model, self._pins, self._started, self._seen = model, pins, started, seen
-        if defer:
-            self._sc, self._unsettled = sc, (sc, sol, None)
-            self._publish(sol)
-        else:
-            self._install(sc, sol)
+        self._sc, self._unsettled = sc, (sc, sol, None)
+        if self.algorithm == "annealing":
+            self._alg.reheat(int(sol.starts[-1]))  # at every delta, as an install would
+        self._publish(sol)
 
     # -- issuing --------------------------------------------------------------------------------
 
@@ -425,12 +437,12 @@ class Planner:
         """
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
-        with self._turn(urgent=True):
+        with self._turn(urgent=True, install=False):
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
                 self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
-                self._apply_locked(Clock(type="clock", time=now), defer=True)
+                self._apply_locked(Clock(type="clock", time=now))
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
@@ -479,11 +491,11 @@ class Planner:
         number an evaluation of the plan reads changes, so the incumbent's scores stand as they
         are: the alternative is scored against it at once, and the new scenario and search state
         (45 of the issue's 150 µs on a warm machine, 240 of 570 µs after an idle moment, when
-        memory is cold) are left to the next holder of the lock (``_settle``), off the crew's
-        clock: the search within a fraction of a millisecond, a delta, or the next issue. Until then
-        the pin is in ``_pins``, the model and the published plan, which is all anyone reads
-        without the lock. A clock the issue moved first (``next_task``) waits with it: the two
-        are installed once.
+        memory is cold) are left to the next holders of the lock (``_settle``), off the crew's
+        clock: the scenario to the next (the search within a fraction of a millisecond, a delta,
+        or the next issue), the search state to the search. Until then the pin is in ``_pins``,
+        the model and the published plan, which is all anyone reads without the lock. A clock
+        the issue moved first (``next_task``) waits with it: the two are installed once.
         """
         sc, best = self._sc, self._incumbent()
         r = sc.responder_index[rid]

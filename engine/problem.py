@@ -72,16 +72,21 @@ def _casualty_columns(sc: Scenario, cas, health: np.ndarray) -> dict:
 
 def _responder_columns(sc: Scenario) -> dict:
     m = sc.model
-    time = float(m.time)
-    avail = _opt([r.available_at for r in m.responders], time)
     return dict(
         resp_fire=np.array([r.kind == "fire" for r in m.responders], dtype=np.bool_),
         resp_hart=np.array([r.hart for r in m.responders], dtype=np.bool_),
         resp_loc=np.ascontiguousarray(sc.responder_loc, dtype=np.int64),
-        resp_avail=avail,
-        resp_free=free_from(avail, time),
         resp_shift=_opt([r.shift_end for r in m.responders], np.inf),
+        **_responder_times(sc),
     )
+
+
+def _responder_times(sc: Scenario) -> dict:
+    """The responder columns that read the scenario's time: an availability left to default is
+    the time, and no team sets off for a task that is not pinned before it."""
+    time = float(sc.model.time)
+    avail = _opt([r.available_at for r in sc.model.responders], time)
+    return dict(resp_avail=avail, resp_free=free_from(avail, time))
 
 
 def _hospital_columns(sc: Scenario) -> dict:
@@ -114,14 +119,15 @@ def build_problem(sc: Scenario) -> ProblemArrays:
 
 
 def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows, responders: bool,
-                    hospitals: bool) -> ProblemArrays:
+                    hospitals: bool, clock: bool = False) -> ProblemArrays:
     """``build_problem(sc)`` from ``P``, the arrays of a scenario that ``sc`` was derived from
     (``engine.derive``) with the same chains and durations.
 
     Casualty ``j`` takes row ``src[j]`` of ``P`` (``src`` None: row ``j``), except the rows
     ``rows``, rebuilt from ``sc`` (as must be every ``j`` with ``src[j] < 0``: an added casualty).
-    The responder and hospital columns are rebuilt when asked; travel is ``sc``'s; chains and
-    their power tables are shared.
+    The responder and hospital columns are rebuilt when asked (with ``clock``, the time moved:
+    the responder columns that read it); travel is ``sc``'s; chains and their power tables are
+    shared.
     """
     rows = [int(j) for j in rows]
     out = {}
@@ -146,6 +152,8 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         h0[rows] = sc.health[rows]
     if responders:
         out.update(_responder_columns(sc))
+    elif clock:
+        out.update(_responder_times(sc))
     if hospitals:
         out.update(_hospital_columns(sc))
     if sc.travel is not P.travel:
@@ -158,15 +166,21 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
 OBSERVATION = ("health", "observed_at")
 
 
-def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int]) -> ProblemArrays:
+def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int], clock: bool = False) -> ProblemArrays:
     """``rebuild_problem`` when the records ``changed`` differ from those of ``P`` only in
-    ``OBSERVATION`` and no casualty became (or stopped being) known dead: every other column
-    (status, trapped, what may be planned...) is then the same, so only health and observation
-    time are rebuilt (a fifth of the cost of a health observation otherwise)."""
-    idx = np.asarray(changed, dtype=np.int64)
-    h0, obs = P.h0.copy(), P.obs.copy()
-    h0[idx] = sc.health[idx]
-    time = float(sc.model.time)
-    obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
-                for i in changed]
-    return P._replace(h0=h0, obs=obs)
+    ``OBSERVATION`` and no casualty became (or stopped being) known dead, and perhaps the time
+    moved (``clock``) with nothing to clamp: every other casualty column (status, trapped, what
+    may be planned...) is then the same, so only health and observation time are rebuilt (a
+    fifth of the cost of a health observation otherwise), and with the time the columns that
+    read it. ``changed`` must then hold every casualty whose observation time defaults to it."""
+    out = {}
+    if changed:
+        idx = np.asarray(changed, dtype=np.int64)
+        h0, obs = out["h0"], out["obs"] = P.h0.copy(), P.obs.copy()
+        h0[idx] = sc.health[idx]
+        time = float(sc.model.time)
+        obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
+                    for i in changed]
+    if clock:
+        out.update(_responder_times(sc), scalars=_scalars(sc))
+    return P._replace(**out)

@@ -245,6 +245,35 @@ def test_changed_casualty_records_equal_a_reload(seed, reloads):
     assert reloads["patch_observations"] and reloads["rebuild_problem"] and not reloads["load_scenario"], reloads
 
 
+def test_the_clock_with_observations_only_patches_and_equals_a_reload(reloads):
+    """Observations stamped later than the model's time move its clock too; with no work in
+    progress to clamp, ``derive`` patches health, observation times and the columns that read the
+    time (``patch_observations``), and still gives what a reload gives, delta after delta: the
+    observation times and availabilities left to default move with the clock, also once some
+    of them are observed."""
+    from engine.deltas import advance
+
+    rng = np.random.default_rng(5)
+    d = generate("random", seed=5, casualties=12, paramedics=3, fire=2, hospitals=2)
+    d["time"] = 4.0
+    for c in d["casualties"][::3]:
+        c["observed_at"] = 1.0  # the others' observation times default to the time
+    d["responders"][0]["available_at"] = 30.0  # the others' availability defaults to the time
+    sc = load_scenario(d)
+    problem_arrays(sc)
+    for k in range(6):
+        m = cow(d)
+        for i in rng.choice(len(d["casualties"]), size=k % 3, replace=False):
+            own(m, "casualties", int(i), health=["immediate", "urgent", "delayed"][k % 3],
+                observed_at=d["time"] + 0.25)
+        advance(m, d["time"] + 0.5)
+        fast, slow = derive(sc, d, m), load_scenario(m)
+        assert np.array_equal(fast.health, slow.health)
+        assert_same_scenario(fast, slow)
+        sc, d = fast, m
+    assert reloads["patch_observations"] == 6 and not reloads["rebuild_problem"] and not reloads["load_scenario"]
+
+
 def _random_change(rng, d: dict, sc, k: int) -> dict:
     """``d`` changed as one random delta could change it (records replaced, added or removed)."""
     m = cow(d)

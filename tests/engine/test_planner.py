@@ -414,6 +414,26 @@ def test_an_issue_answers_before_its_bookkeeping_and_every_reader_sees_the_pin()
         p.close()
 
 
+def test_a_stream_of_deltas_installs_one_search_state():
+    """Each delta publishes its repaired incumbent at once, scored under the model it left, but
+    installs no search state: the search installs the last one when it next takes the lock."""
+    p = Planner(small_random(4), seed=0)
+    try:
+        p.step(200)
+        state, ids = p._state, [c["id"] for c in p._model["casualties"]]
+        for k in range(4):
+            p.apply({"type": "health_observed", "time": p.time + 0.5, "casualty": ids[k],
+                     "health": ["immediate", "urgent"][k % 2]})
+            plan, objective = p.best()
+            assert same_objective(engine.evaluate(p._sc, plan), objective)
+            assert p._state is state, "a delta installed a search state"
+        p.step(1)
+        assert p._state is not state and p._unsettled is None
+        check_incumbent(p, {})
+    finally:
+        p.close()
+
+
 def test_next_task_for_a_responder_with_nothing_to_do_is_none(tmp_path):
     p = Planner(tiny(), seed=0, audit=tmp_path / "audit.jsonl")
     try:
@@ -812,8 +832,9 @@ def _overtake(p: Planner, delta: dict) -> dict:
         assert proposal is not None  # there is a move to apply (greedy is no local optimum here)
         seen["proposal"] = proposal
         p.apply(delta)
-        seen["after"] = p._state
-        seen["after_cur"] = p._state.current.cur.copy()
+        with p._turn():  # as the search finds it next (a delta leaves its install to it: _settle)
+            seen["after"] = p._state
+            seen["after_cur"] = p._state.current.cur.copy()
         return proposal
 
     alg.propose = sweep_while_a_delta_lands
