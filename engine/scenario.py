@@ -191,8 +191,18 @@ def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     P = problem_arrays(sc)
     avail = P.resp_avail.copy()
     avail[r] = float(available_at)
-    return _derive(sc, lambda out: P._replace(resp_avail=avail, resp_free=free_from(avail, P.scalars[0])),
-                   model=sc.model.model_copy(update={"responders": responders}))
+    out = _derive(sc, lambda out: P._replace(resp_avail=avail, resp_free=free_from(avail, P.scalars[0])),
+                  model=sc.model.model_copy(update={"responders": responders}))
+    for name in CASUALTY_FACTS:  # no casualty record and not the time changed
+        if hasattr(sc, name):
+            object.__setattr__(out, name, getattr(sc, name))
+    return out
+
+
+#: What ``engine.derive`` keeps with a scenario it derives about its casualty records and time
+#: (the bounds of their times; who leaves the observation time to default to the scenario's),
+#: so that the next move of the clock need not look at every record.
+CASUALTY_FACTS = ("_time_bounds", "_unobserved")
 
 
 def free_from(available_at, time):

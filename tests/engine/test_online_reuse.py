@@ -175,6 +175,24 @@ def test_a_responder_made_available_later_equals_a_reload(seed):
         assert np.array_equal(problem_arrays(sc).resp_avail, before, equal_nan=True)  # sc is untouched
 
 
+def test_a_responder_made_available_later_keeps_what_derive_knows_of_the_casualties():
+    """Issuing a task changes no casualty record, so the scenario it makes keeps the bounds of
+    their times that ``derive`` kept (``earliest_end``): the next move of the clock then clamps
+    nothing without looking at every casualty."""
+    from engine.deltas import advance
+    from engine.derive import earliest_end
+
+    d = generate("random", seed=2, casualties=8, paramedics=2, fire=1, hospitals=2)
+    d["time"] = 5.0
+    d["casualties"][1].update(trapped=True, rescue_ends_at=9.0)
+    sc = load_scenario(d)
+    m = cow(d)
+    advance(m, 6.0)
+    derived = derive(sc, d, m)
+    assert earliest_end(derived) == 9.0
+    assert earliest_end(with_available(derived, 0, 7.0)) == 9.0
+
+
 HEALTHS = ["immediate", "urgent", "delayed", "P1", "dead", [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.0, 1.0],
            {"sieve": {"walking": False, "breathing": True, "respiratory_rate": 35, "pulse": 90}},
            {"start": {"walking": False, "breathing": True, "respiratory_rate": 20, "radial_pulse": True}}]
