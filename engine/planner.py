@@ -140,6 +140,8 @@ class Planner:
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
         self._seen: History = {}  # observation histories (engine.observations)
         self._unsettled: tuple | None = None  # what the next holder of the lock installs (``_settle``)
+        # the unsettled incumbent is a delta's own, shared with no search state (``_apply_locked``)
+        self._own_incumbent = False
         self._alg = None
         if plan is not None:
             loaded = load_plan(sc, plan)
@@ -158,7 +160,7 @@ class Planner:
     # -- model and search state ----------------------------------------------------------------
 
     def _install(self, sc: Scenario, sol: Solution) -> None:
-        self._sc, self._unsettled = sc, None
+        self._sc, self._unsettled, self._own_incumbent = sc, None, False
         # a best plan is never changed in place, only replaced: ``sol`` may share its arrays with
         # the best plan it came from (``_settle``); the search changes only its own copy
         self._state = SearchState(sol.copy(), sol, assert_moves=self._assert)
@@ -285,7 +287,9 @@ class Planner:
         state = self._state
         if pins != self._pins:
             return  # an issue or a started task: the chunk's plans lack that change
-        current, best = carry_over(self._sc, work.current), carry_over(self._sc, work.best)
+        # the chunk's plans are its own copies: re-scored in place
+        current = carry_over(self._sc, work.current, in_place=True)
+        best = carry_over(self._sc, work.best, in_place=True)
         if current is None or best is None:
             return  # the model changed what the plans must hold
         state.current = current
@@ -417,12 +421,14 @@ class Planner:
         if d.type == "responder_unavailable":
             pins.pop(d.responder, None)
         pins = {r: ts for r, ts in pins.items() if ts}
-        sol = carry_over(sc, self._incumbent()) if pins == self._pins else None
+        # the last delta's incumbent, if no search state or issue shares it, is re-scored in
+        # place: its copy was a tenth of an observation's time, in a stream of them
+        sol = carry_over(sc, self._incumbent(), in_place=self._own_incumbent) if pins == self._pins else None
         if sol is None:
             sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
         self._model, self._pins, self._started, self._seen = model, pins, started, seen
-        self._sc, self._unsettled = sc, (sc, sol, None)
+        self._sc, self._unsettled, self._own_incumbent = sc, (sc, sol, None), True
         if self.algorithm == "annealing":
             self._alg.reheat(int(sol.starts[-1]))  # at every delta, as an install would
         self._publish(sol)

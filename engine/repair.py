@@ -20,13 +20,15 @@ from .solution import Solution
 _CODE = {"rescue": RESCUE, "treat": TREAT, "transport": TRANSPORT}
 
 
-def carry_over(sc: Scenario, old: Solution) -> Solution | None:
+def carry_over(sc: Scenario, old: Solution, in_place: bool = False) -> Solution | None:
     """``old``'s arrays as a solution of ``sc`` when nothing needs repairing, else ``None``.
 
     The fast path of the online engine: most deltas (observations, clock, revised durations,
     capacities) keep the same casualties, teams and hospitals, and every task still applies, so
     the arrays carry over unchanged and only need re-scoring. The pins are the caller's to
-    compare: they must be unchanged too.
+    compare: they must be unchanged too. With ``in_place`` (for a caller that holds the only
+    reference to ``old``), ``old`` itself is re-scored and returned instead of a copy; either
+    way ``old`` is untouched when the answer is ``None``.
     """
     osc = old.sc
     if not all(a is b or list(a) == list(b) for a, b in ((sc.casualty_index, osc.casualty_index),
@@ -48,7 +50,7 @@ def carry_over(sc: Scenario, old: Solution) -> Solution | None:
         has[codes] = True
         if (P.needs_rescue & ~has[RESCUE::KINDS]).any() or ((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]).any():
             return None
-    sol = old.copy()  # the same casualties and teams: arrays of the same sizes
+    sol = old if in_place else old.copy()  # the same casualties and teams: arrays of the same sizes
     sol.sc = sc
     sol.reevaluate()
     return sol

@@ -89,11 +89,17 @@ def test_carry_over_equals_repair_or_declines(base, delta):
     sol = greedy(sc)
     pydelta = parse_delta(_with_ids(delta, sc))
     sc2 = load_scenario(apply_delta(sc, d, pydelta, lambda kind, cid: 10.0), reuse=sc)
+    cur = sol.cur.copy()
     fast = carry_over(sc2, sol)
     slow = repair(sc2, sol.to_plan(), {})
+    assert sol.sc is sc and np.array_equal(sol.cur, cur)  # a copy was carried over
+    mine = sol.copy()
+    in_place = carry_over(sc2, mine, in_place=True)
     if fast is None:  # a dead casualty's tasks must go: only repair can do that
         assert delta.get("health") == [0, 0, 0, 1]
+        assert in_place is None and mine.sc is sc and np.array_equal(mine.cur, cur)  # declined: untouched
         return
+    assert in_place is mine and np.array_equal(mine.cur, fast.cur)  # itself, re-scored
     for name in ("starts", "hosp", "pins"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
     n = int(fast.starts[-1])
