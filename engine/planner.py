@@ -9,10 +9,11 @@ incumbent repaired, search continued, annealing re-heated) or rejected with ``De
 no change at all. A delta or an issue leaves what it need not do before it answers (a new
 search state; an issue, also the scenario with the team's start) to the next holder of the lock,
 which does it before anything else (``Planner._settle``; a delta or an issue installs no search
-state, so that a stream of them installs one, when the search next takes the lock). The background search does its work without the lock, on plans nothing
-else changes (an annealing chunk on a private copy, a descent or tabu sweep on the search's
-current plan), and takes the result over under the lock: as it is if the model did not change
-meanwhile, re-scored if a delta only re-scored the plans, else not at all.
+state, so that a stream of them installs one, when the search next takes the lock). The
+background search does its work without the lock, on plans nothing else changes (an annealing
+chunk on a private copy, a descent or tabu sweep on the search's current plan), and takes the
+result over under the lock: as it is if the model did not change meanwhile, re-scored if a
+delta only re-scored the plans, else not at all.
 """
 
 from __future__ import annotations
