@@ -160,7 +160,7 @@ class Planner:
 
     # -- model and search state ----------------------------------------------------------------
 
-    def _install(self, sc: Scenario, sol: Solution) -> None:
+    def _install(self, sc: Scenario, sol: Solution, publish: bool = True) -> None:
         self._sc, self._unsettled, self._own_incumbent = sc, None, False
         # a best plan is never changed in place, only replaced: ``sol`` may share its arrays with
         # the best plan it came from (``_settle``); the search changes only its own copy
@@ -174,7 +174,8 @@ class Planner:
             self._alg = Descent() if self.algorithm == "descent" else Tabu()
         self._anneal_it = 0
         self._idle = False
-        self._publish()
+        if publish:
+            self._publish()
 
     @contextmanager
     def _turn(self, urgent: bool = False, install: bool = True):
@@ -203,8 +204,8 @@ class Planner:
             pins[r] = 1
             sol = replace(sol, sc=sc, pins=pins)
             self._sc, self._unsettled = sc, (sc, sol, None)
-        if install:
-            self._install(sc, sol)
+        if install:  # (published already, by the delta or the issue that left it)
+            self._install(sc, sol, publish=False)
 
     def _incumbent(self) -> Solution:
         """The best plan: the search state's, or the one the next holder of the lock installs."""
