@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import resource
+
 import numba
 import numpy as np
 import pytest
 
-from engine.algorithms import SearchState, _apply, _score_all
+from engine.algorithms import Descent, SearchState, _apply, _score_all
 from engine.construct import rule
 from engine.memo import SweepMemo
 from engine.plan import problem_arrays
@@ -66,10 +68,21 @@ def test_sweep_after_one_move_paper_size(benchmark, london, london_greedy):
 def test_descent_from_rule_paper_size(benchmark, london):
     """Time to a local optimum: descent from the dispatcher's rule on the London example."""
     result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm="descent", initial="rule"),
-                                rounds=1, iterations=1)
+                                rounds=3, iterations=1)
     benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
     benchmark.extra_info["rule_expected_fatalities"] = rule(london).objective.expected_fatalities
     benchmark.extra_info["evaluations"] = result.stats.evaluations
+    benchmark.extra_info["iterations"], benchmark.extra_info["moves"] = result.stats.iterations, result.stats.moves
+
+
+def test_descent_from_rule_paper_size_one_move_a_sweep(benchmark, london):
+    """The baseline of the one above: the paper's descent, which applies one move a sweep."""
+    paper = Descent(followups=False)
+    result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm=paper, initial="rule"),
+                                rounds=1, iterations=1)
+    benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
+    benchmark.extra_info["evaluations"] = result.stats.evaluations
+    benchmark.extra_info["iterations"], benchmark.extra_info["moves"] = result.stats.iterations, result.stats.moves
 
 
 def _plain_score(self, sol, moves, n, F, T, st, n_threads):
@@ -79,7 +92,8 @@ def _plain_score(self, sol, moves, n, F, T, st, n_threads):
 
 
 def test_descent_from_rule_paper_size_every_move_rescored(benchmark, london, monkeypatch):
-    """The baseline of the one above: every sweep scores every move afresh (no ``SweepMemo``)."""
+    """The memo's baseline: descent as in ``test_descent_from_rule_paper_size``, every sweep
+    scoring every move afresh (no ``SweepMemo``)."""
     monkeypatch.setattr(SweepMemo, "score", _plain_score)
     result = benchmark.pedantic(solve, args=(london,), kwargs=dict(algorithm="descent", initial="rule"),
                                 rounds=1, iterations=1)
@@ -100,9 +114,11 @@ def test_quality_fixed_budget(benchmark, london, algorithm, budget):
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [(1000, 150, 20, 30), (10_000, 1000, 100, 150)])
 def test_descent_from_rule_scale(benchmark, size):
-    """The scale ladder: time from rule to a local optimum (granular neighbourhoods)."""
+    """The scale ladder: time from rule to a local optimum (granular neighbourhoods), and the
+    process's peak memory by then (the scenario and its travel times included)."""
     sc = random_scenario(*size)
     result = benchmark.pedantic(solve, args=(sc,), kwargs=dict(algorithm="descent", initial="rule"),
                                 rounds=1, iterations=1)
     benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
-    benchmark.extra_info["iterations"] = result.stats.iterations
+    benchmark.extra_info["iterations"], benchmark.extra_info["moves"] = result.stats.iterations, result.stats.moves
+    benchmark.extra_info["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20

@@ -3,6 +3,7 @@
 The stable library surface of SPEC §11 is re-exported here.
 """
 
+from .algorithms import Annealing, Descent, Tabu
 from .errors import DeltaError, PlanError, Problem, ScenarioError
 from .evaluate import evaluate
 from .objective import Objective
@@ -13,6 +14,7 @@ from .scenario import Scenario, load_scenario
 from .solve import Callbacks, solve
 
 __all__ = [
-    "Callbacks", "DeltaError", "Objective", "Plan", "PlanError", "Planner", "Problem", "Result", "Scenario",
-    "ScenarioError", "Statistics", "Task", "evaluate", "load_plan", "load_scenario", "solve",
+    "Annealing", "Callbacks", "DeltaError", "Descent", "Objective", "Plan", "PlanError", "Planner", "Problem",
+    "Result", "Scenario", "ScenarioError", "Statistics", "Tabu", "Task", "evaluate", "load_plan", "load_scenario",
+    "solve",
 ]

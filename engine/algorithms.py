@@ -2,8 +2,9 @@
 
 Each one advances the search by a chunk of iterations with ``run(state, n)``, compiled work
 inside, so that ``solve`` (and the online planner) can check stopping criteria, call callbacks and
-apply model changes between chunks. One iteration is one applied move for descent and tabu
-(a full neighbourhood sweep each), one Metropolis step for annealing.
+apply model changes between chunks. One iteration is one full neighbourhood sweep for descent
+and tabu (tabu applies one move from it, descent its best one and the others that still
+improve after it), one Metropolis step for annealing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from kernels.layout import workspace_for
+from kernels.followups import OUT_WIDTH, apply_followups
+from kernels.layout import CYCLE, FEASIBLE, workspace_for
+from kernels.memo import META_SIZE
 from kernels.moves import enumerate_moves
-from kernels.search import (anneal_chunk, better, commit, pick_best, sample_deltas, sweep, tabu_allowed,
+from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, sample_deltas, sweep, tabu_allowed,
                             tabu_record)
 
 from .accept import Outcome, SimulatedAnnealing
@@ -47,6 +50,7 @@ class SearchState:
     best: Solution
     iterations: int = 0
     evaluations: int = 0
+    applied: int = 0  # moves applied (accepted, for annealing)
     assert_moves: bool = False
     neigh: np.ndarray | None = None
     hosp_neigh: np.ndarray | None = None
@@ -115,6 +119,7 @@ def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
     sol.cur[:] = commit(problem_arrays(sol.sc), *move, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
     state.memo.applied(sol)
     state.iterations += 1
+    state.applied += 1
     if state.assert_moves:
         F, T = predicted
         same = (math.isnan(F) and math.isnan(sol.cur[0])) or (
@@ -126,10 +131,29 @@ def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
 
 @dataclass
 class Proposal:
-    """The move a sweep chose, and its predicted ``(F, T)``: what ``accept`` applies."""
+    """The move a sweep chose, and its predicted ``(F, T)``: what ``accept`` applies; for descent
+    also ``followups``: the swept plan's ``starts`` and ``order``, the sweep's other improving
+    moves, best first, and what each gained in ``F`` there (``kernels.followups``)."""
 
     move: np.ndarray
     predicted: tuple[float, float]
+    followups: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def _improving(F, T, st, cur) -> np.ndarray:
+    """Which of the scored moves are ``better`` than the incumbent ``cur``, as a mask."""
+    rank = np.where(st == FEASIBLE, 0, np.where(st == CYCLE, 2, 1))
+    r0 = 0 if int(cur[3]) == FEASIBLE else (2 if int(cur[3]) == CYCLE else 1)
+    with np.errstate(invalid="ignore"):  # a wait cycle's F and T are NaN
+        ahead = (F < cur[0] - TIE) | ((np.abs(F - cur[0]) <= TIE) & (T < cur[2] - TIE))
+    return (rank < r0) | ((rank == r0) & (rank != 2) & ahead)
+
+
+def _by_merit(mask, F, T, st) -> np.ndarray:
+    """The indices of the masked moves, best first (feasibility, then ``F``, ``T``, the sweep's order)."""
+    idx = np.flatnonzero(mask)
+    rank = np.where(st[idx] == FEASIBLE, 0, 1)
+    return idx[np.lexsort((idx, T[idx], F[idx], rank))]
 
 
 def _proposal(moves, best: int, F, T) -> Proposal:
@@ -167,9 +191,22 @@ class _Sweeping:
 
 
 class Descent(_Sweeping):
-    """The paper's best improvement: apply the best move of the whole neighbourhood while it helps."""
+    """Best improvement: apply the best move of the whole neighbourhood while it helps.
+
+    An iteration is one sweep. The paper applies its best move and sweeps again
+    (``followups=False``). By default the sweep's other improving moves are applied after it,
+    best first, each only if it is still the same move (the lists it changes are as they were
+    swept) and still improves when scored afresh (``kernels.followups``): every applied move
+    is exact and improving, and descent still stops only where a whole sweep finds nothing to
+    improve. On the London example that took 32 sweeps instead of 182 from ``rule``, at 1 000
+    casualties 42 instead of 1 531, to local optima as good (``bench/HISTORY.md``).
+    """
 
     name = "descent"
+
+    def __init__(self, followups: bool = True):
+        self.followups = followups
+        self._scratch = None  # (problem, workspace) for the follow-up moves' scoring
 
     def propose(self, state: SearchState) -> Proposal | None:
         """The best move, or ``None`` at a local optimum (no move improves)."""
@@ -177,11 +214,46 @@ class Descent(_Sweeping):
         best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
         if best < 0 or not self._takes(state, F[best], T[best], st[best]):
             return None
-        return _proposal(moves, best, F, T)
+        proposal = _proposal(moves, best, F, T)
+        sol = state.current
+        if self.followups and int(sol.cur[3]) != CYCLE:  # a cycle's F is NaN: no gain to keep
+            rest = _improving(F[:m], T[:m], st[:m], sol.cur)
+            rest[best] = False
+            ranked = _by_merit(rest, F, T, st)
+            proposal.followups = (sol.starts.copy(), sol.order.copy(), np.ascontiguousarray(moves[ranked]),
+                                  sol.cur[0] - F[ranked])
+        return proposal
 
     def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
         _apply(state, proposal.move, proposal.predicted)
+        if proposal.followups is not None and len(proposal.followups[2]):
+            self._follow(state, proposal)
         return Outcome.BEST if state.improve_best() else Outcome.BETTER
+
+    def _follow(self, state: SearchState, proposal: Proposal) -> None:
+        sol = state.current
+        P = problem_arrays(sol.sc)
+        if self._scratch is None or self._scratch[0] is not P:
+            self._scratch = (P, workspace_for(P))
+        starts0, order0, cand, gain = proposal.followups
+        stamps = state.memo.stamps(sol)
+        track = stamps is not None
+        stamp, meta = stamps if track else (np.zeros(1, np.int64), np.zeros(META_SIZE, np.int64))
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        out = np.empty((len(cand), OUT_WIDTH))
+        done, scored = apply_followups(P, cand, gain, len(cand), proposal.move, starts0, order0, sol.starts, sol.order,
+                                       sol.hosp, sol.pins, sol.W, sol.cur, track, stamp, meta, self._scratch[1],
+                                       cs, co, ch, len(cand), state.assert_moves, out)
+        state.applied += done
+        state.evaluations += scored
+        if track:
+            state.memo.applied(sol)
+        if state.assert_moves:
+            for row in out[:done]:
+                F, T, F1, T1 = row[4:]
+                if not ((math.isnan(F) and math.isnan(F1)) or (abs(F - F1) <= ASSERT_TOL and abs(T - T1) <= ASSERT_TOL)):
+                    raise MoveMismatch(f"move {tuple(int(x) for x in row[:4])}: delta gave F={F!r}, T={T!r}; "
+                                       f"full evaluation gives F={F1!r}, T={T1!r}")
 
     def _takes(self, state: SearchState, F: float, T: float, status: int) -> bool:
         c = state.current.cur
@@ -309,6 +381,7 @@ class Annealing:
         self._chunk += 1
         state.iterations += n
         state.evaluations += int(stats[0])
+        state.applied += int(stats[1])
         if stats[2] > 0:
             best.reevaluate()
             return Outcome.BEST, False

@@ -55,7 +55,8 @@ def cmd_solve(args) -> int:
     print(f"{args.algorithm}: expected fatalities {F:.4f} (overflow {obj.overflow_fatalities:.4f}), "
           f"casualty minutes {obj.casualty_minutes:.1f}, feasible: {'yes' if obj.feasible else 'no'}"
           if F is not None else f"{args.algorithm}: infeasible plan (cycle of waits)")
-    print(f"{s.iterations} iterations, {s.evaluations} move evaluations, {s.runtime_s:.2f} s"
+    print(f"{s.iterations} iterations, {s.moves} moves applied, {s.evaluations} move evaluations, "
+          f"{s.runtime_s:.2f} s"
           + (f"; plan written to {args.out}" if args.out else ""))
     if args.explain:
         print(result.explanation.to_text())

@@ -117,6 +117,14 @@ class SweepMemo:
         stamp_move(self._P, *(int(x) for x in move), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur,
                    self._stamp, self._meta, self._scratch, cs, co, ch)
 
+    def stamps(self, sol: Solution) -> tuple[np.ndarray, np.ndarray] | None:
+        """The memo's ``stamp`` and ``meta`` arrays, for a kernel that stamps the moves it applies
+        to ``sol`` (``kernels.followups``; call ``applied`` after it), or ``None`` if the memo
+        does not know ``sol`` (its next sweep then scores every move)."""
+        if self._seen is None or not self._matches(sol, problem_arrays(sol.sc)):
+            return None
+        return self._stamp, self._meta
+
     def applied(self, sol: Solution) -> None:
         if self._seen is not None:
             self._remember(sol)

@@ -13,17 +13,21 @@ class Statistics:
     """How the search went. ``history`` holds ``(runtime_s, iteration, F, T)`` at each new best.
 
     ``evaluations`` counts the moves (and plans) actually scored: a move whose score a sweep
-    kept from the previous one (``engine.memo``) is not counted again.
+    kept from the previous one (``engine.memo``) is not counted again. ``moves`` counts the
+    moves applied: one an iteration for tabu, the accepted ones for annealing, and for descent
+    each sweep's best move and the others it took after it (``engine.algorithms.Descent``).
     """
 
     algorithm: str
     iterations: int = 0
     evaluations: int = 0
+    moves: int = 0
     runtime_s: float = 0.0
     history: list[tuple[float, int, float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"algorithm": self.algorithm, "iterations": self.iterations, "evaluations": self.evaluations,
+                "moves": self.moves,
                 "runtime_s": self.runtime_s, "history": [list(h) for h in self.history]}
 
 

@@ -57,9 +57,10 @@ def _finished(sol: Solution) -> Plan:
     return plan
 
 
-def check_arguments(algorithm: str, iterations, time_limit) -> None:
+def check_arguments(algorithm, iterations, time_limit) -> None:
     problems = []
-    if algorithm not in ALGORITHMS:
+    known = isinstance(algorithm, (Descent, Tabu, Annealing)) or (isinstance(algorithm, str) and algorithm in ALGORITHMS)
+    if not known:
         problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
     if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
         problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
@@ -71,7 +72,7 @@ def check_arguments(algorithm: str, iterations, time_limit) -> None:
         raise InputError(problems)
 
 
-def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | None = None,
+def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: int = 0, iterations: int | None = None,
           time_limit: float | None = None, initial: Any = None, callbacks=None,
           assert_moves: bool | None = None) -> Result:
     """Search for the plan with the fewest expected fatalities (SPEC §7, §11).
@@ -82,7 +83,8 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
         Path, dict or ``Scenario``.
     algorithm
         ``rule`` or ``greedy`` (construction only), ``descent`` (best improvement until a local
-        optimum), ``tabu`` or ``annealing``.
+        optimum), ``tabu`` or ``annealing``; or an algorithm object set up otherwise, such as
+        ``Descent(followups=False)``, the paper's descent that applies one move a sweep.
     seed, iterations
         Same scenario, seed and iteration budget give the same plan.
     time_limit
@@ -96,6 +98,9 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
         (default: the ``GOLDENHOUR_ASSERT`` environment variable).
     """
     check_arguments(algorithm, iterations, time_limit)
+    alg = None
+    if not isinstance(algorithm, str):
+        alg, algorithm = algorithm, algorithm.name
     sc = load_scenario(scenario)
     from .errors import ScenarioError
     from .planner import require_teams
@@ -112,8 +117,9 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
 
     sol = initial_solution(sc, initial)
     state = SearchState(sol, sol.copy(), assert_moves=assert_mode_default() if assert_moves is None else assert_moves)
-    alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
-    alg = alg() if alg else Annealing(seed=seed)
+    if alg is None:
+        alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
+        alg = alg() if alg else Annealing(seed=seed)
     criteria = []
     if iterations is not None:
         criteria.append(MaxIterations(iterations))
@@ -150,9 +156,10 @@ def solve(scenario, algorithm: str = "tabu", seed: int = 0, iterations: int | No
         else:
             progress.since_improvement += 1
         stats.iterations, stats.evaluations, stats.runtime_s = state.iterations, state.evaluations, progress.runtime_s
+        stats.moves = state.applied
         if cb.on_iteration:
             cb.on_iteration(stats, state.best.objective)
-    stats.iterations, stats.evaluations = state.iterations, state.evaluations
+    stats.iterations, stats.evaluations, stats.moves = state.iterations, state.evaluations, state.applied
     stats.runtime_s = time.perf_counter() - t0
     best = state.best
     return Result(_finished(best), best.objective, stats, explain(best))

@@ -360,3 +360,155 @@ def kept_lists(sc, pinned: dict, rest: dict):
         lists.append(kept)
         pins.append(n_pinned)
     return lists, pins, hosp, taken
+
+
+# --- descent's follow-up moves (kernels/followups.py) ------------------------------------------
+
+#: Move kinds, as ``kernels/moves.py`` encodes a move ``(kind, a, b, c)``
+RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, INSERT_TASK, HOSPITAL_SWAP = range(8)
+TASK_NAMES = ("rescue", "treat", "transport")  # task code = 3·casualty + kind
+TIE = 1e-9
+
+
+def plan_of(sc, lists, hosp, pins):
+    """The ``Plan`` of per-team lists of task codes, each casualty's hospital index and each team's
+    number of pinned tasks."""
+    from engine.plan import Plan, Task
+
+    cas, hospitals = sc.model.casualties, sc.model.hospitals
+    routes = {}
+    for r, resp in enumerate(sc.model.responders):
+        routes[resp.id] = [Task(TASK_NAMES[code % 3], cas[code // 3].id,
+                                hospitals[hosp[code // 3]].id if code % 3 == 2 else None, i < pins[r])
+                           for i, code in enumerate(lists[r])]
+    return Plan(routes, sc.model.name, float(sc.model.time))
+
+
+def objective(res: RefResult) -> tuple[int, float, float]:
+    """``(rank, F, T)``: rank 0 feasible, 1 over a shift end, 2 a cycle of waits (F, T nan)."""
+    if res.cycle:
+        return 2, math.nan, math.nan
+    return (0 if res.feasible else 1), res.expected_fatalities, res.casualty_minutes
+
+
+def better(x, y) -> bool:
+    """SPEC §7: is objective ``x`` better than ``y`` (rank, then F beyond 1e-9, then T)?"""
+    if x[0] != y[0]:
+        return x[0] < y[0]
+    if x[0] == 2:
+        return False
+    if abs(x[1] - y[1]) > TIE:
+        return x[1] < y[1]
+    return x[2] < y[2] - TIE
+
+
+def apply_move(lists, hosp, move, at):
+    """New ``(lists, hosp)`` after ``move = (kind, a, b, c)`` of ``kernels/moves.py``; ``at(slot)``
+    gives a slot's ``(list, index)``. RELOCATE: the task at ``a`` to list ``b`` at index ``c`` of
+    the list without it; SWAP: the tasks at ``a`` and ``b`` exchange places; HOSPITAL: casualty
+    ``a`` to hospital ``b``; INSERT_TREAT: casualty ``a``'s treat into list ``b`` at ``c``;
+    REMOVE_TREAT: the treat at ``a`` goes; TWO_OPT: slots ``a..b`` of one list reversed;
+    HOSPITAL_SWAP: casualties ``a`` and ``b`` exchange hospitals."""
+    kind, a, b, c = (int(x) for x in move)
+    lists, hosp = [list(codes) for codes in lists], list(hosp)
+    if kind == RELOCATE:
+        r, i = at(a)
+        lists[b].insert(c, lists[r].pop(i))
+    elif kind == SWAP:
+        (r, i), (q, j) = at(a), at(b)
+        lists[r][i], lists[q][j] = lists[q][j], lists[r][i]
+    elif kind == HOSPITAL:
+        hosp[a] = b
+    elif kind == INSERT_TREAT:
+        lists[b].insert(c, 3 * a + 1)
+    elif kind == REMOVE_TREAT:
+        r, i = at(a)
+        assert lists[r][i] % 3 == 1
+        del lists[r][i]
+    elif kind == TWO_OPT:
+        (r, i), (q, j) = at(a), at(b)
+        assert r == q and i < j
+        lists[r][i:j + 1] = lists[r][i:j + 1][::-1]
+    elif kind == HOSPITAL_SWAP:
+        hosp[a], hosp[b] = hosp[b], hosp[a]
+    else:
+        raise ValueError(f"move kind {kind}")
+    return lists, hosp
+
+
+def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
+    """Descent's follow-up moves (``kernels/followups.py::apply_followups``), from the rule it
+    states, with a full ``evaluate`` of the plan after every candidate move.
+
+    ``lists0`` (per team, task codes), ``hosp0`` (per casualty, hospital index) and ``pins`` are
+    the swept plan; ``first`` and the rows ``(kind, a, b, c)`` of ``cand`` are its moves, ``a``
+    and ``b`` flat slots of it. ``first`` is applied, then each candidate in turn, until
+    ``limit`` have been applied or the plan is in a wait cycle:
+
+    - skipped (``"list"``) if a list it reads was changed by ``first`` or a move applied since.
+      It reads: RELOCATE the lists of ``a`` and ``b``; SWAP those of ``a`` and ``b``; REMOVE_TREAT
+      and TWO_OPT that of ``a``; INSERT_TREAT list ``b`` and the list that held casualty ``a``'s
+      transport in the swept plan; hospital moves none;
+    - skipped (``"treat"``) if it inserts a treat for a casualty whose treat ``first`` or a move
+      applied since inserted or removed;
+    - else it is the same tasks of the same lists (same list, same index): it is applied to the
+      plan as it is now and the result evaluated; kept if ``F_now - F_new >= gain[t] - 1e-9``
+      (else ``"gain"``) and the new plan is ``better`` (else ``"worse"``). A NaN gain (descent
+      swept a plan in a wait cycle, which has no F, so the sweep measured no gain) is never met.
+
+    Returns ``(lists, hosp, applied, outcome, scored)``: the final plan, the applied moves in
+    the slots of the plan each was applied to, each candidate's outcome (``"applied"``, the
+    reasons above, or ``"stopped"``), and how many candidates were evaluated.
+    """
+    at0 = [(r, i) for r, codes in enumerate(lists0) for i in range(len(codes))]  # slot -> (list, index)
+
+    def reads(kind, a, b):
+        if kind == RELOCATE:
+            return {at0[a][0], b}
+        if kind == SWAP:
+            return {at0[a][0], at0[b][0]}
+        if kind in (REMOVE_TREAT, TWO_OPT):
+            return {at0[a][0]}
+        if kind == INSERT_TREAT:
+            return {b} | {r for r, codes in enumerate(lists0) if 3 * a + 2 in codes}
+        return set()
+
+    def treated(lists):
+        return {code // 3 for codes in lists for code in codes if code % 3 == 1}
+
+    def slot(lists, r, i):  # the flat slot of index i of list r
+        return sum(len(codes) for codes in lists[:r]) + i
+
+    lists, hosp = apply_move(lists0, hosp0, first, at0.__getitem__)
+    changed = {r for r in range(len(lists)) if lists[r] != lists0[r]}
+    treat_changed = treated(lists) ^ treated(lists0)
+    now = objective(evaluate(sc, plan_of(sc, lists, hosp, pins)))
+    applied, outcome, scored = [], [], 0
+    for t, move in enumerate(cand):
+        kind, a, b, c = (int(x) for x in move)
+        if len(applied) >= limit or now[0] == 2:
+            outcome += ["stopped"] * (len(cand) - t)
+            break
+        if reads(kind, a, b) & changed:
+            outcome.append("list")
+            continue
+        if kind == INSERT_TREAT and a in treat_changed:
+            outcome.append("treat")
+            continue
+        new_lists, new_hosp = apply_move(lists, hosp, move, at0.__getitem__)
+        new = objective(evaluate(sc, plan_of(sc, new_lists, new_hosp, pins)))
+        scored += 1
+        if not now[1] - new[1] >= gain[t] - TIE:
+            outcome.append("gain")
+            continue
+        if not better(new, now):
+            outcome.append("worse")
+            continue
+        a1 = slot(lists, *at0[a]) if kind in (RELOCATE, SWAP, REMOVE_TREAT, TWO_OPT) else a
+        b1 = slot(lists, *at0[b]) if kind in (SWAP, TWO_OPT) else b
+        applied.append((kind, a1, b1, c))
+        outcome.append("applied")
+        changed |= {r for r in range(len(lists)) if new_lists[r] != lists[r]}
+        treat_changed |= treated(new_lists) ^ treated(lists)
+        lists, hosp, now = new_lists, new_hosp, new
+    return lists, hosp, applied, outcome, scored

@@ -43,7 +43,7 @@ def test_solve_each_algorithm_writes_a_plan_that_evaluates_to_the_printed_object
     m = LINE.match(lines[0])
     assert m, lines[0]
     assert m.group(1) == algorithm
-    it = int(re.match(r"^(\d+) iterations, (\d+) move evaluations, ", lines[1]).group(1))
+    it = int(re.match(r"^(\d+) iterations, (\d+) moves applied, (\d+) move evaluations, ", lines[1]).group(1))
     assert lines[1].endswith(f"; plan written to {plan_path}")
     if algorithm in ("tabu", "annealing"):
         assert it == 7
@@ -71,8 +71,8 @@ def test_solve_json_output_and_out_file_score_identically(capsys, tmp_path, scen
     assert code == 0, err
     data = json.loads(out)
     assert set(data) == {"objective", "stats"}  # the plan went to the file
-    assert set(data["stats"]) >= {"algorithm", "iterations", "evaluations", "runtime_s", "history"}
-    assert data["stats"]["algorithm"] == "tabu" and data["stats"]["iterations"] == 10
+    assert set(data["stats"]) >= {"algorithm", "iterations", "evaluations", "moves", "runtime_s", "history"}
+    assert data["stats"]["algorithm"] == "tabu" and data["stats"]["iterations"] == data["stats"]["moves"] == 10
     assert data["stats"]["evaluations"] > 0 and data["stats"]["history"]
     code, out, err = run(capsys, "evaluate", scenario_file, plan_path, "--json")
     assert code == 0, err
