@@ -198,8 +198,8 @@ class Descent(_Sweeping):
     best first, each only if it is still the same move (the lists it changes are as they were
     swept) and still improves when scored afresh (``kernels.followups``): every applied move
     is exact and improving, and descent still stops only where a whole sweep finds nothing to
-    improve. On the London example that took 32 sweeps instead of 182 from ``rule``, at 1 000
-    casualties 42 instead of 1 531, to local optima as good (``bench/HISTORY.md``).
+    improve. On the London example that took 27 sweeps instead of 182 from ``rule``, at 1 000
+    casualties 34 instead of 1 531, to local optima as good (``bench/HISTORY.md``).
     """
 
     name = "descent"
