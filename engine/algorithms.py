@@ -121,12 +121,15 @@ def _apply(state: SearchState, move, predicted: tuple[float, float]) -> None:
     state.iterations += 1
     state.applied += 1
     if state.assert_moves:
-        F, T = predicted
-        same = (math.isnan(F) and math.isnan(sol.cur[0])) or (
-            abs(F - sol.cur[0]) <= ASSERT_TOL and abs(T - sol.cur[2]) <= ASSERT_TOL)
-        if not same:
-            raise MoveMismatch(f"move {tuple(int(x) for x in move)}: delta gave F={F!r}, T={T!r}; "
-                               f"full evaluation gives F={sol.cur[0]!r}, T={sol.cur[2]!r}")
+        _check_move(move, *predicted, sol.cur[0], sol.cur[2])
+
+
+def _check_move(move, F, T, F_full, T_full) -> None:
+    """Assert mode: a move's predicted objective against the full evaluation after it."""
+    same = (math.isnan(F) and math.isnan(F_full)) or (abs(F - F_full) <= ASSERT_TOL and abs(T - T_full) <= ASSERT_TOL)
+    if not same:
+        raise MoveMismatch(f"move {tuple(int(x) for x in move)}: delta gave F={F!r}, T={T!r}; "
+                           f"full evaluation gives F={F_full!r}, T={T_full!r}")
 
 
 @dataclass
@@ -250,10 +253,7 @@ class Descent(_Sweeping):
             state.memo.applied(sol)
         if state.assert_moves:
             for row in out[:done]:
-                F, T, F1, T1 = row[4:]
-                if not ((math.isnan(F) and math.isnan(F1)) or (abs(F - F1) <= ASSERT_TOL and abs(T - T1) <= ASSERT_TOL)):
-                    raise MoveMismatch(f"move {tuple(int(x) for x in row[:4])}: delta gave F={F!r}, T={T!r}; "
-                                       f"full evaluation gives F={F1!r}, T={T1!r}")
+                _check_move(row[:4], *row[4:])
 
     def _takes(self, state: SearchState, F: float, T: float, status: int) -> bool:
         c = state.current.cur

@@ -59,8 +59,8 @@ def _finished(sol: Solution) -> Plan:
 
 def check_arguments(algorithm, iterations, time_limit) -> None:
     problems = []
-    known = isinstance(algorithm, (Descent, Tabu, Annealing)) or (isinstance(algorithm, str) and algorithm in ALGORITHMS)
-    if not known:
+    named = isinstance(algorithm, str) and algorithm in ALGORITHMS
+    if not (named or isinstance(algorithm, (Descent, Tabu, Annealing))):
         problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
     if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
         problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
@@ -72,8 +72,8 @@ def check_arguments(algorithm, iterations, time_limit) -> None:
         raise InputError(problems)
 
 
-def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: int = 0, iterations: int | None = None,
-          time_limit: float | None = None, initial: Any = None, callbacks=None,
+def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: int = 0,
+          iterations: int | None = None, time_limit: float | None = None, initial: Any = None, callbacks=None,
           assert_moves: bool | None = None) -> Result:
     """Search for the plan with the fewest expected fatalities (SPEC §7, §11).
 

@@ -17,17 +17,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .admissions import ensure_admissions, has_admissions, readmit
+from .admissions import ensure_admissions
 from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move
 from .evaluate import evaluate
 from .layout import CYCLE, KINDS, LOCAL, TRANSPORT, make_workspace
-from .local import adopt, count_shift
-from .memo import stamp_move
-from .moves import INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT, apply_in_place, slot_tables
+from .local import count_shift
+from .memo import stamp_scored
+from .moves import INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT, slot_tables
 from .score import incumbent_tables
-from .search import TIE, better
+from .search import TIE, better, take_over
 
 #: ``out`` columns: the move as applied (kind, a, b, c), its predicted F and T, then the F and T
 #: of a full evaluation after it (assert mode compares them; else the predicted ones again)
@@ -82,9 +82,9 @@ def apply_followups(P, cand, gain, n_cand, first, starts0, order0, starts, order
     applied since the sweep, or if it inserts a treat for a casualty whose treat changed; else it
     is scored against the incumbent as it now is and applied if it is better and gains at least
     ``gain[t]`` in ``F`` (what the sweep found, less ``TIE``). With ``track``, each is stamped
-    first (``memo.stamp_move``) for the next sweep's memo.
+    first (``memo.stamp_scored``) for the next sweep's memo.
 
-    An applied move's timing is taken over from its scoring, as annealing does (``local.adopt``,
+    An applied move's timing is taken over from its scoring, as annealing does (``search.take_over``,
     O(what it touched)), not by a full evaluation, which at 10 000 casualties made each applied
     move cost a millisecond; ``inc`` is settled by one full evaluation at the end. Writes the
     applied moves to ``out`` (``OUT_WIDTH`` columns; with ``check``, assert mode, the last two are
@@ -136,17 +136,12 @@ def _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, 
         # (a NaN gain, swept from a plan in a wait cycle, is no gain to keep: skipped)
         if not inc[0] - F >= gain[t] - TIE or not better(F, T, st, inc[0], inc[2], int(inc[3])):
             continue
-        if track:
-            # scores the move again in W as above, and writes the whole candidate into cs, co, ch
-            stamp_move(P, kind, a1, b1, c, starts, order, hosp, pins, Winc, inc, stamp, meta, W, cs, co, ch)
+        if track:  # from W's scoring above (it writes the whole candidate into cs, co, ch)
+            stamp_scored(P, kind, a1, b1, c, st, starts, order, hosp, Winc, slot_owner, slot_of, stamp, meta, W, cs,
+                         co, ch)
         local = W.gen[LOCAL] == 1
-        carried = local and has_admissions(Winc)
-        if local:
-            adopt(P, starts, cs, pins, Winc, W)
-            drift = True
-        apply_in_place(kind, a1, b1, c, starts, order, hosp, cs, slot_owner, slot_of)
-        if carried:
-            readmit(P, hosp, Winc, W)
+        take_over(P, kind, a1, b1, c, starts, order, hosp, pins, Winc, W, cs, slot_owner, slot_of)
+        drift |= local
         if not local:
             F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
             ensure_admissions(P, hosp, Winc)

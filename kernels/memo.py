@@ -318,25 +318,37 @@ def _differs(x, y):
 def stamp_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, stamp, meta, W, cs, co, ch):
     """Before move ``(kind, a, b, c)`` is applied: stamp what it changes with the next epoch.
 
-    Scores the move once more in ``W`` and compares with the incumbent: a re-timed list is
-    stamped if its tasks, their times or their destinations change, a touched casualty if its
-    times, ``p_dead`` or hospital change, a hospital's admissions if one of theirs does, its bed
-    count if that changes, and which hospitals are over capacity if one goes over or back within
-    its beds. After a move out of or into a wait cycle nothing is reused.
+    Scores the move once more in ``W`` and compares with the incumbent (``stamp_scored``). After a
+    move out of a wait cycle nothing is reused.
     """
-    P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
-    stamp, meta, W, cs, co, ch = borrow((stamp, meta, W, cs, co, ch))
-    n_resp = P.resp_loc.shape[0]
-    n_cas = P.h0.shape[0]
-    n_hosp = P.hosp_loc.shape[0]
-    e = meta[EPOCH] + 1
-    meta[EPOCH] = e
     if int(inc[3]) == CYCLE:
+        e = meta[EPOCH] + 1
+        meta[EPOCH] = e
         meta[VALID_FROM] = e  # no local scoring to learn from: every older score is stale
         return
     slot_owner, slot_of, n_shift = incumbent_tables(P, starts, order, hosp, Winc)
     _F, _o, _T, st = evaluate_move(P, kind, a, b, c, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of,
                                    n_shift, cs, co, ch, W)
+    stamp_scored(P, kind, a, b, c, st, starts, order, hosp, Winc, slot_owner, slot_of, stamp, meta, W, cs, co, ch)
+
+
+@njit(**JIT)
+def stamp_scored(P, kind, a, b, c, st, starts, order, hosp, Winc, slot_owner, slot_of, stamp, meta, W, cs, co, ch):
+    """``stamp_move`` for a move ``W`` has just scored against the incumbent (status ``st``; the
+    incumbent's slot tables given), as descent's follow-ups have (``kernels.followups``).
+
+    A re-timed list is stamped if its tasks, their times or their destinations change, a touched
+    casualty if its times, ``p_dead`` or hospital change, a hospital's admissions if one of theirs
+    does, its bed count if that changes, and which hospitals are over capacity if one goes over or
+    back within its beds. After a move into a wait cycle nothing is reused.
+    """
+    starts, order, hosp, Winc, slot_owner, slot_of = borrow((starts, order, hosp, Winc, slot_owner, slot_of))
+    P, stamp, meta, W, cs, co, ch = borrow((P, stamp, meta, W, cs, co, ch))
+    n_resp = P.resp_loc.shape[0]
+    n_cas = P.h0.shape[0]
+    n_hosp = P.hosp_loc.shape[0]
+    e = meta[EPOCH] + 1
+    meta[EPOCH] = e
     if st == CYCLE:
         meta[VALID_FROM] = e
         return

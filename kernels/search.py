@@ -179,6 +179,24 @@ def _keep(starts, order, hosp, best_starts, best_order, best_hosp):
     best_hosp[:] = hosp
 
 
+@njit(**JIT, inline="always")
+def take_over(P, kind, a, b, c, starts, order, hosp, pins, Winc, W, cs, slot_owner, slot_of):
+    """Apply move ``(kind, a, b, c)``, just scored in ``W``, to the incumbent, slot tables included.
+
+    A move scored locally has its timing taken over from ``W`` (O(what it touched), exact) and the
+    hospitals' admission order carried along, instead of a full evaluation; the caller evaluates
+    in full a move that was not (``W.gen[LOCAL] == 0``: an incumbent in a wait cycle).
+    """
+    local = W.gen[LOCAL] == 1
+    carried = local and has_admissions(Winc)
+    if local:
+        adopt(P, starts, cs, pins, Winc, W)
+    # and its arrays and slot tables, O(the slots the move shifts)
+    apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of)
+    if carried:
+        readmit(P, hosp, Winc, W)
+
+
 @njit(**JIT)
 def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, best_hosp, best,
                  paramedics, fires, weights, neigh, hosp_neigh, temp0, temp_end, it0, total, n_iter, seed, Wc,
@@ -242,15 +260,8 @@ def _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, be
             if at_best and not (local and better(F, T, st, best[0], best[2], int(best[3]))):
                 _keep(starts, order, hosp, best_starts, best_order, best_hosp)
                 at_best = False
-            carried = local and has_admissions(Winc)
-            if local:
-                # scored locally: take the candidate's timing over, O(what the move touched)
-                adopt(P, starts, cs, pins, Winc, Wc)
-                drift = True
-            # and its arrays and slot tables, O(the slots the move shifts)
-            apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of)
-            if carried:
-                readmit(P, hosp, Winc, Wc)
+            take_over(P, kind, a, b, c, starts, order, hosp, pins, Winc, Wc, cs, slot_owner, slot_of)
+            drift |= local
             if check:
                 # assert mode: the move's score against a full evaluation in a scratch workspace,
                 # so the adopted incumbent itself is what later moves are scored from
