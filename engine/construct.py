@@ -82,16 +82,17 @@ def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: 
     rescued_at = np.where(P.trapped, np.nan_to_num(P.rescue_fixed, nan=0.0), -np.inf)
 
     fires = np.flatnonzero(P.resp_fire)
-    waiting = [c for c in sev if P.needs_rescue[c] and KINDS * c + RESCUE not in planned]
+    waiting = np.array([c for c in sev if P.needs_rescue[c] and KINDS * c + RESCUE not in planned], dtype=np.int64)
     for c in range(n_cas):
         if KINDS * c + RESCUE in planned:
             rescued_at[c] = P.resp_avail[0]  # rescue already issued: unknown end, assume under way
     if len(fires):
-        while waiting:
+        while len(waiting):
             f = fires[np.lexsort((fires, free[fires]))[0]]
-            dist = np.array([P.travel[loc[f], P.site_loc[c]] for c in waiting])
-            j = int(np.lexsort((np.array([rank[c] for c in waiting]), dist))[0])
-            c = waiting.pop(j)
+            dist = P.travel[loc[f], P.site_loc[waiting]]
+            j = int(np.lexsort((rank[waiting], dist))[0])
+            c = int(waiting[j])
+            waiting = np.delete(waiting, j)
             end = free[f] + dist[j] + P.rescue_dur[c]
             lists[f].append(KINDS * c + RESCUE)
             free[f], loc[f], rescued_at[c] = end, P.site_loc[c], end

@@ -18,17 +18,22 @@ def nearest_casualties(P, k: int = 8) -> np.ndarray:
         return out
     sites, site_of = np.unique(P.site_loc, return_inverse=True)
     members = [np.flatnonzero(site_of == i) for i in range(len(sites))]
+    size = np.array([len(m) for m in members])
     site_dist = P.travel[np.ix_(sites, sites)]
-    for i, site in enumerate(sites):
+    for i in range(len(sites)):
         by_distance = np.argsort(site_dist[i], kind="stable")
-        pool = np.concatenate([members[j] for j in by_distance[: max(1, len(by_distance))]])
-        # the pool is ordered by site distance; within a site, by index distance from c
+        dist = site_dist[i, by_distance]
+        # the nearest sites holding k others, and every site as near as the last of them: no
+        # casualty further away can be among the k (a pool of every casualty took 2.4 s at 10 000)
+        enough = int(np.searchsorted(np.cumsum(size[by_distance]), k + 1))
+        reach = int(np.searchsorted(dist, dist[min(enough, len(dist) - 1)], side="right"))
+        pool = np.concatenate([members[j] for j in by_distance[:reach]])
+        pool_dist = dist[np.repeat(np.arange(reach), size[by_distance[:reach]])]
         for c in members[i]:
-            near = pool[pool != c]
-            dist = site_dist[i, site_of[near]]
-            pick = np.lexsort((np.abs(near - c), dist))[:k]
-            out[c, : len(pick)] = near[pick]
-            out[c, len(pick):] = near[pick[-1]] if len(pick) else c
+            keep = pool != c
+            near = pool[keep]
+            pick = np.lexsort((np.abs(near - c), pool_dist[keep]))[:k]
+            out[c] = near[pick]
     return out
 
 
