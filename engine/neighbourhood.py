@@ -18,7 +18,7 @@ def nearest_casualties(P, k: int = 8) -> np.ndarray:
         return out
     sites, site_of = np.unique(P.site_loc, return_inverse=True)
     members = [np.flatnonzero(site_of == i) for i in range(len(sites))]
-    size = np.array([len(m) for m in members])
+    size = np.bincount(site_of, minlength=len(sites))
     site_dist = P.travel[np.ix_(sites, sites)]
     for i in range(len(sites)):
         by_distance = np.argsort(site_dist[i], kind="stable")
