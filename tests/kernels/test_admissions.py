@@ -1,0 +1,111 @@
+"""A hospital's overflow after a move as a correction of the incumbent's (``kernels.admissions``).
+
+``overflow_after`` never merges the re-admitted casualties into the admission order: it finds
+their places by binary search and corrects the incumbent's overflow. Here it is held against the
+plain statement of SPEC §7 (sort the hospital's admissions after the move by arrival, ties by
+casualty index, and sum ``(1 - p_dead) * risk`` beyond the beds) on random hospitals full of
+awkward cases: arrivals on a few whole minutes (ties everywhere, between kept and re-admitted
+casualties too), casualties in transit (kept, never touched), touched casualties that leave,
+arrive, stay with a new arrival or stop being transported, and 0 beds up to more beds than
+admissions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kernels.admissions import overflow_after
+from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
+
+
+@njit
+def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
+                    n_touched, mark, g, beds, risk, ins, out):
+    # inlined into its callers: compiled here the same way
+    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status,
+                          touched, n_touched, mark, g, beds, risk, ins, out)
+
+
+def _beyond(members, arrival, pdead, beds, risk) -> float:
+    """SPEC §7: admitted in arrival order, ties by casualty index; everyone beyond the beds."""
+    order = sorted(members, key=lambda c: (arrival[c], c))
+    return sum((1.0 - pdead[c]) * risk for c in order[beds:])
+
+
+def _case(rng):
+    n = int(rng.integers(1, 40))
+    n_hosp = int(rng.integers(1, 4))
+    h = int(rng.integers(n_hosp))
+    status = rng.choice([ACTIVE, ACTIVE, ACTIVE, IN_TRANSIT, DEAD], size=n)
+    spread = int(rng.choice([1, 3, 8, 60]))  # few distinct minutes: many ties
+    inc_arrival = rng.integers(0, spread, size=n).astype(float)
+    inc_arrival[rng.random(n) < 0.1] = np.nan  # not transported
+    inc_pdead = rng.choice([0.0, 1.0, 0.5, 0.25], size=n) * (rng.random(n) < 0.5) + rng.random(n) * 0.1
+    inc_pdead = np.clip(inc_pdead, 0.0, 1.0)
+    inc_hosp = rng.integers(n_hosp, size=n)
+    # the move: some active casualties touched, with new arrivals, hospitals and p_dead
+    touched = np.flatnonzero((status == ACTIVE) & (rng.random(n) < rng.choice([0.05, 0.2, 0.6])))
+    touched = rng.permutation(touched)
+    arrival, pdead, hosp = inc_arrival.copy(), inc_pdead.copy(), inc_hosp.copy()
+    for c in touched:
+        if rng.random() < 0.5:
+            arrival[c] = float(rng.integers(0, spread))
+        if rng.random() < 0.1:
+            arrival[c] = np.nan
+        if rng.random() < 0.5:
+            hosp[c] = rng.integers(n_hosp)
+        if rng.random() < 0.5:
+            pdead[c] = rng.random()
+    return n, n_hosp, h, status, inc_arrival, inc_pdead, inc_hosp, touched, arrival, pdead, hosp
+
+
+def _admissions(n_hosp, status, arrival, hosp):
+    """The incumbent's admission order (what ``build_admissions`` keeps), by plain sorting."""
+    groups = [sorted((c for c in range(len(status)) if status[c] != DEAD and not np.isnan(arrival[c])
+                      and hosp[c] == g), key=lambda c: (arrival[c], c)) for g in range(n_hosp)]
+    start = np.cumsum([0] + [len(g) for g in groups]).astype(np.int64)
+    adm = np.array([c for g in groups for c in g] + [0], dtype=np.int64)
+    return adm, start
+
+
+def test_overflow_after_a_move_equals_summing_the_admissions_afresh():
+    rng = np.random.default_rng(7)
+    checked = crossings = 0
+    for _ in range(3000):
+        n, n_hosp, h, status, inc_arrival, inc_pdead, inc_hosp, touched, arrival, pdead, hosp = _case(rng)
+        # casualties in transit arrive where they are bound: their hospital is never a plan's
+        adm, start = _admissions(n_hosp, status, inc_arrival, inc_hosp)
+        inc_members = adm[start[h]:start[h + 1]].tolist()
+        mark = np.zeros(n, np.int64)
+        g = 5
+        mark[touched] = g
+        after = [c for c in inc_members if mark[c] != g] + [
+            c for c in touched if hosp[c] == h and not np.isnan(arrival[c])]
+        beds = int(rng.integers(0, max(len(inc_members), len(after)) + 3))
+        risk = float(rng.choice([0.05, 1.0, 0.3]))
+        inc_over = _beyond(inc_members, inc_arrival, inc_pdead, beds, risk)
+        want = _beyond(after, arrival, pdead, beds, risk)
+        got = _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp,
+                              status.astype(np.int64), touched.astype(np.int64), len(touched), mark, g, beds, risk,
+                              np.empty(n + 1, np.int64), np.empty(n + 1, np.int64))
+        assert abs(got - want) <= 1e-12, (n, h, beds, got, want)
+        checked += 1
+        crossings += (len(inc_members) > beds) != (len(after) > beds) or (len(after) > beds and len(touched) > 0)
+    assert checked == 3000 and crossings >= 500, crossings
+
+
+def test_a_kept_admission_pushed_beyond_the_last_bed_is_counted():
+    """Admissions at 10, 20, 30 for one bed; casualty 2 re-arrives at 5: it takes the bed, and
+    casualty 0, which kept its arrival, is pushed beyond it with casualty 1."""
+    status = np.full(3, ACTIVE, np.int64)
+    inc_arrival = np.array([10.0, 20.0, 30.0])
+    pdead = np.array([0.1, 0.2, 0.3])
+    hosp = np.zeros(3, np.int64)
+    adm, start = np.array([0, 1, 2, 0], np.int64), np.array([0, 3], np.int64)
+    arrival = np.array([10.0, 20.0, 5.0])
+    mark = np.array([0, 0, 1], np.int64)
+    inc_over = (1 - 0.2) + (1 - 0.3)
+    got = _overflow_after(0, adm, start, inc_arrival, pdead, inc_over, arrival, pdead, hosp, hosp, status,
+                          np.array([2], np.int64), 1, mark, 1, 1, 1.0, np.empty(4, np.int64), np.empty(4, np.int64))
+    assert abs(got - ((1 - 0.1) + (1 - 0.2))) <= 1e-15
