@@ -152,29 +152,36 @@ def _rank(adm, lo, hi, arrival, c, a):
 
 
 @njit(**JIT, inline="always")
-def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
-                   n_touched, mark, g, beds, risk, ins, out):
+def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links,
+                   mark, g, beds, risk, ins, out):
     """Hospital ``h``'s overflow after a move: the incumbent's ``inc_over`` corrected, O(what the
     move re-admits there and the places between), not O(the hospital's admissions).
 
-    The move takes its touched casualties (``touched[:n_touched]``, ``mark[c] == g``) out of the
-    incumbent's admission order ``adm``/``start`` (timed by ``inc_arrival``, ``inc_pdead``) and
-    admits again those now bound for ``h`` (``arrival``, ``pdead``, ``hosp``: the candidate's).
-    Of the ``beds`` first places, ``q`` go to re-admitted ones (found by binary search), the rest
-    to the first ``beds - q`` kept admissions; so the overflow changes by who left beyond the
-    beds, who of the re-admitted land beyond them, and the kept admissions the last bed moved
-    past. The same casualties as a merge and ``overflow_beyond`` would sum, to rounding (about
-    1e-16 of the overflow). ``ins`` and ``out`` are scratch for the re-admitted ones and the
-    incumbent places of those taken out.
+    The move takes some of its touched casualties (``mark[c] == g``) out of the incumbent's
+    admission order ``adm``/``start`` (timed by ``inc_arrival``, ``inc_pdead``) and admits some
+    again (``arrival``, ``pdead``: the candidate's). Those at ``h`` are a chain of entries from
+    ``first`` through ``links`` (-1 ends it): entry ``2 i`` takes ``touched[i]`` out of ``h``'s
+    admissions, ``2 i + 1`` admits it there. Of the ``beds`` first places, ``q`` go to re-admitted
+    ones (found by binary search), the rest to the first ``beds - q`` kept admissions; so the
+    overflow changes by who left from beyond the beds, who of the re-admitted land beyond them,
+    and the kept admissions the last bed moved past. The same casualties as a merge and
+    ``overflow_beyond`` would sum, to rounding (about 1e-16 of the overflow). ``ins`` and ``out``
+    are scratch for the re-admitted ones and the incumbent places of those taken out.
     """
     lo, hi = start[h], start[h + 1]
     k = 0
     n_out = 0
-    for i in range(n_touched):
-        c = touched[i]
-        if status[c] != ACTIVE:
-            continue
-        if inc_hosp[c] == h and not np.isnan(inc_arrival[c]):
+    e = first
+    while e >= 0:
+        c = touched[e >> 1]
+        if e & 1:
+            j = k
+            while j > 0 and _before(arrival, c, ins[j - 1]):
+                ins[j] = ins[j - 1]
+                j -= 1
+            ins[j] = c
+            k += 1
+        else:
             p = _rank(adm, lo, hi, inc_arrival, c, inc_arrival[c])
             j = n_out
             while j > 0 and out[j - 1] > p:
@@ -182,13 +189,7 @@ def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pde
                 j -= 1
             out[j] = p
             n_out += 1
-        if hosp[c] == h and not np.isnan(arrival[c]):
-            j = k
-            while j > 0 and _before(arrival, c, ins[j - 1]):
-                ins[j] = ins[j - 1]
-                j -= 1
-            ins[j] = c
-            k += 1
+        e = links[e]
     n_inc = hi - lo
     # q: the re-admitted ones within the beds (each one's place: the kept admissions before it,
     # and the re-admitted ones before it)

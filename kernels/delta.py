@@ -26,7 +26,8 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     """The objective after a locally re-timed move: only the touched casualties are visited.
 
     ``W``'s hospital arrays must be the incumbent's (``local.sync``); the hospitals the
-    touched casualties leave or join are listed in ``W.hlist[:N_DIRTY]``. ``F`` and ``T`` are the
+    touched casualties leave or join are listed in ``W.hlist[:N_DIRTY]``, each with a chain of
+    those casualties (``W.head``, ``W.links``: see ``admissions.overflow_after``). ``F`` and ``T`` are the
     incumbent's, corrected by each touched casualty's change, so they agree with a full
     evaluation to rounding (about 1e-15), not bit for bit.
     """
@@ -35,7 +36,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
-    count, dirty, over, hlist = W.count, W.dirty, W.over, W.hlist
+    count, dirty, over, hlist, first, links = W.count, W.dirty, W.over, W.hlist, W.head, W.links
     n_dirty = 0
     touched = W.touched
     dF = 0.0
@@ -49,9 +50,13 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             dT -= o_arrival[c] - obs[c]
             h = hosp_inc[c]
             count[h] -= 1
-            hlist[n_dirty] = h  # listed once, without a branch: kept only if it was not dirty yet
-            n_dirty += not dirty[h]
-            dirty[h] = True
+            if not dirty[h]:  # listed once, its chain started empty
+                dirty[h] = True
+                hlist[n_dirty] = h
+                n_dirty += 1
+                first[h] = -1
+            links[2 * i] = first[h]  # c leaves h's admissions (admissions.overflow_after)
+            first[h] = 2 * i
         if np.isnan(arrival[c]):
             pdead[c] = np.nan
             continue
@@ -66,9 +71,13 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         dT += arrival[c] - obs[c]
         h = hosp[c]
         count[h] += 1
-        hlist[n_dirty] = h
-        n_dirty += not dirty[h]
-        dirty[h] = True
+        if not dirty[h]:
+            dirty[h] = True
+            hlist[n_dirty] = h
+            n_dirty += 1
+            first[h] = -1
+        links[2 * i + 1] = first[h]  # and is admitted at h
+        first[h] = 2 * i + 1
     W.gen[N_DIRTY] = n_dirty
     # every hospital in one pass, which vectorises: a walk of the list was slower at paper size,
     # where every touched casualty's hospital is listed (half of them)
@@ -86,8 +95,8 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             h = hlist[i]
             if need[h]:
                 over[h] = overflow_after(h, Winc.adm, Winc.adm_start, o_arrival, o_pdead, Winc.over[h], arrival, pdead,
-                                         hosp, hosp_inc, status, touched, W.gen[N_TOUCHED], W.mark, W.gen[GEN],
-                                         P.hosp_cap[h], P.hosp_risk[h], W.nxt, W.buf)
+                                         status, touched, first[h], links, W.mark, W.gen[GEN], P.hosp_cap[h],
+                                         P.hosp_risk[h], W.nxt, W.buf)
     elif any_need:
         # no order kept (an incumbent not prepared by incumbent_tables): sorted from scratch, in
         # a call passing P and W that costs most of a microsecond, so only when a hospital needs it

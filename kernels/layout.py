@@ -77,7 +77,7 @@ Workspace = namedtuple(
         "count",                                                # i8[H]
         "over",                                                 # f8[H] overflow per hospital
         "dirty",                                                # b1[H] scratch for delta scoring
-        "need", "head",                                         # b1[H], i8[H]: overflow groups
+        "need", "head",                                         # b1[H], i8[H]: overflow groups, chains
         "nxt",                                                  # i8[C]     (objective.overflows)
         "buf",                                                  # i8[C]
         "touched",                                              # i8[C] casualties a move touches
@@ -86,6 +86,7 @@ Workspace = namedtuple(
         "adm", "adm_start",                                     # i8[C], i8[H + 1]: kernels.admissions
         "hosp",                                                 # i8[C] a hospital move's hospitals
         "hlist",                                                # i8[H + 1] hospitals a move changed
+        "links",                                                # i8[2C] their touched casualties
         "gen",                                                  # i8[12]: counters, see GEN ... below
     ],
 )
@@ -126,7 +127,7 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.zeros(max(n_cas, 1), np.int64),
         np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64),
         np.empty(max(n_cas, 1), np.int64), np.zeros(n_hosp + 1, np.int64),
-        np.empty(n_cas, np.int64), np.empty(n_hosp + 1, np.int64),
+        np.empty(n_cas, np.int64), np.empty(n_hosp + 1, np.int64), np.empty(max(2 * n_cas, 1), np.int64),
         gen,
     )
 
@@ -136,7 +137,7 @@ _ident = itertools.count(1)
 
 @functools.lru_cache(maxsize=16)
 def _template(n_cas: int, n_resp: int, n_hosp: int) -> Workspace:
-    # a compiled kernel returning 29 arrays costs ~70 µs to box into Python objects, copying them
+    # a compiled kernel returning 30 arrays costs ~70 µs to box into Python objects, copying them
     # ~10 µs: the template is made once per size by make_workspace, the one source of the layout
     return make_workspace(n_cas, n_resp, n_hosp, KINDS * n_cas)
 

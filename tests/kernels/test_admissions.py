@@ -20,11 +20,29 @@ from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
 
 
 @njit
-def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
-                    n_touched, mark, g, beds, risk, ins, out):
+def _compiled(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links, mark, g,
+              beds, risk, ins, out):
     # inlined into its callers: compiled here the same way
-    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status,
-                          touched, n_touched, mark, g, beds, risk, ins, out)
+    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first,
+                          links, mark, g, beds, risk, ins, out)
+
+
+def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
+                    mark, g, beds, risk):
+    """``overflow_after`` with hospital ``h``'s chain of entries made as ``delta.objective_touched``
+    makes it: ``2 i`` for ``touched[i]`` leaving ``h``'s admissions, ``2 i + 1`` for its joining them."""
+    links = np.full(2 * len(touched) + 1, -7, np.int64)  # an entry read but never linked is caught
+    first = -1
+    for i, c in enumerate(touched):
+        if status[c] != ACTIVE:
+            continue
+        if inc_hosp[c] == h and not np.isnan(inc_arrival[c]):
+            links[2 * i], first = first, 2 * i
+        if hosp[c] == h and not np.isnan(arrival[c]):
+            links[2 * i + 1], first = first, 2 * i + 1
+    n = len(status) + 1
+    return _compiled(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links,
+                     mark, g, beds, risk, np.empty(n, np.int64), np.empty(n, np.int64))
 
 
 def _beyond(members, arrival, pdead, beds, risk) -> float:
@@ -87,8 +105,7 @@ def test_overflow_after_a_move_equals_summing_the_admissions_afresh():
         inc_over = _beyond(inc_members, inc_arrival, inc_pdead, beds, risk)
         want = _beyond(after, arrival, pdead, beds, risk)
         got = _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp,
-                              status.astype(np.int64), touched.astype(np.int64), len(touched), mark, g, beds, risk,
-                              np.empty(n + 1, np.int64), np.empty(n + 1, np.int64))
+                              status.astype(np.int64), touched.astype(np.int64), mark, g, beds, risk)
         assert abs(got - want) <= 1e-12, (n, h, beds, got, want)
         checked += 1
         crossings += (len(inc_members) > beds) != (len(after) > beds) or (len(after) > beds and len(touched) > 0)
@@ -107,5 +124,5 @@ def test_a_kept_admission_pushed_beyond_the_last_bed_is_counted():
     mark = np.array([0, 0, 1], np.int64)
     inc_over = (1 - 0.2) + (1 - 0.3)
     got = _overflow_after(0, adm, start, inc_arrival, pdead, inc_over, arrival, pdead, hosp, hosp, status,
-                          np.array([2], np.int64), 1, mark, 1, 1, 1.0, np.empty(4, np.int64), np.empty(4, np.int64))
+                          np.array([2], np.int64), mark, 1, 1, 1.0)
     assert abs(got - ((1 - 0.1) + (1 - 0.2))) <= 1e-15
