@@ -152,6 +152,29 @@ def _rank(adm, lo, hi, arrival, c, a):
 
 
 @njit(**JIT, inline="always")
+def chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, n_touched, hlist, n_listed, need, first, links):
+    """Chain, for each listed hospital ``h`` in ``need``, the touched casualties that leave its
+    admissions (entry ``2 i`` for ``touched[i]``) or join them (``2 i + 1``): from ``first[h]``
+    through ``links``, -1 ending it (what ``overflow_after`` reads). Made only when some hospital
+    needs it: one pass over the touched casualties instead of one per hospital, which a fire
+    team's move at 10 000 casualties (80 casualties, 20 hospitals over their beds) paid."""
+    for x in range(n_listed):
+        first[hlist[x]] = -1
+    for i in range(n_touched):
+        c = touched[i]
+        if status[c] != ACTIVE:
+            continue
+        h = inc_hosp[c]
+        if need[h] and not np.isnan(inc_arrival[c]):
+            links[2 * i] = first[h]
+            first[h] = 2 * i
+        h = hosp[c]
+        if need[h] and not np.isnan(arrival[c]):
+            links[2 * i + 1] = first[h]
+            first[h] = 2 * i + 1
+
+
+@njit(**JIT, inline="always")
 def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links,
                    mark, g, beds, risk, ins, out):
     """Hospital ``h``'s overflow after a move: the incumbent's ``inc_over`` corrected, O(what the

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .admissions import has_admissions, overflow_after
+from .admissions import chain_touched, has_admissions, overflow_after
 from .config import JIT
 from .evaluate import evaluate
 from .layout import CYCLE, GEN, HOSP_A, HOSP_B, LOCAL, N_DIRTY, N_TOUCHED
@@ -26,8 +26,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     """The objective after a locally re-timed move: only the touched casualties are visited.
 
     ``W``'s hospital arrays must be the incumbent's (``local.sync``); the hospitals the
-    touched casualties leave or join are listed in ``W.hlist[:N_DIRTY]``, each with a chain of
-    those casualties (``W.head``, ``W.links``: see ``admissions.overflow_after``). ``F`` and ``T`` are the
+    touched casualties leave or join are listed in ``W.hlist[:N_DIRTY]``. ``F`` and ``T`` are the
     incumbent's, corrected by each touched casualty's change, so they agree with a full
     evaluation to rounding (about 1e-15), not bit for bit.
     """
@@ -36,7 +35,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
-    count, dirty, over, hlist, first, links = W.count, W.dirty, W.over, W.hlist, W.head, W.links
+    count, dirty, over, hlist = W.count, W.dirty, W.over, W.hlist
     n_dirty = 0
     touched = W.touched
     dF = 0.0
@@ -50,13 +49,9 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             dT -= o_arrival[c] - obs[c]
             h = hosp_inc[c]
             count[h] -= 1
-            if not dirty[h]:  # listed once, its chain started empty
-                dirty[h] = True
-                hlist[n_dirty] = h
-                n_dirty += 1
-                first[h] = -1
-            links[2 * i] = first[h]  # c leaves h's admissions (admissions.overflow_after)
-            first[h] = 2 * i
+            hlist[n_dirty] = h  # listed once, without a branch: kept only if it was not dirty yet
+            n_dirty += not dirty[h]
+            dirty[h] = True
         if np.isnan(arrival[c]):
             pdead[c] = np.nan
             continue
@@ -71,13 +66,9 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         dT += arrival[c] - obs[c]
         h = hosp[c]
         count[h] += 1
-        if not dirty[h]:
-            dirty[h] = True
-            hlist[n_dirty] = h
-            n_dirty += 1
-            first[h] = -1
-        links[2 * i + 1] = first[h]  # and is admitted at h
-        first[h] = 2 * i + 1
+        hlist[n_dirty] = h
+        n_dirty += not dirty[h]
+        dirty[h] = True
     W.gen[N_DIRTY] = n_dirty
     # every hospital in one pass, which vectorises: a walk of the list was slower at paper size,
     # where every touched casualty's hospital is listed (half of them)
@@ -91,6 +82,9 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     if any_need and has_admissions(Winc):
         # the incumbent's overflow corrected for the touched casualties: merging them into the
         # admission order instead, O(its admissions), was half of a sweep at 10 000 casualties
+        first, links = W.head, W.links
+        chain_touched(hosp, hosp_inc, status, o_arrival, arrival, touched, W.gen[N_TOUCHED], hlist, n_dirty, need,
+                      first, links)
         for i in range(n_dirty):
             h = hlist[i]
             if need[h]:

@@ -1,7 +1,8 @@
 """A hospital's overflow after a move as a correction of the incumbent's (``kernels.admissions``).
 
 ``overflow_after`` never merges the re-admitted casualties into the admission order: it finds
-their places by binary search and corrects the incumbent's overflow. Here it is held against the
+their places by binary search and corrects the incumbent's overflow, reading the touched
+casualties of its hospital from the chain ``chain_touched`` makes. Here it is held against the
 plain statement of SPEC §7 (sort the hospital's admissions after the move by arrival, ties by
 casualty index, and sum ``(1 - p_dead) * risk`` beyond the beds) on random hospitals full of
 awkward cases: arrivals on a few whole minutes (ties everywhere, between kept and re-admitted
@@ -15,34 +16,30 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.admissions import overflow_after
+from kernels.admissions import chain_touched, overflow_after
 from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
 
 
 @njit
-def _compiled(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links, mark, g,
-              beds, risk, ins, out):
-    # inlined into its callers: compiled here the same way
-    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first,
+def _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched, mark,
+             g, beds, risk, first, links, ins, out):
+    # both are inlined into their callers: compiled here the same way, h the only hospital listed
+    need = np.zeros(first.shape[0], np.bool_)
+    need[h] = True
+    hlist = np.array([h])
+    chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, touched.shape[0], hlist, 1, need, first,
+                  links)
+    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first[h],
                           links, mark, g, beds, risk, ins, out)
 
 
 def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
                     mark, g, beds, risk):
-    """``overflow_after`` with hospital ``h``'s chain of entries made as ``delta.objective_touched``
-    makes it: ``2 i`` for ``touched[i]`` leaving ``h``'s admissions, ``2 i + 1`` for its joining them."""
-    links = np.full(2 * len(touched) + 1, -7, np.int64)  # an entry read but never linked is caught
-    first = -1
-    for i, c in enumerate(touched):
-        if status[c] != ACTIVE:
-            continue
-        if inc_hosp[c] == h and not np.isnan(inc_arrival[c]):
-            links[2 * i], first = first, 2 * i
-        if hosp[c] == h and not np.isnan(arrival[c]):
-            links[2 * i + 1], first = first, 2 * i + 1
+    """``overflow_after`` at hospital ``h``, its touched casualties chained by ``chain_touched``."""
     n = len(status) + 1
-    return _compiled(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links,
-                     mark, g, beds, risk, np.empty(n, np.int64), np.empty(n, np.int64))
+    return _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
+                    mark, g, beds, risk, np.full(len(start), -7, np.int64), np.full(2 * n, -7, np.int64),
+                    np.empty(n, np.int64), np.empty(n, np.int64))
 
 
 def _beyond(members, arrival, pdead, beds, risk) -> float:
