@@ -32,6 +32,18 @@ def _before(arrival, d, c):
 
 
 @njit(**JIT, inline="always")
+def _insert(order, k, c, arrival):
+    """Insert casualty ``c`` into ``order[:k]``, kept in admission order; returns ``k + 1``.
+    A move re-admits a few casualties at a hospital, so insertion is cheapest."""
+    j = k
+    while j > 0 and _before(arrival, c, order[j - 1]):
+        order[j] = order[j - 1]
+        j -= 1
+    order[j] = c
+    return k + 1
+
+
+@njit(**JIT, inline="always")
 def sort_by_arrival(order, lo, hi, arrival):
     """Sort casualties ``order[lo:hi]`` stably by arrival: listed in index order, ties stay so.
 
@@ -115,12 +127,7 @@ def merge_admissions(h, adm, start, arrival, hosp, status, touched, n_touched, m
         c = touched[i]
         if status[c] != ACTIVE or np.isnan(arrival[c]) or hosp[c] != h:
             continue
-        j = k
-        while j > 0 and _before(arrival, c, tmp[j - 1]):
-            tmp[j] = tmp[j - 1]
-            j -= 1
-        tmp[j] = c
-        k += 1
+        k = _insert(tmp, k, c, arrival)
     x, end, y = start[h], start[h + 1], 0
     while True:
         while x < end and mark[adm[x]] == g and status[adm[x]] == ACTIVE:  # re-sorted above
@@ -152,12 +159,14 @@ def _rank(adm, lo, hi, arrival, c, a):
 
 
 @njit(**JIT, inline="always")
-def chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, n_touched, hlist, n_listed, need, first, links):
+def chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, n_touched, hlist, n_listed, need, first,
+                  links_out, links_in):
     """Chain, for each listed hospital ``h`` in ``need``, the touched casualties that leave its
-    admissions (entry ``2 i`` for ``touched[i]``) or join them (``2 i + 1``): from ``first[h]``
-    through ``links``, -1 ending it (what ``overflow_after`` reads). Made only when some hospital
-    needs it: one pass over the touched casualties instead of one per hospital, which a fire
-    team's move at 10 000 casualties (80 casualties, 20 hospitals over their beds) paid."""
+    admissions (entry ``2 i`` for ``touched[i]``) or join them (``2 i + 1``): from ``first[h]``,
+    the entry after ``2 i`` being ``links_out[i]`` and after ``2 i + 1`` ``links_in[i]``, -1
+    ending it (what ``overflow_after`` reads). Made only when some hospital needs it: one pass
+    over the touched casualties instead of one per hospital, which a fire team's move at 10 000
+    casualties (80 casualties, 20 hospitals over their beds) paid."""
     for x in range(n_listed):
         first[hlist[x]] = -1
     for i in range(n_touched):
@@ -166,30 +175,31 @@ def chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, n_touch
             continue
         h = inc_hosp[c]
         if need[h] and not np.isnan(inc_arrival[c]):
-            links[2 * i] = first[h]
+            links_out[i] = first[h]
             first[h] = 2 * i
         h = hosp[c]
         if need[h] and not np.isnan(arrival[c]):
-            links[2 * i + 1] = first[h]
+            links_in[i] = first[h]
             first[h] = 2 * i + 1
 
 
 @njit(**JIT, inline="always")
-def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first, links,
-                   mark, g, beds, risk, ins, out):
+def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first,
+                   links_out, links_in, mark, g, beds, risk, ins, out):
     """Hospital ``h``'s overflow after a move: the incumbent's ``inc_over`` corrected, O(what the
     move re-admits there and the places between), not O(the hospital's admissions).
 
     The move takes some of its touched casualties (``mark[c] == g``) out of the incumbent's
     admission order ``adm``/``start`` (timed by ``inc_arrival``, ``inc_pdead``) and admits some
     again (``arrival``, ``pdead``: the candidate's). Those at ``h`` are a chain of entries from
-    ``first`` through ``links`` (-1 ends it): entry ``2 i`` takes ``touched[i]`` out of ``h``'s
-    admissions, ``2 i + 1`` admits it there. Of the ``beds`` first places, ``q`` go to re-admitted
-    ones (found by binary search), the rest to the first ``beds - q`` kept admissions; so the
-    overflow changes by who left from beyond the beds, who of the re-admitted land beyond them,
-    and the kept admissions the last bed moved past. The same casualties as a merge and
-    ``overflow_beyond`` would sum, to rounding (about 1e-16 of the overflow). ``ins`` and ``out``
-    are scratch for the re-admitted ones and the incumbent places of those taken out.
+    ``first`` through ``links_out`` and ``links_in`` (``chain_touched``): entry ``2 i`` takes
+    ``touched[i]`` out of ``h``'s admissions, ``2 i + 1`` admits it there. Of the ``beds`` first
+    places, ``q`` go to re-admitted ones (found by binary search), the rest to the first
+    ``beds - q`` kept admissions; so the overflow changes by who left from beyond the beds, who
+    of the re-admitted land beyond them, and the kept admissions the last bed moved past. The
+    same casualties as a merge and ``overflow_beyond`` would sum, to rounding (about 1e-16 of the
+    overflow). ``ins`` and ``out`` are scratch for the re-admitted ones and the incumbent places
+    of those taken out.
     """
     lo, hi = start[h], start[h + 1]
     k = 0
@@ -198,12 +208,8 @@ def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pde
     while e >= 0:
         c = touched[e >> 1]
         if e & 1:
-            j = k
-            while j > 0 and _before(arrival, c, ins[j - 1]):
-                ins[j] = ins[j - 1]
-                j -= 1
-            ins[j] = c
-            k += 1
+            k = _insert(ins, k, c, arrival)
+            e = links_in[e >> 1]
         else:
             p = _rank(adm, lo, hi, inc_arrival, c, inc_arrival[c])
             j = n_out
@@ -212,7 +218,7 @@ def overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pde
                 j -= 1
             out[j] = p
             n_out += 1
-        e = links[e]
+            e = links_out[e >> 1]
     n_inc = hi - lo
     # q: the re-admitted ones within the beds (each one's place: the kept admissions before it,
     # and the re-admitted ones before it)

@@ -71,7 +71,7 @@ Workspace = namedtuple(
     [
         "rescued", "treated_at", "pickup", "arrival", "pdead",  # f8[C]
         "r_known", "t_known",                                   # b1[C]
-        "owner_treat", "owner_transport",                       # i8[C]
+        "owner_treat", "owner_transport",                       # i8[C] scratch: schedule, admissions.chain_touched
         "ptr", "free", "loc", "blocked", "stack",               # per responder
         "start", "end",                                         # f8[slots]
         "count",                                                # i8[H]
@@ -86,7 +86,6 @@ Workspace = namedtuple(
         "adm", "adm_start",                                     # i8[C], i8[H + 1]: kernels.admissions
         "hosp",                                                 # i8[C] a hospital move's hospitals
         "hlist",                                                # i8[H + 1] hospitals a move changed
-        "links",                                                # i8[2C] their touched casualties
         "gen",                                                  # i8[12]: counters, see GEN ... below
     ],
 )
@@ -127,7 +126,7 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.zeros(max(n_cas, 1), np.int64),
         np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64), np.zeros(n_resp, np.int64),
         np.empty(max(n_cas, 1), np.int64), np.zeros(n_hosp + 1, np.int64),
-        np.empty(n_cas, np.int64), np.empty(n_hosp + 1, np.int64), np.empty(max(2 * n_cas, 1), np.int64),
+        np.empty(n_cas, np.int64), np.empty(n_hosp + 1, np.int64),
         gen,
     )
 
@@ -137,7 +136,7 @@ _ident = itertools.count(1)
 
 @functools.lru_cache(maxsize=16)
 def _template(n_cas: int, n_resp: int, n_hosp: int) -> Workspace:
-    # a compiled kernel returning 30 arrays costs ~70 µs to box into Python objects, copying them
+    # a compiled kernel returning 29 arrays costs ~70 µs to box into Python objects, copying them
     # ~10 µs: the template is made once per size by make_workspace, the one source of the layout
     return make_workspace(n_cas, n_resp, n_hosp, KINDS * n_cas)
 

@@ -22,15 +22,15 @@ from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
 
 @njit
 def _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched, mark,
-             g, beds, risk, first, links, ins, out):
+             g, beds, risk, first, links_out, links_in, ins, out):
     # both are inlined into their callers: compiled here the same way, h the only hospital listed
     need = np.zeros(first.shape[0], np.bool_)
     need[h] = True
     hlist = np.array([h])
     chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, touched.shape[0], hlist, 1, need, first,
-                  links)
+                  links_out, links_in)
     return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first[h],
-                          links, mark, g, beds, risk, ins, out)
+                          links_out, links_in, mark, g, beds, risk, ins, out)
 
 
 def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
@@ -38,8 +38,8 @@ def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pd
     """``overflow_after`` at hospital ``h``, its touched casualties chained by ``chain_touched``."""
     n = len(status) + 1
     return _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
-                    mark, g, beds, risk, np.full(len(start), -7, np.int64), np.full(2 * n, -7, np.int64),
-                    np.empty(n, np.int64), np.empty(n, np.int64))
+                    mark, g, beds, risk, np.full(len(start), -7, np.int64), np.full(n, -7, np.int64),
+                    np.full(n, -7, np.int64), np.empty(n, np.int64), np.empty(n, np.int64))
 
 
 def _beyond(members, arrival, pdead, beds, risk) -> float:
