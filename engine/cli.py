@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from .compiling import compile_notice
 from .errors import InputError, Problem
 
 EXIT_BAD_INPUT = 2
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        with compile_notice():
+            return args.func(args)
     except InputError as err:
         for problem in err.problems:
             print(f"goldenhour: {problem}", file=sys.stderr)

@@ -56,7 +56,7 @@ def cmd_solve(args) -> int:
           f"casualty minutes {obj.casualty_minutes:.1f}, feasible: {'yes' if obj.feasible else 'no'}"
           if F is not None else f"{args.algorithm}: infeasible plan (cycle of waits)")
     print(f"{s.iterations} iterations, {s.moves} moves applied, {s.evaluations} move evaluations, "
-          f"{s.runtime_s:.2f} s"
+          f"{s.runtime_s:.2f} s" + (f" (and {s.compile_s:.0f} s compiling kernels)" if s.compile_s >= 0.5 else "")
           + (f"; plan written to {args.out}" if args.out else ""))
     if args.explain:
         print(result.explanation.to_text())
@@ -72,7 +72,7 @@ def register(sub) -> None:
     s.add_argument("--algorithm", choices=ALGORITHMS, default="tabu")
     s.add_argument("--seed", type=seed, default=0)
     budget = s.add_mutually_exclusive_group()
-    budget.add_argument("--time-limit", type=float, help="seconds of search")
+    budget.add_argument("--time-limit", type=float, help="seconds of search (kernels compiling on first use not counted)")
     budget.add_argument("--iterations", type=int, help="iteration budget (reproducible)")
     s.add_argument("--out", help="write the plan file here")
     s.add_argument("--json", action="store_true", help="print objective, statistics (and plan) as JSON")

@@ -42,7 +42,7 @@ from .audit import AuditLog
 from .checks import check_shift
 from .deltas import Clock, apply_delta, copy_model, parse_delta
 from .derive import derive
-from .errors import DeltaError, Problem, ScenarioError
+from .errors import DeltaError, PlanError, Problem, ScenarioError
 from .objective import Objective
 from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
@@ -581,11 +581,20 @@ class Planner:
         return scenario_path, plan_path
 
     @classmethod
-    def restore(cls, scenario_path, plan_path, observations=None, **kwargs) -> "Planner":
+    def restore(cls, scenario_path, plan_path=None, observations=None, **kwargs) -> "Planner":
         """Continue from a ``snapshot``: same model, same incumbent, same pins, and the same
         observation history, read from ``observations`` (default: ``observations.json`` beside
         the scenario, if there is one; without it, each casualty counts as last observed at
-        its ``observed_at``)."""
+        its ``observed_at``).
+
+        ``restore(directory)`` reads the three files ``snapshot(directory)`` wrote;
+        ``restore(scenario, plan)`` takes the scenario and the plan each as a path or a dict.
+        """
+        if plan_path is None:
+            if not (isinstance(scenario_path, (str, os.PathLike)) and Path(scenario_path).is_dir()):
+                raise PlanError(Problem("plan_path", "give the plan, or a snapshot's directory instead of the "
+                                                     f"scenario; {scenario_path!r} is not a directory"))
+            scenario_path, plan_path = Path(scenario_path) / "scenario.json", Path(scenario_path) / "plan.json"
         if observations is None and isinstance(scenario_path, (str, os.PathLike)):
             beside = Path(scenario_path).parent / HISTORY_FILE
             observations = beside if beside.exists() else None
@@ -601,6 +610,7 @@ class Planner:
         return planner
 
     def close(self) -> None:
+        """Stop the background search and close the audit log."""
         self.stop()
         if self._audit is not None:
             self._audit.close()

@@ -16,6 +16,8 @@ class Statistics:
     kept from the previous one (``engine.memo``) is not counted again. ``moves`` counts the
     moves applied: one an iteration for tabu, the accepted ones for annealing, and for descent
     each sweep's best move and the others it took after it (``engine.algorithms.Descent``).
+    ``runtime_s`` and the history's times leave out ``compile_s``, the seconds spent compiling
+    kernels on their first use (``engine.compiling``): nothing once they are cached.
     """
 
     algorithm: str
@@ -23,12 +25,13 @@ class Statistics:
     evaluations: int = 0
     moves: int = 0
     runtime_s: float = 0.0
+    compile_s: float = 0.0
     history: list[tuple[float, int, float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"algorithm": self.algorithm, "iterations": self.iterations, "evaluations": self.evaluations,
                 "moves": self.moves,
-                "runtime_s": self.runtime_s, "history": [list(h) for h in self.history]}
+                "runtime_s": self.runtime_s, "compile_s": self.compile_s, "history": [list(h) for h in self.history]}
 
 
 @dataclass

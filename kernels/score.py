@@ -52,7 +52,10 @@ def _dealt(c, n, k):
 @njit(**JIT, inline="always")
 def share(c, n, k):
     """Where thread ``c``'s share of ``n`` moves dealt to ``k`` threads begins (see ``deal``)."""
-    s = 0
+    # not ``s = 0``: inlined, a sum begun at the literal 0 had the callee it is passed to
+    # (score_moves) compiled twice, once for literal arguments, which no call uses: 2-3 minutes
+    # of a cold compilation (bench/HISTORY.md, twentieth session)
+    s = c * 0
     for x in range(c):
         s += _dealt(x, n, k)
     return s

@@ -1067,6 +1067,28 @@ def test_snapshot_and_restore(tmp_path):
         p.close()
 
 
+def test_restore_takes_the_snapshot_directory(tmp_path):
+    p = Planner(tiny(), seed=0)
+    try:
+        p.step(200)
+        p.next_task("amb-01", 0.0)
+        p.apply({"type": "health_observed", "time": 1.0, "casualty": "c002", "health": "urgent", "observed_at": 0.5})
+        p.snapshot(tmp_path / "snap")
+        for where in (tmp_path / "snap", str(tmp_path / "snap")):
+            q = Planner.restore(where, seed=0)
+            try:
+                assert same_objective(q.best()[1], p.best()[1])
+                assert q._pins == p._pins and q._seen == p._seen
+            finally:
+                q.close()
+        with pytest.raises(engine.PlanError, match="plan_path"):
+            Planner.restore(tmp_path / "snap" / "scenario.json")
+        with pytest.raises(engine.ScenarioError):
+            Planner.restore(tmp_path)  # a directory without a snapshot in it
+    finally:
+        p.close()
+
+
 @pytest.mark.parametrize("task", ["rescue", "treat"])
 def test_a_restored_planner_revises_work_under_way_as_the_original_does(tmp_path, task):
     """Which team does a task under way is not in the snapshot (it is not in the scenario

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -23,3 +24,23 @@ def test_each_thread_is_dealt_every_kth_block(k):
             assert dst[bounds[c]:bounds[c + 1]].tolist() == mine, (n, k, c)
         sizes = np.diff(bounds)
         assert sizes.max() - sizes.min() <= BLOCK  # as even as blocks allow
+
+
+def test_a_share_passed_on_compiles_its_callee_once():
+    """The sweeps pass ``share``'s result (inlined) to ``score_moves``. A sum begun at the literal
+    0 made Numba compile the callee a second time, for literal arguments no call uses: minutes
+    of a cold compilation for ``score_moves``."""
+
+    @numba.njit(cache=False)
+    def callee(lo, hi):
+        return hi - lo
+
+    @numba.njit(cache=False)
+    def caller(n, k):
+        total = 0
+        for c in range(k):
+            total += callee(share(c, n, k), share(c + 1, n, k))
+        return total
+
+    assert caller(1000, 3) == 1000
+    assert len(callee.signatures) == 1, callee.signatures
