@@ -20,7 +20,7 @@ from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
-from .model import Casualty, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
+from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
 from .observations import DELIVERED, carried, observe
 from .scenario import Scenario, health_vector, pydantic_problems
 
@@ -195,22 +195,35 @@ def _travel(sc: Scenario, site: str, hospital: str) -> float:
     return float(sc.travel[sc.site_loc[sc.site_index[site]], sc.hospital_index[hospital]])
 
 
-def _clamp_work_in_progress(m: dict, t: float) -> None:
+def _clamp_work_in_progress(m: dict, t: float, handover: float) -> None:
     """Work estimated to end before ``t`` but not reported done is taken to end at ``t`` at the
-    earliest. A clamped record is replaced by a changed copy (``m``'s list is its own, its
-    records perhaps shared with the model it was copied from)."""
-    rows = m["casualties"]
+    earliest, and the team doing it (``team_doing``: the one its facts name) to be free then, as
+    ``duration_revised`` moves it: else its next task, if issued, would be planned before ``t``,
+    while it is still at this work. A clamped record is replaced by a changed copy (``m``'s lists
+    are its own, their records perhaps shared with the model it was copied from)."""
+    rows, teams = m["casualties"], m["responders"]
     for i, cas in enumerate(rows):
         new = None
-        for key in ("rescue_ends_at", "treatment_ends_at"):
+        for key, kind in (("rescue_ends_at", "fire"), ("treatment_ends_at", "paramedic")):
             if cas.get(key) is not None and cas[key] < t:
                 new = new or dict(cas)
                 new[key] = t
+                _free_at(teams, kind, cas["site"], cas[key], t)
         if cas.get("in_transit") and cas["in_transit"]["arrival"] < t:
             new = new or dict(cas)
             new["in_transit"] = dict(cas["in_transit"], arrival=t)
+            hospital, arrival = cas["in_transit"]["hospital"], cas["in_transit"]["arrival"]
+            _free_at(teams, "paramedic", hospital, arrival + handover, t + handover)
         if new is not None:
             rows[i] = new
+
+
+def _free_at(teams: list[dict], kind: str, place: str, free: float, later: float) -> None:
+    """The team whose facts say it does the work at ``place`` ending at ``free`` (if any) is free
+    at ``later`` instead (a changed copy of its record)."""
+    j = team_doing(teams, kind, place, free)
+    if j is not None:
+        teams[j] = dict(teams[j], available_at=later)
 
 
 def advance(m: dict, t: float, earliest_end: float = -math.inf) -> None:
@@ -219,7 +232,8 @@ def advance(m: dict, t: float, earliest_end: float = -math.inf) -> None:
     if t > m.get("time", 0.0):
         m["time"] = float(t)
         if t > earliest_end:
-            _clamp_work_in_progress(m, t)
+            handover = (m.get("durations") or {}).get("handover", Durations().handover)
+            _clamp_work_in_progress(m, t, handover)
 
 
 # --- applying a delta -------------------------------------------------------------------------
@@ -267,7 +281,10 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
                 m["casualties"][i] = row
     elif kind == "casualties_added":
         m["sites"] = m["sites"] + [s.model_dump(mode="json", exclude_none=True) for s in d.sites]
-        for c in d.casualties:
+        for i, c in enumerate(d.casualties):
+            if seen.get(c.id, (None,))[0] == DELIVERED:  # its reports still to come must not be taken as the new one's
+                raise DeltaError(Problem(f"delta.casualties[{i}].id",
+                                         f"casualty '{c.id}' was delivered to hospital already; give an id of its own"))
             row = c.model_dump(mode="json", by_alias=True, exclude_none=True)
             row.setdefault("observed_at", float(t))
             m["casualties"].append(row)
@@ -281,12 +298,15 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
             began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
             teams = m["responders"]
             j = _doing(teams, d.task, cas, rid)
+            end = cas[running]
             cas[running] = max(t, began + d.minutes)
-            if j is not None:  # the team doing it is free when it ends
+            if j is not None and _still_at(teams[j], cas["site"], end):  # free when the work ends
                 teams[j] = dict(teams[j], available_at=cas[running])
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
-        m["responders"].append(d.responder.model_dump(mode="json", exclude_none=True))
+        row = d.responder.model_dump(mode="json", exclude_none=True)
+        row.setdefault("available_at", float(t))  # SPEC §4's default, so that its shift end is checked against it
+        m["responders"].append(row)
     elif kind == "responder_unavailable":
         _find(m["responders"], "id", d.responder, "responder", "delta.responder")
         m["responders"] = [r for r in m["responders"] if r["id"] != d.responder]
@@ -299,7 +319,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
     elif kind == "task_started":
         _task_started(sc, m, d, duration_of, seen)
     elif kind == "task_completed":
-        _task_completed(sc, m, d, seen)
+        _task_completed(sc, m, d, started, seen)
     return m
 
 
@@ -374,6 +394,12 @@ def _responder(m: dict, rid: str) -> dict:
     return _own(m["responders"], "id", rid, "responder", "delta.responder")
 
 
+def _still_at(team: dict, place: str, free: float) -> bool:
+    """Whether ``team``'s facts still say it is at ``place`` until ``free``: not, once it has
+    been reported starting other work."""
+    return team.get("start") == place and abs(team.get("available_at", -math.inf) - free) <= TOL
+
+
 def _doing(teams: list[dict], task: str, cas: dict, rid: str | None) -> int | None:
     """The index of the team doing ``cas``'s rescue or treatment under way: ``rid`` if the planner
     saw it start, else (a model loaded with the work under way, e.g. a restored snapshot) the
@@ -433,12 +459,20 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
-def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, seen: dict) -> None:
+def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen: dict) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
-    resp = _responder(m, d.responder)
     t = d.time
-    if (resp["kind"] == "fire") != (d.task == "rescue"):
-        raise DeltaError(Problem("delta.responder", f"'{d.responder}' is a {resp['kind']} team and cannot {d.task}"))
+    by = started.get((d.task, d.casualty), (None, None))[1]  # the team reported starting it, if one was
+    if by is not None and by != d.responder:
+        raise DeltaError(Problem("delta.responder", f"the {d.task} of '{d.casualty}' was started by '{by}', "
+                                                    f"not '{d.responder}'"))
+    if by is not None and not any(r["id"] == by for r in m["responders"]):
+        resp = {}  # reported unavailable since it started: its work still ends, but it has no record to move
+    else:
+        resp = _responder(m, d.responder)
+        if (resp["kind"] == "fire") != (d.task == "rescue"):
+            raise DeltaError(Problem("delta.responder",
+                                     f"'{d.responder}' is a {resp['kind']} team and cannot {d.task}"))
     if d.task == "rescue":
         if not cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))

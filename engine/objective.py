@@ -43,10 +43,15 @@ class Objective:
         return (not self.feasible, f, t)
 
     def better(self, other: "Objective") -> bool:
-        """True when this objective is strictly better than ``other`` under SPEC §7."""
+        """True when this objective is strictly better than ``other`` under SPEC §7.
+
+        ``T`` decides only by more than 1e-9, as ``F`` does, and as the search decides
+        (``kernels.search.better``): a delta-evaluated ``T`` agrees with a full evaluation to
+        rounding, so closer ``T`` are a tie, and the library and the search agree on what is better.
+        """
         a, b = self.key(), other.key()
         if a[0] != b[0]:
             return not a[0]
         if abs(a[1] - b[1]) > TIE or (math.isinf(a[1]) != math.isinf(b[1])):
             return a[1] < b[1]
-        return a[2] < b[2]
+        return a[2] < b[2] - TIE

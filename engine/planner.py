@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import sys
 import threading
@@ -31,6 +32,7 @@ from typing import Callable
 
 import numba
 import numpy as np
+from pydantic import ValidationError
 
 from kernels.alternative import best_other_first
 from kernels.search import better, score_serial
@@ -47,7 +49,7 @@ from .objective import Objective
 from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
 from .repair import carry_over, repair, repair_solution
-from .scenario import Scenario, free_from, load_scenario, with_available
+from .scenario import Scenario, free_from, load_scenario, pydantic_problems, with_available
 from .solution import Solution
 from .turns import TurnLock
 
@@ -443,14 +445,19 @@ class Planner:
         ``None`` means wait. Asking again before the issued task is reported started returns the
         same task. Each issue is appended to the audit log before this returns.
         """
-        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        if isinstance(now, (bool, np.bool_)) or not isinstance(now, numbers.Real) or not math.isfinite(now):
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
+        now = float(now)
+        try:
+            clock = Clock(type="clock", time=now)  # the bounds of any delta's time
+        except ValidationError as err:
+            raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
         with self._turn(urgent=True, install=False):
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
                 self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
-                self._apply_locked(Clock(type="clock", time=now))
+                self._apply_locked(clock)
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):

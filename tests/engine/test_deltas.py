@@ -19,6 +19,7 @@ import pytest
 
 import engine
 from engine import DeltaError
+from engine.evaluate import evaluate_detail, schedule_records
 from engine.generate import generate
 from engine.health import (AMBULANCE, CCS, CCS_TREATED, TRAPPED, category_vector, propagate,
                            resolve_chains)
@@ -601,6 +602,21 @@ def test_duration_revised_after_the_clock_passed_the_estimate(planner):
     assert_consistent(planner)
 
 
+def test_duration_revised_leaves_a_team_that_has_moved_on(descent):
+    """amb-01 treats c002 from 6, then (its end never reported) carries c003 away at 17: revising
+    c002's treatment at 18 changes the treatment's end, not where amb-01 is or when it is free."""
+    descent.apply({"type": "task_started", "time": 6.0, "responder": "amb-01", "task": "treat",
+                   "casualty": "c002"})
+    descent.apply({"type": "task_started", "time": 17.0, "responder": "amb-01", "task": "transport",
+                   "casualty": "c003", "hospital": "RJ122"})
+    team = dict(resp(descent, "amb-01"))
+    assert team["start"] == "RJ122"
+    descent.apply({"type": "duration_revised", "time": 18.0, "task": "treat", "casualty": "c002", "minutes": 12.0})
+    assert cas(descent, "c002")["treatment_ends_at"] == 18.0
+    assert resp(descent, "amb-01") == team
+    assert_consistent(descent)
+
+
 # --- responders -----------------------------------------------------------------------------------
 
 def test_responder_added_gets_work_after_search(planner):
@@ -809,7 +825,32 @@ def test_clock_clamps_overdue_work_in_progress(planner):
     assert cas(planner, "c001")["rescue_ends_at"] == 30.0
     assert cas(planner, "c002")["treatment_ends_at"] == 30.0
     assert cas(planner, "c003")["in_transit"]["arrival"] == 30.0
+    # and the teams doing the work are free when it now ends, not at the old estimates
+    assert resp(planner, "fire-01")["available_at"] == 30.0
+    assert resp(planner, "amb-01")["available_at"] == 30.0
+    assert resp(planner, "amb-02")["available_at"] == pytest.approx(30.0 + DURATIONS["handover"], abs=1e-12)
     assert_consistent(planner)
+
+
+def test_a_team_on_overdue_work_is_planned_after_it():
+    """A rescue still going past its estimate keeps its fire team: the rescue issued to it next is
+    planned once the clock has passed the first one's estimate, not before it."""
+    sc = tiny()
+    sc["casualties"].append({"id": "n1", "site": "aldgate", "health": "urgent", "trapped": True,
+                             "rescue_minutes": 5.0})
+    p = Planner(sc, algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "task_started", "time": 6.0, "responder": "fire-01", "task": "rescue",
+                 "casualty": "c001"})  # ends 16.5 as estimated
+        assert p.next_task("fire-01", 7.0).casualty == "n1"
+        p.apply({"type": "clock", "time": 25.0})
+        assert resp(p, "fire-01")["available_at"] == 25.0
+        objective, W, arrays = evaluate_detail(p.scenario, p.best()[0])
+        rescue = next(r for r in schedule_records(p.scenario, W, arrays) if r["casualty"] == "n1" and r["task"] == "rescue")
+        assert rescue["responder"] == "fire-01" and rescue["start"] >= 25.0  # 16.5 before the fix
+        assert_consistent(p)
+    finally:
+        p.close()
 
 
 def test_clock_at_the_same_time_changes_nothing_but_is_accepted(planner):
@@ -909,6 +950,63 @@ INVALID = {
     "site with a duplicate id": {"type": "casualties_added", "time": 6.0,
                                  "sites": [{"id": "R1H12", "lat": 51.5, "lon": -0.1}]},
 }
+
+
+@pytest.mark.parametrize("task", ["rescue", "treat", "transport"])
+def test_a_task_is_completed_by_the_team_that_started_it(descent, task):
+    descent.apply({"type": "responder_added", "time": 0.0,
+                   "responder": {"id": "fire-02", "kind": "fire", "start": "FS107"}})
+    doer, other, cid = {"rescue": ("fire-01", "fire-02", "c001"), "treat": ("amb-01", "amb-02", "c002"),
+                        "transport": ("amb-02", "amb-01", "c003")}[task]
+    start = {"type": "task_started", "time": 1.0, "responder": doer, "task": task, "casualty": cid}
+    if task == "transport":
+        start["hospital"] = "RJ122"
+    descent.apply(start)
+    before = state(descent)
+    done = {"type": "task_completed", "time": 30.0, "task": task, "casualty": cid}
+    with pytest.raises(DeltaError, match=f"started by '{doer}'"):
+        descent.apply(dict(done, responder=other))
+    assert state(descent) == before
+    descent.apply(dict(done, responder=doer))
+    assert resp(descent, doer)["available_at"] == pytest.approx(30.0 + (5.0 if task == "transport" else 0.0))
+    assert_consistent(descent)
+
+
+def test_a_team_reported_unavailable_still_completes_its_transport(descent):
+    """Its casualty is in the ambulance: the arrival is still reported, and delivers it."""
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-02", "task": "transport",
+                   "casualty": "c003", "hospital": "RJ122"})
+    descent.apply({"type": "responder_unavailable", "time": 2.0, "responder": "amb-02"})
+    arrival = cas(descent, "c003")["in_transit"]["arrival"]
+    descent.apply({"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
+                   "casualty": "c003"})
+    assert "c003" not in descent.scenario.casualty_index
+    assert descent._model["delivered_fatalities"] > 0
+    assert "amb-02" not in descent.scenario.responder_index
+    assert_consistent(descent)
+
+
+def test_a_delivered_casualty_id_is_not_given_again(descent):
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-02", "task": "transport",
+                   "casualty": "c003", "hospital": "RJ122"})
+    arrival = cas(descent, "c003")["in_transit"]["arrival"]
+    descent.apply({"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
+                   "casualty": "c003"})
+    before = state(descent)
+    with pytest.raises(DeltaError, match=r"delta\.casualties\[0\]\.id"):
+        descent.apply({"type": "casualties_added", "time": arrival,
+                       "casualties": [{"id": "c003", "site": "aldgate", "health": "immediate"}]})
+    assert state(descent) == before
+
+
+def test_a_team_added_after_its_shift_ended_is_rejected(descent):
+    """SPEC §4: ``available_at`` defaults to the model's time, and a shift cannot end before it."""
+    descent.apply({"type": "clock", "time": 6.0})
+    before = state(descent)
+    with pytest.raises(DeltaError, match="shift_end"):
+        descent.apply({"type": "responder_added", "time": 6.0,
+                       "responder": {"id": "amb-09", "kind": "paramedic", "start": "R1H12", "shift_end": 2.0}})
+    assert state(descent) == before
 
 
 @pytest.fixture

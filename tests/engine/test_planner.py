@@ -1067,6 +1067,30 @@ def test_snapshot_and_restore(tmp_path):
         p.close()
 
 
+@pytest.mark.parametrize("now", [2e9, -1.0, float("nan"), True, "7"])
+def test_next_task_rejects_a_time_no_delta_may_have(now):
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    try:
+        p.step(3)
+        p.apply({"type": "clock", "time": 5.0})
+        before = (p.time, dict(p._pins), p.best()[1])
+        with pytest.raises(engine.DeltaError, match="now"):
+            p.next_task("amb-01", now)
+        assert (p.time, dict(p._pins), p.best()[1]) == before
+    finally:
+        p.close()
+
+
+def test_next_task_takes_numpy_numbers():
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    try:
+        p.step(3)
+        assert p.next_task("amb-01", np.int64(6)) == p.next_task("amb-01", np.float32(6.0))
+        assert p.time == 6.0 and isinstance(p.time, float)
+    finally:
+        p.close()
+
+
 def test_restore_takes_the_snapshot_directory(tmp_path):
     p = Planner(tiny(), seed=0)
     try:
