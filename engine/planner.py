@@ -448,14 +448,14 @@ class Planner:
         if isinstance(now, (bool, np.bool_)) or not isinstance(now, numbers.Real) or not math.isfinite(now):
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
         now = float(now)
-        try:
-            clock = Clock(type="clock", time=now)  # the bounds of any delta's time
-        except ValidationError as err:
-            raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
         with self._turn(urgent=True, install=False):
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
             if now > self.time:
+                try:
+                    clock = Clock(type="clock", time=now)  # within the bounds of any delta's time
+                except ValidationError as err:
+                    raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
                 self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
                 self._apply_locked(clock)
             elif now < self.time - 1e-9:
