@@ -7,8 +7,8 @@ kernel's callees compile within its own event. Two listeners use it:
 
 - ``compile_notice``: the command line says once, on standard error, that kernels are
   compiling, so that a first run does not look hung; a warm run prints nothing.
-- ``compile_clock``: the seconds spent compiling, which ``solve`` leaves out of its time limit
-  and ``runtime_s``: ten seconds of search should not be spent compiling the search.
+- ``compile_clock``: the seconds the calling thread spent compiling, which ``solve`` leaves out
+  of its time limit and ``runtime_s``: ten seconds of search should not be spent compiling it.
 """
 
 from __future__ import annotations
@@ -54,21 +54,28 @@ def compile_notice(stream: TextIO | None = None) -> Iterator[_FirstCompilation]:
 
 
 class CompileClock(event.Listener):
-    """Seconds spent compiling, counted from the outermost compilation of each nest."""
+    """Seconds the thread that made it spent compiling, from the outermost compilation of each
+    nest. Numba compiles in the calling thread; another thread's compilation does not stop this
+    one's work, so it is not counted."""
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._thread = threading.get_ident()
         self._done = 0.0
         self._depth = 0
         self._since = 0.0
 
     def on_start(self, ev) -> None:
+        if threading.get_ident() != self._thread:
+            return
         with self._lock:
             if self._depth == 0:
                 self._since = time.perf_counter()
             self._depth += 1
 
     def on_end(self, ev) -> None:
+        if threading.get_ident() != self._thread:
+            return
         with self._lock:
             if self._depth == 0:  # began before the clock was installed
                 return
@@ -85,7 +92,7 @@ class CompileClock(event.Listener):
 
 @contextmanager
 def compile_clock() -> Iterator[CompileClock]:
-    """A ``CompileClock`` counting the compilations within the block (of any thread)."""
+    """A ``CompileClock`` counting the calling thread's compilations within the block."""
     clock = CompileClock()
     with event.install_listener("numba:compile", clock):
         yield clock

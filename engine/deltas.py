@@ -195,45 +195,58 @@ def _travel(sc: Scenario, site: str, hospital: str) -> float:
     return float(sc.travel[sc.site_loc[sc.site_index[site]], sc.hospital_index[hospital]])
 
 
-def _clamp_work_in_progress(m: dict, t: float, handover: float) -> None:
+def _clamp_work_in_progress(m: dict, t: float, handover: float, started: dict) -> None:
     """Work estimated to end before ``t`` but not reported done is taken to end at ``t`` at the
-    earliest, and the team doing it (``team_doing``: the one its facts name) to be free then, as
-    ``duration_revised`` moves it: else its next task, if issued, would be planned before ``t``,
-    while it is still at this work. A clamped record is replaced by a changed copy (``m``'s lists
-    are its own, their records perhaps shared with the model it was copied from)."""
+    earliest, and the team doing it to be free then, as ``duration_revised`` moves it: else its
+    next task, if issued, would be planned before ``t``, while it is still at this work. A
+    clamped record is replaced by a changed copy (``m``'s lists are its own, their records
+    perhaps shared with the model it was copied from)."""
     rows, teams = m["casualties"], m["responders"]
     for i, cas in enumerate(rows):
         new = None
-        for key, kind in (("rescue_ends_at", "fire"), ("treatment_ends_at", "paramedic")):
+        for key, task in (("rescue_ends_at", "rescue"), ("treatment_ends_at", "treat")):
             if cas.get(key) is not None and cas[key] < t:
                 new = new or dict(cas)
                 new[key] = t
-                _free_at(teams, kind, cas["site"], cas[key], t)
+                _free_at(teams, task, cas["id"], cas["site"], cas[key], t, started)
         if cas.get("in_transit") and cas["in_transit"]["arrival"] < t:
             new = new or dict(cas)
             new["in_transit"] = dict(cas["in_transit"], arrival=t)
             hospital, arrival = cas["in_transit"]["hospital"], cas["in_transit"]["arrival"]
-            _free_at(teams, "paramedic", hospital, arrival + handover, t + handover)
+            _free_at(teams, "transport", cas["id"], hospital, arrival + handover, t + handover, started)
         if new is not None:
             rows[i] = new
 
 
-def _free_at(teams: list[dict], kind: str, place: str, free: float, later: float) -> None:
-    """The team whose facts say it does the work at ``place`` ending at ``free`` (if any) is free
-    at ``later`` instead (a changed copy of its record)."""
-    j = team_doing(teams, kind, place, free)
+def _free_at(teams: list[dict], task: str, cid: str, place: str, free: float, later: float, started: dict) -> None:
+    """The team doing ``cid``'s ``task`` at ``place`` until ``free`` is free at ``later`` instead
+    (a changed copy of its record): the one reported starting it, while its facts still say it is
+    at this work, or (none reported: a restored model) the one its facts name. Never past its
+    shift's end: a model in which it is would be rejected with every delta after it."""
+    j = _at_work(teams, task, place, free, started.get((task, cid), (None, None))[1])
     if j is not None:
-        teams[j] = dict(teams[j], available_at=later)
+        end = teams[j].get("shift_end")
+        teams[j] = dict(teams[j], available_at=later if end is None else max(free, min(later, end)))
 
 
-def advance(m: dict, t: float, earliest_end: float = -math.inf) -> None:
+def _at_work(teams: list[dict], task: str, place: str, free: float, rid: str | None) -> int | None:
+    """The index of the team at ``task`` at ``place`` until ``free``: ``rid`` (who was reported
+    starting it) if its facts still say so, else, if no one was, the first team they name."""
+    if rid is not None:
+        j = next((j for j, r in enumerate(teams) if r["id"] == rid), None)
+        return j if j is not None and _still_at(teams[j], place, free) else None
+    return team_doing(teams, "fire" if task == "rescue" else "paramedic", place, free)
+
+
+def advance(m: dict, t: float, earliest_end: float = -math.inf, started: dict | None = None) -> None:
     """Move the model's clock to ``t`` (never backwards). No work in progress ends before
-    ``earliest_end`` (``derive.earliest_end``): up to then, none needs clamping."""
+    ``earliest_end`` (``derive.earliest_end``): up to then, none needs clamping. ``started``:
+    who was reported starting each task under way (``apply_delta``)."""
     if t > m.get("time", 0.0):
         m["time"] = float(t)
         if t > earliest_end:
             handover = (m.get("durations") or {}).get("handover", Durations().handover)
-            _clamp_work_in_progress(m, t, handover)
+            _clamp_work_in_progress(m, t, handover, started or {})
 
 
 # --- applying a delta -------------------------------------------------------------------------
@@ -257,7 +270,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         raise DeltaError(Problem("delta.time", f"{d.time} is before the model's time {now}"))
     kind = d.type
     m = dict(m, casualties=list(m["casualties"]), hospitals=list(m["hospitals"]), responders=list(m["responders"]))
-    advance(m, d.time, earliest_end(sc))
+    advance(m, d.time, earliest_end(sc), started)
     t = d.time
     if kind == "health_observed":
         obs = t if d.observed_at is None else d.observed_at
@@ -394,6 +407,14 @@ def _responder(m: dict, rid: str) -> dict:
     return _own(m["responders"], "id", rid, "responder", "delta.responder")
 
 
+def _work(sc: Scenario, cas: dict, task: str) -> tuple[str | None, float | None]:
+    """Where ``cas``'s ``task`` under way keeps its team, and until when (``None`` if not under way)."""
+    if task == "transport":
+        transit = cas.get("in_transit")
+        return (transit["hospital"], transit["arrival"] + sc.model.durations.handover) if transit else (None, None)
+    return cas["site"], cas.get("rescue_ends_at" if task == "rescue" else "treatment_ends_at")
+
+
 def _still_at(team: dict, place: str, free: float) -> bool:
     """Whether ``team``'s facts still say it is at ``place`` until ``free``: not, once it has
     been reported starting other work."""
@@ -463,16 +484,25 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     t = d.time
     by = started.get((d.task, d.casualty), (None, None))[1]  # the team reported starting it, if one was
-    if by is not None and by != d.responder:
+    present = {r["id"] for r in m["responders"]}
+    if by is not None and by != d.responder and by in present:
         raise DeltaError(Problem("delta.responder", f"the {d.task} of '{d.casualty}' was started by '{by}', "
                                                     f"not '{d.responder}'"))
-    if by is not None and not any(r["id"] == by for r in m["responders"]):
-        resp = {}  # reported unavailable since it started: its work still ends, but it has no record to move
-    else:
+    place, end = _work(sc, cas, d.task)
+    if d.responder in present:
         resp = _responder(m, d.responder)
         if (resp["kind"] == "fire") != (d.task == "rescue"):
             raise DeltaError(Problem("delta.responder",
                                      f"'{d.responder}' is a {resp['kind']} team and cannot {d.task}"))
+        if end is not None and not _still_at(resp, place, end) and by == d.responder:
+            resp = {}  # reported late, after it set off to other work: it stays where that work has it
+    elif by == d.responder or (by is None and end is not None and _at_work(m["responders"], d.task, place, end,
+                                                                            None) is None):
+        # reported unavailable since it started (or, in a restored model, no team's facts claim
+        # the work): the work still ends, but there is no team record to move
+        resp = {}
+    else:
+        raise DeltaError(Problem("delta.responder", f"unknown responder '{d.responder}'"))
     if d.task == "rescue":
         if not cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))

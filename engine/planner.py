@@ -445,7 +445,11 @@ class Planner:
         ``None`` means wait. Asking again before the issued task is reported started returns the
         same task. Each issue is appended to the audit log before this returns.
         """
-        if isinstance(now, (bool, np.bool_)) or not isinstance(now, numbers.Real) or not math.isfinite(now):
+        try:
+            finite = not isinstance(now, (bool, np.bool_)) and isinstance(now, numbers.Real) and math.isfinite(now)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
         now = float(now)
         with self._turn(urgent=True, install=False):

@@ -602,6 +602,57 @@ def test_duration_revised_after_the_clock_passed_the_estimate(planner):
     assert_consistent(planner)
 
 
+def test_overdue_work_moves_the_team_reported_doing_it_not_one_that_looks_alike(descent):
+    """amb-02 treats c004 (estimate 11); amb-01, idle at the same site, is issued a transport at
+    15, when c004's treatment was pushed to end: both are 'at aldgate until 15' by their facts.
+    The clock at 20 keeps amb-02 busy, not amb-01."""
+    descent.step(50)
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-02", "task": "treat", "casualty": "c004"})
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-01", "task": "treat", "casualty": "c002"})
+    descent.apply({"type": "task_completed", "time": 5.0, "responder": "amb-01", "task": "treat", "casualty": "c002"})
+    assert descent.next_task("amb-01", 15.0) is not None
+    assert resp(descent, "amb-01")["available_at"] == resp(descent, "amb-02")["available_at"] == 15.0
+    descent.apply({"type": "clock", "time": 20.0})
+    assert resp(descent, "amb-02")["available_at"] == 20.0
+    assert resp(descent, "amb-01")["available_at"] == 15.0
+    descent.apply({"type": "duration_revised", "time": 20.0, "task": "treat", "casualty": "c004", "minutes": 30.0})
+    assert resp(descent, "amb-02")["available_at"] == 31.0
+    assert_consistent(descent)
+
+
+def test_overdue_work_never_takes_a_team_past_its_shift():
+    """A rescue running past its team's shift end must not make the model invalid: every later
+    delta (a clock, an observation, the rescue's own completion) is still accepted."""
+    sc = tiny()
+    next(r for r in sc["responders"] if r["id"] == "fire-01")["shift_end"] = 20.0
+    p = Planner(sc, algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "task_started", "time": 1.0, "responder": "fire-01", "task": "rescue", "casualty": "c001"})
+        p.apply({"type": "clock", "time": 19.0})
+        assert resp(p, "fire-01")["available_at"] == 19.0
+        p.apply({"type": "health_observed", "time": 21.0, "casualty": "c002", "health": "urgent"})
+        assert resp(p, "fire-01")["available_at"] == 20.0  # its shift's end, not 21
+        p.apply({"type": "clock", "time": 22.0})
+        p.apply({"type": "task_completed", "time": 22.0, "responder": "fire-01", "task": "rescue", "casualty": "c001"})
+        assert not cas(p, "c001")["trapped"]
+        assert_consistent(p)
+    finally:
+        p.close()
+
+
+def test_a_late_completion_leaves_a_team_that_has_moved_on(descent):
+    """amb-01 is reported starting a transport before its treatment of c002 is reported done:
+    the late report ends the treatment but does not put amb-01 back at the site."""
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-01", "task": "treat", "casualty": "c002"})
+    descent.apply({"type": "task_started", "time": 11.0, "responder": "amb-01", "task": "transport",
+                   "casualty": "c003", "hospital": "RJ122"})
+    team = dict(resp(descent, "amb-01"))
+    descent.apply({"type": "task_completed", "time": 12.0, "responder": "amb-01", "task": "treat", "casualty": "c002"})
+    assert cas(descent, "c002")["treated"]
+    assert resp(descent, "amb-01") == team
+    assert_consistent(descent)
+
+
 def test_duration_revised_leaves_a_team_that_has_moved_on(descent):
     """amb-01 treats c002 from 6, then (its end never reported) carries c003 away at 17: revising
     c002's treatment at 18 changes the treatment's end, not where amb-01 is or when it is free."""
@@ -984,6 +1035,37 @@ def test_a_team_reported_unavailable_still_completes_its_transport(descent):
     assert descent._model["delivered_fatalities"] > 0
     assert "amb-02" not in descent.scenario.responder_index
     assert_consistent(descent)
+
+
+def test_a_crew_taking_over_from_an_unavailable_team_completes_its_work(descent):
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-01", "task": "treat", "casualty": "c002"})
+    descent.apply({"type": "responder_unavailable", "time": 2.0, "responder": "amb-01"})
+    descent.apply({"type": "task_completed", "time": 9.0, "responder": "amb-02", "task": "treat", "casualty": "c002"})
+    assert cas(descent, "c002")["treated"]
+    assert (resp(descent, "amb-02")["start"], resp(descent, "amb-02")["available_at"]) == ("aldgate", 9.0)
+    assert_consistent(descent)
+
+
+def test_a_restored_planner_takes_the_arrival_of_a_team_reported_unavailable(descent, tmp_path):
+    """Who started a task is not in a snapshot; the restored planner knows the transport is
+    under way with no team left to claim it, so its arrival is still reported and delivers."""
+    descent.apply({"type": "task_started", "time": 1.0, "responder": "amb-02", "task": "transport",
+                   "casualty": "c003", "hospital": "RJ122"})
+    descent.apply({"type": "responder_unavailable", "time": 2.0, "responder": "amb-02"})
+    arrival = cas(descent, "c003")["in_transit"]["arrival"]
+    descent.snapshot(tmp_path / "snap")
+    q = Planner.restore(tmp_path / "snap", algorithm="descent", seed=0)
+    try:
+        done = {"type": "task_completed", "time": arrival, "responder": "amb-02", "task": "transport",
+                "casualty": "c003"}
+        with pytest.raises(DeltaError, match="unknown responder"):
+            q.apply(dict(done, responder="amb-99", task="treat", casualty="c002"))  # nothing of c002's under way
+        for planner_ in (descent, q):
+            planner_.apply(done)
+            assert "c003" not in planner_.scenario.casualty_index
+        assert q._model["delivered_fatalities"] == pytest.approx(descent._model["delivered_fatalities"], abs=1e-12)
+    finally:
+        q.close()
 
 
 def test_a_delivered_casualty_id_is_not_given_again(descent):
