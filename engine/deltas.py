@@ -230,8 +230,10 @@ def _free_at(teams: list[dict], task: str, cid: str, place: str, free: float, la
 
 
 def _at_work(teams: list[dict], task: str, place: str, free: float, rid: str | None) -> int | None:
-    """The index of the team at ``task`` at ``place`` until ``free``: ``rid`` (who was reported
-    starting it) if its facts still say so, else, if no one was, the first team they name."""
+    """The index of the team at ``task`` at ``place`` until ``free``: ``rid`` (who the planner
+    saw start it) if its facts still say so (not once it was reported starting other work), else,
+    if no one was seen (a model loaded with the work under way, e.g. a restored snapshot), the
+    first team they name (``team_doing``)."""
     if rid is not None:
         j = next((j for j, r in enumerate(teams) if r["id"] == rid), None)
         return j if j is not None and _still_at(teams[j], place, free) else None
@@ -310,10 +312,9 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         if cas.get(running) is not None:
             began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
             teams = m["responders"]
-            j = _doing(teams, d.task, cas, rid)
-            end = cas[running]
+            j = _at_work(teams, d.task, cas["site"], cas[running], rid)
             cas[running] = max(t, began + d.minutes)
-            if j is not None and _still_at(teams[j], cas["site"], end):  # free when the work ends
+            if j is not None:  # the team doing it is free when it ends
                 teams[j] = dict(teams[j], available_at=cas[running])
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
@@ -419,16 +420,6 @@ def _still_at(team: dict, place: str, free: float) -> bool:
     """Whether ``team``'s facts still say it is at ``place`` until ``free``: not, once it has
     been reported starting other work."""
     return team.get("start") == place and abs(team.get("available_at", -math.inf) - free) <= TOL
-
-
-def _doing(teams: list[dict], task: str, cas: dict, rid: str | None) -> int | None:
-    """The index of the team doing ``cas``'s rescue or treatment under way: ``rid`` if the planner
-    saw it start, else (a model loaded with the work under way, e.g. a restored snapshot) the
-    one its facts name (``team_doing``)."""
-    if rid is not None:
-        return next((j for j, r in enumerate(teams) if r["id"] == rid), None)
-    kind, end = ("fire", cas["rescue_ends_at"]) if task == "rescue" else ("paramedic", cas["treatment_ends_at"])
-    return team_doing(teams, kind, cas["site"], end)
 
 
 def team_doing(teams: list[dict], kind: str, place: str, free: float, now: float = 0.0,
