@@ -17,14 +17,20 @@ from .errors import InputError, Problem
 EXIT_BAD_INPUT = 2
 
 
+#: The largest ``--seed``: the search's kernels take it as a 64-bit integer, and an experiment
+#: derives its runs' seeds from it (``experiment.run_seed``).
+MAX_SEED = 2**32 - 1
+
+
 def seed(text: str) -> int:
-    """An ``--seed``: a whole number >= 0 (numpy's generators take no negative seeds)."""
+    """An ``--seed``: a whole number from 0 to ``MAX_SEED`` (numpy's generators take no negative
+    seeds)."""
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 

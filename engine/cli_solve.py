@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from .cli import seed
@@ -156,14 +157,19 @@ def register_replay(sub) -> None:
 
 
 def _int_list(text: str, name: str) -> list[int]:
-    """``1,2,4`` or a range ``0..5``."""
+    """``1,2,4`` or a range ``0..5``; a value listed twice counts once (it would double its runs)."""
     try:
         if ".." in text:
             lo, hi = text.split("..")
             return list(range(int(lo), int(hi) + 1))
-        return [int(x) for x in text.split(",") if x.strip()]
+        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
     except ValueError:
         raise InputError(Problem(name, f"expected numbers like 1,2,4 or 0..5, got '{text}'")) from None
+
+
+def _finite(value: float, name: str, what: str, ok) -> None:
+    if not (math.isfinite(value) and ok(value)):
+        raise InputError(Problem(name, f"expected {what}, got {value!r}"))
 
 
 def _config(args):
@@ -171,12 +177,43 @@ def _config(args):
 
     if args.iterations_per_minute < 0:
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
-    if not args.horizon > 0:
-        raise InputError(Problem("--horizon", "expected minutes > 0"))
-    if args.seconds_per_minute is not None and not 0 < args.seconds_per_minute < math.inf:
-        raise InputError(Problem("--seconds-per-minute", "expected a finite number of seconds > 0"))
+    _finite(args.horizon, "--horizon", "a finite number of minutes > 0", lambda x: x > 0)
+    _finite(args.duration_cv, "--duration-cv", "a finite coefficient of variation >= 0", lambda x: x >= 0)
+    if args.seconds_per_minute is not None:
+        _finite(args.seconds_per_minute, "--seconds-per-minute", "a finite number of seconds > 0", lambda x: x > 0)
     return SimulationConfig(horizon=args.horizon, iterations_per_minute=args.iterations_per_minute,
                             duration_cv=args.duration_cv, seconds_per_minute=args.seconds_per_minute)
+
+
+def _writable(path: Path, name: str, directory: bool = False) -> Path:
+    """Check before the runs (which may take hours) that their output can be written there,
+    creating nothing: a folder (``directory``) or a file where the path says, and a file can be
+    made in the nearest folder that exists on the way."""
+    if directory and path.exists() and not path.is_dir():
+        raise InputError(Problem(name, f"'{path}' is a file, expected a folder"))
+    if not directory and path.is_dir():
+        raise InputError(Problem(name, f"'{path}' is a folder, expected a file"))
+    near = path if directory else path.parent
+    while not near.exists() and near != near.parent:
+        near = near.parent
+    try:
+        if not near.is_dir():
+            raise NotADirectoryError(20, "not a folder", str(near))
+        with tempfile.TemporaryFile(dir=near):
+            pass
+    except OSError as exc:
+        raise InputError(Problem(name, f"cannot write '{path}': {exc.strerror or exc}")) from None
+    return path
+
+
+def _rejected_note(rows: list[dict]) -> None:
+    """Say on standard error when the planner refused what a run reported: in such a run the
+    truth and the plan drifted apart, and its score is not the policy's alone."""
+    bad = [r for r in rows if r["rejected_deltas"]]
+    if bad:
+        sys.stderr.write(f"goldenhour note: in {len(bad)} of {len(rows)} runs the planner rejected reported facts "
+                         f"({sum(r['rejected_deltas'] for r in bad)} in all; column rejected_deltas); the first: "
+                         f"{bad[0]['first_rejected']}\n")
 
 
 def cmd_simulate(args) -> int:
@@ -184,13 +221,24 @@ def cmd_simulate(args) -> int:
     from .scenario import load_scenario
 
     load_scenario(args.scenario)
-    if args.updates < 1 or args.delay < 0 or args.runs < 1:
-        raise InputError(Problem("--updates/--delay/--runs", "expected updates >= 1, delay >= 0, runs >= 1"))
-    rows = run_grid(args.scenario, [args.updates], [args.delay], args.runs, args.seed, _config(args))
-    if args.out:
-        write_runs(rows, args.out)
+    if args.updates < 1 or args.runs < 1:
+        raise InputError(Problem("--updates/--runs", "expected updates >= 1, runs >= 1"))
+    _finite(args.delay, "--delay", "a finite number of minutes >= 0", lambda x: x >= 0)
+    config = _config(args)
+    out = _writable(Path(args.out), "--out") if args.out else None
+    rows = run_grid(args.scenario, [args.updates], [args.delay], args.runs, args.seed, config)
+    if out:
+        _save(lambda: write_runs(rows, out), "--out")
     sys.stdout.write(summary_markdown(summarise(rows)))
+    _rejected_note(rows)
     return 0
+
+
+def _save(write, name: str):
+    try:
+        return write()
+    except OSError as exc:
+        raise InputError(Problem(name, f"cannot write: {exc.strerror or exc}")) from None
 
 
 def cmd_experiment(args) -> int:
@@ -201,16 +249,21 @@ def cmd_experiment(args) -> int:
     updates, delays = _int_list(args.updates, "--updates"), _int_list(args.delays, "--delays")
     if not updates or min(updates) < 1 or not delays or min(delays) < 0 or args.runs < 1:
         raise InputError(Problem("--updates/--delays/--runs", "expected updates >= 1, delays >= 0, runs >= 1"))
-    rows = run_grid(args.scenario, updates, delays, args.runs, args.seed, _config(args), scheduler=args.scheduler)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_runs(rows, out / "runs.parquet")
+    config = _config(args)
+    out = _writable(Path(args.out), "--out", directory=True)
+    rows = run_grid(args.scenario, updates, delays, args.runs, args.seed, config, scheduler=args.scheduler)
     summary = summarise(rows)
     text = summary_markdown(summary)
-    (out / "summary.md").write_text(text, encoding="utf-8")
-    png = plot(summary, out / "summary.png")
+
+    def write():
+        write_runs(rows, out / "runs.parquet")
+        (out / "summary.md").write_text(text, encoding="utf-8")
+        return plot(summary, out / "summary.png")
+
+    png = _save(write, "--out")
     sys.stdout.write(text)
     print(f"runs: {out / 'runs.parquet'}; summary: {out / 'summary.md'}" + (f"; plot: {png}" if png else ""))
+    _rejected_note(rows)
     return 0
 
 

@@ -20,6 +20,7 @@ import numba
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import InputError, Problem
 from .scenario import load_scenario
 from .simulate import Policy, SimulationConfig, simulate
 
@@ -28,7 +29,7 @@ SCHEMA = pa.schema([
     ("horizon", pa.float64()), ("iterations_per_minute", pa.int64()), ("duration_cv", pa.float64()),
     ("algorithm", pa.string()), ("score", pa.float64()), ("delivered", pa.int64()),
     ("delivered_dead", pa.int64()), ("rest_expected", pa.float64()), ("rejected_deltas", pa.int64()),
-    ("runtime_s", pa.float64()), ("seconds_per_minute", pa.float64()),
+    ("first_rejected", pa.string()), ("runtime_s", pa.float64()), ("seconds_per_minute", pa.float64()),
 ])
 
 
@@ -92,7 +93,10 @@ def _run_dask(jobs, scheduler: str, workers: int | None) -> list[dict]:
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address at all
+            raise InputError(Problem("--scheduler", f"cannot reach a Dask scheduler at '{scheduler}': {exc}")) from None
     try:
         futures = client.map(_one_per_core, jobs, pure=False)
         return client.gather(futures)

@@ -194,6 +194,16 @@ def test_cli_simulate_writes_parquet(tmp_path, tiny_file):
     ["simulate", "{tiny}", "--seconds-per-minute", "0"],
     ["simulate", "{tiny}", "--seconds-per-minute", "inf"],
     ["simulate", "{missing}"],
+    # NaN and infinity are numbers to argparse: a NaN delay never arrived, an infinite horizon never ended
+    ["simulate", "{tiny}", "--delay", "nan"],
+    ["simulate", "{tiny}", "--delay", "inf"],
+    ["simulate", "{tiny}", "--duration-cv", "nan"],
+    ["simulate", "{tiny}", "--duration-cv", "-0.5"],
+    ["simulate", "{tiny}", "--horizon", "inf"],
+    ["experiment", "{tiny}", "--horizon", "nan"],
+    ["experiment", "{tiny}", "--duration-cv", "inf"],
+    ["simulate", "{tiny}", "--seed", "99999999999999999999"],
+    ["experiment", "{tiny}", "--scheduler", "tcp://127.0.0.1:1", "--runs", "1", "--updates", "1", "--delays", "0"],
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(capsys, tmp_path, tiny_file, argv):
     argv = [a.format(tiny=tiny_file, missing=tmp_path / "nope.json") for a in argv]
@@ -205,3 +215,41 @@ def test_cli_bad_arguments_exit_2_with_one_line(capsys, tmp_path, tiny_file, arg
     assert lines[0].startswith("goldenhour: "), err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_outputs_that_cannot_be_written_are_refused_before_the_runs(capsys, tmp_path, tiny_file):
+    """A study may run for hours: an output it cannot write is bad input, found before the first run."""
+    taken = tmp_path / "a-file"
+    taken.write_text("keep me")
+    tiny_file = str(tiny_file)
+    for argv, what in ((["experiment", tiny_file, "--out", str(taken)], "is a file, expected a folder"),
+                       (["simulate", tiny_file, "--out", str(tmp_path)], "is a folder, expected a file"),
+                       (["simulate", tiny_file, "--out", str(taken / "x.parquet")], "cannot write")):
+        code = main(argv + ["--runs", "1", "--horizon", "1"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("goldenhour: --out: ") and what in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert taken.read_text() == "keep me"
+
+
+def test_cli_a_policy_listed_twice_runs_once(tmp_path, tiny_file):
+    """``--updates 1,1`` is one policy, not twice its runs (which would shrink its std)."""
+    out = tmp_path / "study"
+    p = _cli("experiment", tiny_file, "--updates", "2,2", "--delays", "1,1", "--runs", "2",
+             "--iterations-per-minute", "5", "--out", out)
+    assert p.returncode == 0, p.stderr
+    rows = pq.read_table(out / "runs.parquet").to_pylist()
+    assert [(r["updates"], r["delay"], r["run"]) for r in rows] == [(2, 1.0, 0), (2, 1.0, 1)]
+
+
+def test_rejected_facts_are_pointed_out(capsys):
+    """A run in which the planner refused a reported fact is not a clean measurement of its policy:
+    the command line says so, with the first refusal."""
+    from engine.cli_solve import _rejected_note
+
+    rows = [{"rejected_deltas": 0, "first_rejected": ""}, {"rejected_deltas": 2, "first_rejected": "task_started@3.0: x"}]
+    _rejected_note(rows)
+    err = capsys.readouterr().err
+    assert err.startswith("goldenhour note: in 1 of 2 runs") and "2 in all" in err and "task_started@3.0: x" in err
+    _rejected_note(rows[:1])
+    assert capsys.readouterr().err == ""

@@ -97,7 +97,7 @@ CCS_IDX = np.arange(N, 2 * N)
 # --- the sampled truth (SPEC §3, §9) --------------------------------------------------------------
 
 def test_truth_initial_states_follow_the_initial_health(many):
-    truth = _Truth(many, np.random.default_rng(11))
+    truth = _Truth(many, 11)
     assert_frequencies(truth.state, H0, "initial")
     assert (truth.env[TRAPPED_IDX] == simulate_mod.TRAPPED).all()
     assert (truth.env[CCS_IDX] == simulate_mod.CCS).all()
@@ -106,14 +106,14 @@ def test_truth_initial_states_follow_the_initial_health(many):
 
 @pytest.mark.parametrize("delta", [3.0, 2.5, 0.35])
 def test_truth_one_segment_in_ccs_follows_P_delta(many, delta):
-    truth = _Truth(many, np.random.default_rng(int(delta * 100)))
+    truth = _Truth(many, int(delta * 100))
     states = [truth.advance(int(c), delta) for c in CCS_IDX]
     assert_frequencies(states, H0 @ P_delta(CCS, delta), f"ccs over {delta}")
 
 
 def test_truth_whole_minute_pieces_compose_to_one_segment(many):
     """Advancing at whole minutes (P^a·P^b = P^(a+b)) gives the distribution of one segment."""
-    truth = _Truth(many, np.random.default_rng(5))
+    truth = _Truth(many, 5)
     for t in (1.0, 2.0, 4.0):
         for c in CCS_IDX:
             truth.advance(int(c), t)
@@ -121,7 +121,7 @@ def test_truth_whole_minute_pieces_compose_to_one_segment(many):
 
 
 def test_truth_trapped_then_ccs_is_the_product_of_the_segment_matrices(many):
-    truth = _Truth(many, np.random.default_rng(21))
+    truth = _Truth(many, 21)
     t1, t2 = 1.5, 3.75
     for c in TRAPPED_IDX:
         truth.move(int(c), t1, env=simulate_mod.CCS)
@@ -136,7 +136,7 @@ def test_truth_trapped_then_ccs_is_the_product_of_the_segment_matrices(many):
 
 
 def test_truth_treated_flag_switches_to_the_treated_chain(many):
-    truth = _Truth(many, np.random.default_rng(33))
+    truth = _Truth(many, 33)
     t1, t2 = 1.0, 2.5
     for c in CCS_IDX:
         truth.move(int(c), t1, treated=True)
@@ -153,7 +153,7 @@ def test_truth_treated_flag_switches_to_the_treated_chain(many):
 
 def test_truth_three_segments_trapped_treated_ccs_treated_ambulance(many):
     """A HART treatment under debris, the rescue, then the ambulance (treated no longer applies)."""
-    truth = _Truth(many, np.random.default_rng(44))
+    truth = _Truth(many, 44)
     for c in TRAPPED_IDX:
         c = int(c)
         truth.move(c, 0.5, treated=True)
@@ -167,7 +167,7 @@ def test_truth_three_segments_trapped_treated_ccs_treated_ambulance(many):
 
 
 def test_truth_deceased_is_absorbing_and_time_never_goes_back(many):
-    truth = _Truth(many, np.random.default_rng(3))
+    truth = _Truth(many, 3)
     for c in CCS_IDX[:500]:
         truth.advance(int(c), 3.0)
     dead = [int(c) for c in CCS_IDX[:500] if truth.state[c] == 3]
@@ -449,10 +449,15 @@ def test_estimates_are_revised_when_a_task_is_issued(monkeypatch):
 
     sc = engine.load_scenario(generate("random", seed=4, casualties=12, paramedics=3, fire=2, hospitals=2))
     simulate(sc, Policy(updates=2, delay=0), seed=1, config=SimulationConfig(horizon=120.0, iterations_per_minute=20))
-    issued = [(t, kind, cid) for e, t, kind, cid in events if e == "issue" and kind != "transport"]
+    # a team asked again (on arrival, while waiting) is told the same task: the first telling issues it
+    first_issue: dict[tuple, float] = {}
+    for e, t, kind, cid in events:
+        if e == "issue" and kind != "transport":
+            first_issue.setdefault((kind, cid), t)
     revised = [(d["time"], d["task"], d["casualty"]) for e, _t, typ, d in events
                if e == "delta" and typ == "duration_revised"]
-    assert issued and revised == issued
+    assert first_issue and len(revised) == len({(k, c) for _t, k, c in revised}), "one revision a task"
+    assert {(k, c): t for t, k, c in revised} == first_issue
     started = {(d["task"], d["casualty"]): d["time"] for e, _t, typ, d in events
                if e == "delta" and typ == "task_started" and d["task"] != "transport"}
     for e, _t, typ, d in events:
@@ -468,3 +473,149 @@ def test_wall_clock_budget_searches_for_that_long(tiny):
     assert row["seconds_per_minute"] == 0.01
     assert row["runtime_s"] >= 20.0 * 0.01
     assert math.isfinite(row["score"]) and row["rejected_deltas"] == 0
+
+
+# --- crews follow what they are told; news wakes them; same-time order; common random numbers ----
+
+class _AsPlanned:
+    """Monkeypatch ``engine.simulate.Planner`` to start from ``plan`` and never search: the truth
+    has to follow that plan (and its repairs) as it is."""
+
+    def __init__(self, monkeypatch, plan):
+        real = simulate_mod.Planner
+
+        class AsPlanned(real):
+            def __init__(self, scenario, algorithm, seed):
+                super().__init__(scenario, algorithm="descent", seed=seed, plan=plan)
+
+            def step(self, iterations):
+                pass
+
+        monkeypatch.setattr(simulate_mod, "Planner", AsPlanned)
+
+
+def _route(**routes) -> dict:
+    return {"format": "goldenhour.plan/1", "routes": {r: [dict(zip(("task", "casualty", "hospital"), t)) for t in ts]
+                                                      for r, ts in routes.items()}}
+
+
+def _seed_with_true_state(sc, c: int, state: int) -> int:
+    """A run seed whose sampled true initial state of casualty ``c`` is ``state``."""
+    return next(s for s in range(1000) if _Truth(sc, s).state[c] == state)
+
+
+def test_a_team_on_its_way_to_a_casualty_learnt_dead_does_not_carry_it(monkeypatch):
+    """SPEC §5: a casualty known dead gets no tasks. The ambulance is told to carry c000 at 0;
+    the observation that c000 is dead (made at 0) reaches the planner at 2, while the ambulance
+    is on its way (about 4.5 minutes). On arrival it must not pick c000 up, but do what it is
+    told next: carry c001, waiting at the same site, from there, at once."""
+    d = scenario([cas(0, [0.0, 0.0, 0.5, 0.5]), cas(1, "urgent")])
+    d["responders"] = [{"id": "amb-1", "kind": "paramedic", "start": "H"},
+                       {"id": "fire-1", "kind": "fire", "start": "FS"}]
+    seed = _seed_with_true_state(engine.load_scenario(d), 0, 3)
+    _AsPlanned(monkeypatch, _route(**{"amb-1": [("transport", "c000", "H"), ("transport", "c001", "H")]}))
+    rec = _Recorder(monkeypatch)
+    row = simulate(d, Policy(1, 2.0), seed=seed, config=SimulationConfig(horizon=60.0, iterations_per_minute=0,
+                                                                       duration_cv=0.0))
+    assert row["rejected_deltas"] == 0, row["first_rejected"]
+    started = rec.of("task_started")
+    assert [x["casualty"] for x in started] == ["c001"], "c000 was known dead before the ambulance got there"
+    sc = engine.load_scenario(d)
+    travel = float(sc.travel[sc.responder_loc[0], sc.site_loc[0]])
+    assert travel > 2.0
+    assert started[0]["time"] == pytest.approx(travel, abs=1e-9), "it carries c001 on arrival, not later"
+
+
+def test_a_pickup_starts_when_the_rescue_ends_not_at_the_next_minute(monkeypatch):
+    """SPEC §6: pickup = max(arrival, rescue end). The ambulance arrives first and waits; the fire
+    team's report that the rescue is done wakes it, so it starts then, not up to a minute later."""
+    d = scenario([cas(0, "urgent", trapped=True, rescue_minutes=5.3)])
+    d["responders"] = [{"id": "amb-2", "kind": "paramedic", "start": "S"},
+                       {"id": "fire-1", "kind": "fire", "start": "FS"}]
+    _AsPlanned(monkeypatch, _route(**{"fire-1": [("rescue", "c000")], "amb-2": [("transport", "c000", "H")]}))
+    rec = _Recorder(monkeypatch)
+    row = simulate(d, Policy(1, 0.0), seed=0, config=SimulationConfig(horizon=60.0, iterations_per_minute=0,
+                                                                    duration_cv=0.0))
+    assert row["rejected_deltas"] == 0, row["first_rejected"]
+    rescued = [x for x in rec.of("task_completed") if x["task"] == "rescue"]
+    picked = [x for x in rec.of("task_started") if x["task"] == "transport"]
+    assert rescued and picked
+    assert rescued[0]["time"] % 1.0 != 0.0, "a rescue ending between two whole minutes"
+    assert picked[0]["time"] == rescued[0]["time"]
+
+
+def test_an_observation_reaches_the_planner_before_teams_ask_at_the_same_moment(monkeypatch):
+    """With no delay, the update made at the start is in the model before the first task is issued."""
+    order = []
+    real = simulate_mod.Planner
+
+    class Spy(real):
+        def apply(self, delta):
+            order.append(("delta", delta["type"], delta["time"]))
+            return super().apply(delta)
+
+        def next_task(self, responder, now):
+            order.append(("ask", responder, now))
+            return super().next_task(responder, now)
+
+    monkeypatch.setattr(simulate_mod, "Planner", Spy)
+    d = scenario([cas(i, "urgent") for i in range(3)])
+    simulate(d, Policy(3, 0.0), seed=0, config=SimulationConfig(horizon=30.0, iterations_per_minute=5))
+    first_ask = next(i for i, e in enumerate(order) if e[0] == "ask")
+    assert ("delta", "health_observed", 0.0) in order[:first_ask]
+    # and at every later update, before any team asks at that moment
+    for t in (10.0, 20.0):
+        at = [e for e in order if e[-1] == t]
+        if any(e[0] == "ask" for e in at):
+            assert at[0] == ("delta", "health_observed", t)
+
+
+def test_the_horizon_starts_at_the_scenario_s_time(monkeypatch):
+    """A snapshot taken at 40: its updates are made at 40, 50, 60 and the run ends at 70, with
+    nothing rejected for being before the model's time."""
+    rec = _Recorder(monkeypatch)
+    d = scenario([cas(i, "urgent", observed_at=35.0) for i in range(3)], time=40.0)
+    row = simulate(d, Policy(3, 1.0), seed=0, config=SimulationConfig(horizon=30.0, iterations_per_minute=5))
+    assert row["rejected_deltas"] == 0, row["first_rejected"]
+    policy_obs = [o for o in rec.of("health_observed") if "observed_at" in o]
+    assert [o["observed_at"] for o in policy_obs] == pytest.approx([40.0, 50.0, 60.0])
+    assert [o["time"] for o in policy_obs] == pytest.approx([41.0, 51.0, 61.0])
+    assert rec.of("clock") and rec.of("clock")[-1]["time"] == pytest.approx(70.0) or row["delivered"] == 3
+    assert all(x["time"] <= 70.0 + 1e-9 for x in rec.deltas)
+    assert rec.of("task_started"), "the teams worked"
+
+
+def test_policies_share_their_random_numbers(monkeypatch):
+    """Common random numbers: under the same seed, two policies draw the same initial true states
+    (their updates at 0 agree) and every task both runs start takes the same actual minutes."""
+    from engine.generate import generate
+
+    d = generate("random", seed=3, casualties=15, paramedics=4, fire=2, hospitals=3)
+    runs = []
+    for policy in (Policy(1, 0.0), Policy(5, 2.0)):
+        rec = _Recorder(monkeypatch)
+        simulate(d, policy, seed=11, config=SimulationConfig(horizon=60.0, iterations_per_minute=20))
+        start = {(x["task"], x["casualty"]): x["time"] for x in rec.of("task_started")}
+        took = {k: x["time"] - start[k] for x in rec.of("task_completed")
+                if (k := (x["task"], x["casualty"])) in start and x["task"] != "transport"}
+        first = next(o for o in rec.of("health_observed") if o.get("observed_at") == 0.0)
+        runs.append((took, {o["casualty"]: o["health"] for o in first["observations"]}))
+    (took1, seen1), (took2, seen2) = runs
+    assert seen1 == seen2
+    common = took1.keys() & took2.keys()
+    assert len(common) >= 2
+    assert all(took1[k] == pytest.approx(took2[k], abs=1e-9) for k in common), (took1, took2)
+
+
+def test_work_under_way_that_no_team_claims_is_reported_done_all_the_same(monkeypatch):
+    """A rescue under way by a crew the model does not hold (SPEC §8.1 facts, no fire team at the
+    site): its end is reported to the planner, which takes it, and the casualty is carried once."""
+    rec = _Recorder(monkeypatch)
+    d = scenario([cas(0, "urgent", trapped=True, rescue_ends_at=3.0)])
+    row = simulate(d, Policy(1, 0), seed=0, config=SimulationConfig(horizon=60.0, iterations_per_minute=10,
+                                                                    duration_cv=0.0))
+    assert row["rejected_deltas"] == 0, row["first_rejected"]
+    done = [x for x in rec.of("task_completed") if x["task"] == "rescue"]
+    assert [(x["time"], x["responder"]) for x in done] == [(3.0, simulate_mod.OUTSIDE_TEAM)]
+    assert [x["casualty"] for x in rec.of("task_started") if x["task"] == "transport"] == ["c000"]
+    assert row["delivered"] == 1
