@@ -4,7 +4,7 @@ The stable library surface of SPEC §11 is re-exported here.
 """
 
 from .algorithms import Annealing, Descent, Tabu
-from .errors import DeltaError, PlanError, Problem, ScenarioError
+from .errors import DeltaError, InputError, PlanError, Problem, ScenarioError
 from .evaluate import evaluate
 from .objective import Objective
 from .plan import Plan, Task, load_plan
@@ -14,7 +14,7 @@ from .scenario import Scenario, load_scenario
 from .solve import Callbacks, solve
 
 __all__ = [
-    "Annealing", "Callbacks", "DeltaError", "Descent", "Objective", "Plan", "PlanError", "Planner", "Problem",
+    "Annealing", "Callbacks", "DeltaError", "Descent", "InputError", "Objective", "Plan", "PlanError", "Planner", "Problem",
     "Result", "Scenario", "ScenarioError", "Statistics", "Tabu", "Task", "evaluate", "load_plan", "load_scenario",
     "solve",
 ]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from .errors import InputError, Problem
+
 FIELDS = ("time", "responder", "task", "casualty", "hospital", "objective", "alternative_objective")
 
 
@@ -19,8 +21,11 @@ class AuditLog:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:  # bad input (a folder, no such place), not a crash
+            raise InputError(Problem(str(self.path), f"cannot write the audit log: {exc.strerror or exc}")) from None
         self._lock = threading.Lock()  # issues are logged outside the planner's lock
 
     def write(self, record: dict) -> None:

@@ -60,7 +60,6 @@ def check(model: ScenarioModel) -> list[Problem]:
                 problems.append(Problem(f"{path}.start", f"unknown place '{r.start}'"))
         elif geo and getattr(r.start, "node", None) is not None:
             problems.append(Problem(f"{path}.start", "a 'geo' network has no nodes; give 'lat' and 'lon'"))
-        check_shift(i, r, problems)
 
     for i, c in enumerate(model.casualties):
         check_casualty(i, c, model.time, sites, hospitals, problems)
@@ -68,7 +67,12 @@ def check(model: ScenarioModel) -> list[Problem]:
 
 
 def check_shift(i: int, r, problems: list[Problem]) -> None:
-    """A team's shift may not end before it is available."""
+    """A team is not sent off after its shift's end: the issue that would do it is refused
+    (``Planner.next_task``), and so is a team that joins with its shift over (``responder_added``).
+
+    A model may still hold a team available only after its shift's end: work reported under way
+    that runs over (reality is not refused), and a snapshot of it. No task can be planned for it
+    then: a plan that gives it one is infeasible (SPEC §6)."""
     if r.shift_end is not None and r.available_at is not None and r.shift_end < r.available_at:
         problems.append(Problem(f"responders[{i}].shift_end",
                                 f"ends at {r.shift_end} before the team is available at {r.available_at}"))

@@ -58,9 +58,12 @@ def write_text(path: str, text: str) -> None:
 
 
 def cmd_validate(args) -> int:
+    from .errors import ScenarioError
+    from .planner import require_teams
     from .scenario import load_scenario
 
     sc = load_scenario(args.scenario)
+    require_teams(sc, ScenarioError)  # as solve and the planner do: no plan could be made else
     m = sc.model
     print(f"{args.scenario}: valid: {len(m.casualties)} casualties, {len(m.responders)} responders, "
           f"{len(m.hospitals)} hospitals, {len(m.sites)} sites")
@@ -98,8 +101,10 @@ def cmd_generate(args) -> int:
         # network files are named relative to where the scenario is written (stdout: here)
         base = Path(args.out).resolve().parent if args.out else Path.cwd()
         data = generate(args.preset, seed=args.seed, base_dir=base, **options)
-    except ValueError as exc:
-        raise InputError(Problem("--preset", str(exc))) from None
+    except ValueError as exc:  # the generator names the option that is wrong
+        message = str(exc)
+        name = next((f"--{k}" for k in options if f"'{k}'" in message), "--preset")
+        raise InputError(Problem(name, message)) from None
     _write(data, args.out)
     return 0
 

@@ -33,6 +33,8 @@ def cmd_solve(args) -> int:
         raise InputError(Problem("--iterations", "expected a whole number >= 0"))
     if args.time_limit is not None and not args.time_limit >= 0:
         raise InputError(Problem("--time-limit", "expected seconds >= 0"))
+    if args.out:
+        _writable(Path(args.out), "--out")  # before the search, not after it
     result = solve(args.scenario, algorithm=args.algorithm, seed=args.seed, iterations=args.iterations,
                    time_limit=args.time_limit, callbacks=_progress(args))
     if _progress(args):
@@ -87,6 +89,27 @@ def register(sub) -> None:
 MAX_GAP_MINUTES = 60.0
 
 
+def _record(line: str, where: str) -> dict:
+    """One line of a replay log: a JSON object with a finite numeric ``time``; a task request
+    (``"type": "next_task"``) has only a ``responder`` besides (a delta is checked when applied)."""
+    from .scenario import loads
+
+    rec = loads(line, where, InputError)
+    t = rec.get("time") if isinstance(rec, dict) else None
+    try:
+        finite = not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise InputError(Problem(where, "expected a JSON object with a finite numeric \"time\""))
+    if rec.get("type") == "next_task":
+        extra = sorted(set(rec) - {"type", "time", "responder"})
+        if extra or not isinstance(rec.get("responder"), str):
+            raise InputError(Problem(where, "a task request has a \"responder\" (text) and a \"time\""
+                                     + (f"; unknown keys: {', '.join(extra)}" if extra else "")))
+    return rec
+
+
 def cmd_replay(args) -> int:
     """Replay deltas and task requests (one JSON object per line) through the online engine.
 
@@ -99,23 +122,28 @@ def cmd_replay(args) -> int:
     """
     from .errors import DeltaError
     from .planner import Planner
-    from .scenario import loads
 
     path = Path(args.deltas)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(Problem(str(path), f"cannot read: {exc.strerror or exc}")) from None
-    records = []
-    for i, line in enumerate(lines, start=1):
-        if line.strip():
-            rec = loads(line, f"{path}:{i}", InputError)
-            t = rec.get("time") if isinstance(rec, dict) else None
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise InputError(Problem(f"{path}:{i}", "expected a JSON object with a finite numeric \"time\""))
-            records.append((i, rec))
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(Problem(f"{path}:{line}", "not UTF-8 text")) from None
     if args.iterations_per_minute < 0:
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
+    records, problems = [], []
+    for i, line in enumerate(lines, start=1):  # every malformed line is reported, before any is replayed
+        if line.strip():
+            try:
+                records.append((i, _record(line, f"{path}:{i}")))
+            except InputError as err:
+                problems += err.problems
+    if problems:
+        raise InputError(problems)
     audit = args.audit or str(path.with_suffix(".audit.jsonl"))
     planner = Planner(args.scenario, algorithm=args.algorithm, seed=args.seed, audit=audit)
     last = planner.time
@@ -127,7 +155,7 @@ def cmd_replay(args) -> int:
         last = max(last, rec["time"])
         try:
             if rec.get("type") == "next_task":
-                task = planner.next_task(str(rec.get("responder")), float(rec["time"]))
+                task = planner.next_task(rec["responder"], float(rec["time"]))
                 what = "wait" if task is None else (f"{task.kind} {task.casualty}"
                                                    + (f" -> {task.hospital}" if task.hospital else ""))
                 print(f"{rec['time']:8.2f}  {rec.get('responder')}: {what}")

@@ -13,14 +13,16 @@ keeps what a report that arrives after such a change needs).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, StrictInt, TypeAdapter, ValidationError
 
+from .checks import check_shift
 from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
-from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Responder, Site, Strict, Time
+from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
 from .observations import DELIVERED, carried, observe
 from .scenario import Scenario, health_vector, pydantic_problems
 
@@ -91,7 +93,7 @@ class ClosedEdge(Strict):
 
 class TravelChanged(_Delta):
     type: Literal["travel_changed"]
-    factor: Annotated[float, Field(gt=0, le=1e3)] | None = None
+    factor: Annotated[Number, Field(gt=0, le=1e3)] | None = None
     closed_edge: ClosedEdge | None = None
 
 
@@ -221,12 +223,11 @@ def _clamp_work_in_progress(m: dict, t: float, handover: float, started: dict) -
 def _free_at(teams: list[dict], task: str, cid: str, place: str, free: float, later: float, started: dict) -> None:
     """The team doing ``cid``'s ``task`` at ``place`` until ``free`` is free at ``later`` instead
     (a changed copy of its record): the one reported starting it, while its facts still say it is
-    at this work, or (none reported: a restored model) the one its facts name. Never past its
-    shift's end: a model in which it is would be rejected with every delta after it."""
+    at this work, or (none reported: a restored model) the one its facts name; past its shift's
+    end if the work runs over (``checks.check_shift``)."""
     j = _at_work(teams, task, place, free, started.get((task, cid), (None, None))[1])
     if j is not None:
-        end = teams[j].get("shift_end")
-        teams[j] = dict(teams[j], available_at=later if end is None else max(free, min(later, end)))
+        teams[j] = dict(teams[j], available_at=later)
 
 
 def _at_work(teams: list[dict], task: str, place: str, free: float, rid: str | None) -> int | None:
@@ -319,7 +320,12 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         cas[key] = float(d.minutes)
     elif kind == "responder_added":
         row = d.responder.model_dump(mode="json", exclude_none=True)
-        row.setdefault("available_at", float(t))  # SPEC §4's default, so that its shift end is checked against it
+        row.setdefault("available_at", float(t))  # SPEC §4's default
+        problems: list[Problem] = []
+        check_shift(len(m["responders"]), d.responder.model_copy(update={"available_at": row["available_at"]}),
+                    problems)
+        if problems:  # a team joining with its shift over: most likely a slip of the dispatcher's
+            raise DeltaError([Problem("delta.responder.shift_end", p.message) for p in problems])
         m["responders"].append(row)
     elif kind == "responder_unavailable":
         _find(m["responders"], "id", d.responder, "responder", "delta.responder")
@@ -329,7 +335,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         i = _find_index(rows, "id", d.hospital, "hospital", "delta.hospital")
         rows[i] = dict(rows[i], capacity=d.capacity)
     elif kind == "travel_changed":
-        _travel_changed(m, d)
+        _travel_changed(m, d, sc.base_dir)
     elif kind == "task_started":
         _task_started(sc, m, d, duration_of, seen)
     elif kind == "task_completed":
@@ -365,18 +371,26 @@ def copy_model(m: dict) -> dict:
     return out
 
 
-def _travel_changed(m: dict, d: TravelChanged) -> None:
+def _travel_changed(m: dict, d: TravelChanged, base_dir) -> None:
     m["network"] = _clone(m["network"])
     net = m["network"]
     if (d.factor is None) == (d.closed_edge is None):
         raise DeltaError(Problem("delta", "give exactly one of 'factor' or 'closed_edge'"))
+    if net["kind"] == "graph" and net.get("edges") is None:
+        # edges given as a file are read in, once: the model holds them inline from then on
+        # (and so does a snapshot), since a change to them is no longer the file's
+        from .network import file_rows
+
+        full = (base_dir or Path.cwd()) / net["edges_file"]
+        try:
+            net["edges"] = file_rows(full)
+        except Exception as exc:  # pyarrow raises many types for a missing or broken file
+            raise DeltaError(Problem("network.edges_file", f"cannot read {full}: {str(exc).splitlines()[0]}")) from None
+        del net["edges_file"]
     if d.factor is not None:  # travel takes `factor` times as long
         if net["kind"] == "geo":
             net["speed_kmh"] = net["speed_kmh"] / d.factor
         else:
-            if net.get("edges") is None:
-                raise DeltaError(Problem("delta.factor", "scaling a network given as files is not supported; "
-                                                         "give the edges inline"))
             if net.get("speed_kmh"):
                 net["speed_kmh"] = net["speed_kmh"] / d.factor
             for e in net["edges"]:
@@ -385,8 +399,8 @@ def _travel_changed(m: dict, d: TravelChanged) -> None:
                 elif e.get("speed_kmh") is not None:
                     e["speed_kmh"] = e["speed_kmh"] / d.factor
         return
-    if net["kind"] != "graph" or net.get("edges") is None:
-        raise DeltaError(Problem("delta.closed_edge", "closing an edge needs a graph network with inline edges"))
+    if net["kind"] != "graph":
+        raise DeltaError(Problem("delta.closed_edge", "closing an edge needs a graph network"))
     a, b = str(d.closed_edge.from_), str(d.closed_edge.to)
     kept, closed = [], False
     for e in net["edges"]:

@@ -250,7 +250,6 @@ def _responders(m, old: dict, new: dict, update: dict, problems: list):
             raise _Reload
         else:
             moves = True
-        checks.check_shift(j, r, problems)
     return src, dirty, moves
 
 

@@ -7,6 +7,7 @@ matrix over the scenario's locations, computed once per scenario.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,28 +64,69 @@ class RoadGraph:
         return np.ascontiguousarray(dist[inverse][:, nodes])
 
 
+#: The columns a network file must have (``model.Node``, ``model.Edge``), those read as text, and
+#: those holding numbers (a column with one bad cell is read as text: the others still count).
+REQUIRED = {"nodes": ("id", "lat", "lon"), "edges": ("from", "to")}
+IDS = ("id", "from", "to")
+NUMBERS = ("lat", "lon", "minutes", "length_m", "speed_kmh")
+
+
+def _cell(key: str, value):
+    """A file cell as the inline models take it: ids as text, numbers read as text as numbers,
+    an empty cell as no value (``None``)."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    if key in IDS and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if key in NUMBERS and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _read_table(path: Path) -> pa.Table:
     if path.suffix.lower() in (".parquet", ".pq"):
         return pq.read_table(path)
-    return pacsv.read_csv(path)
+    # ids are text, even when they look like numbers ("004" is not "4")
+    with open(path, newline="", encoding="utf-8") as f:
+        names = next(csv.reader(f), [])
+    types = {c: pa.string() for c in IDS if c in names}
+    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
 
 
-def _rows(network, key: str, base_dir: Path | None, problems: list[Problem]) -> list[dict] | None:
-    """The inline list under ``key``, or the rows of ``key_file``: exactly one must be given."""
+def file_rows(path: Path) -> list[dict]:
+    """The rows of a network file as inline records (``_cell``; empty cells left out)."""
+    return [_file_row(row) for row in _read_table(path).to_pylist()]
+
+
+def _file_row(row: dict) -> dict:
+    return {k: c for k, v in row.items() if (c := _cell(k, v)) is not None}
+
+
+def _rows(network, key: str, base_dir: Path | None, problems: list[Problem]):
+    """``(rows, where)``: the inline list under ``key``, or the rows of ``key_file`` (exactly one
+    must be given); ``where(i)`` names row ``i`` in problems (a JSON path, or the file and row)."""
     inline, file = getattr(network, key), getattr(network, f"{key}_file")
     path = f"network.{key}"
     if (inline is None) == (file is None):
         problems.append(Problem(path, f"give exactly one of '{key}' (inline) or '{key}_file'"))
-        return None
+        return None, None
     if inline is not None:
-        return [row.model_dump(by_alias=True) for row in inline]
+        return [row.model_dump(by_alias=True) for row in inline], lambda i: (f"network.{key}[{i}]",)
     full = (base_dir or Path.cwd()) / file
     try:
         table = _read_table(full)
     except Exception as exc:  # pyarrow raises many types for a missing or broken file
         problems.append(Problem(f"network.{key}_file", f"cannot read {full}: {str(exc).splitlines()[0]}"))
-        return None
-    return table.to_pylist()
+        return None, None
+    missing = [c for c in REQUIRED[key] if c not in table.column_names]
+    if missing:
+        problems.append(Problem(f"network.{key}_file", f"{full}: no column {', '.join(map(repr, missing))} "
+                                                        f"(its columns: {', '.join(table.column_names)})"))
+        return None, None
+    return table.to_pylist(), lambda i: (f"network.{key}_file", f"{file} row {i + 1}")
 
 
 def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> RoadGraph | None:
@@ -94,23 +136,30 @@ def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> Road
 
     from .errors import json_path
 
-    node_rows = _rows(network, "nodes", base_dir, problems)
-    edge_rows = _rows(network, "edges", base_dir, problems)
+    node_rows, node_at = _rows(network, "nodes", base_dir, problems)
+    edge_rows, edge_at = _rows(network, "edges", base_dir, problems)
     if node_rows is None or edge_rows is None:
+        return None
+    if not node_rows:
+        problems.append(Problem("network.nodes", "a graph needs at least one node"))
         return None
     start = len(problems)
     nodes, edges = [], []
-    for kind, rows, model, out in (("nodes", node_rows, Node, nodes), ("edges", edge_rows, Edge, edges)):
+    for rows, at, model, out in ((node_rows, node_at, Node, nodes), (edge_rows, edge_at, Edge, edges)):
         for i, row in enumerate(rows):
-            row = {k: v for k, v in row.items() if v is not None}
-            if kind == "edges":
-                # File columns may hold ints; ids are strings everywhere in goldenhour.
-                row = {k: (str(v) if k in ("from", "to") and isinstance(v, int) else v) for k, v in row.items()}
+            where = at(i)
+            if len(where) > 1:  # a file's row: an empty cell is a missing value
+                row = _file_row(row)
             try:
                 out.append(model.model_validate(row))
             except ValidationError as err:
                 for e in err.errors():
-                    problems.append(Problem(json_path(("network", kind, i) + tuple(e["loc"])), e["msg"]))
+                    if len(where) == 1:
+                        problems.append(Problem(json_path(where + tuple(e["loc"])), e["msg"]))
+                    else:
+                        what = "no value (an empty cell)" if e["type"] == "missing" else e["msg"]
+                        problems.append(Problem(f"{where[0]}: {where[1]}, column {'.'.join(map(str, e['loc']))}",
+                                                what))
     if len(problems) > start:
         return None
     ids = [n.id for n in nodes]

@@ -8,6 +8,7 @@ and is scored as infeasible by the evaluator.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -124,7 +125,7 @@ def task_of(sc: Scenario, code: int, hosp, pinned: bool = False) -> Task:
 
 
 def load_plan(sc: Scenario, source: Any) -> Plan:
-    """Read a plan file (path, JSON text or dict) for scenario ``sc`` and check it (SPEC §5).
+    """Read a plan file (a path, a dict or a ``Plan``) for scenario ``sc`` and check it (SPEC §5).
 
     Raises
     ------
@@ -135,6 +136,8 @@ def load_plan(sc: Scenario, source: Any) -> Plan:
         data = source.to_json()
     elif isinstance(source, dict):
         data = source
+    elif not isinstance(source, (str, os.PathLike)):
+        raise PlanError(Problem("plan", f"expected a file path, a dict or a Plan, got {type(source).__name__}"))
     else:
         path = Path(source)
         try:

@@ -482,7 +482,7 @@ class Planner:
 
     def _refuse_after_shift(self, rid: str, now: float) -> None:
         """Raise what ``_issue`` would raise for a team with work to do whose shift ends before
-        ``now``, when it sets off (``scenario.with_available``)."""
+        ``now``, when it sets off."""
         r = self._sc.responder_index[rid]
         best, resp = self._incumbent(), self._sc.model.responders[r]
         if self._pins.get(rid) or best.starts[r + 1] == best.starts[r]:
@@ -490,8 +490,8 @@ class Planner:
         self._refuse_shift_end(r, max(float(now), float(now) if resp.available_at is None else resp.available_at))
 
     def _refuse_shift_end(self, r: int, avail: float) -> None:
-        """Raise ``DeltaError`` if team ``r``'s shift ends before ``avail``: a model in which it
-        sets off then is invalid (``checks.check_shift``)."""
+        """Raise ``DeltaError`` if team ``r``'s shift ends before ``avail``: it is not sent off
+        after its shift (``checks.check_shift``)."""
         resp = self._sc.model.responders[r]
         if resp.shift_end is None:
             return

@@ -31,7 +31,9 @@ class Statistics:
     def to_json(self) -> dict:
         return {"algorithm": self.algorithm, "iterations": self.iterations, "evaluations": self.evaluations,
                 "moves": self.moves,
-                "runtime_s": self.runtime_s, "compile_s": self.compile_s, "history": [list(h) for h in self.history]}
+                "runtime_s": self.runtime_s, "compile_s": self.compile_s,
+                # a plan caught in a cycle of waits has no F or T: null in JSON, as in SPEC §7's objective
+                "history": [[x if x == x else None for x in h] for h in self.history]}
 
 
 @dataclass

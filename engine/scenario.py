@@ -9,6 +9,7 @@ them all; on success the returned ``Scenario`` holds the validated file plus the
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,13 @@ class Scenario:
 
 
 def _parse(source: Any) -> tuple[Any, Path | None, str]:
-    """Read JSON from a path, a JSON string or take a dict; return (data, base_dir, label)."""
+    """Read JSON from a path or take a dict; return (data, base_dir, label)."""
     if isinstance(source, dict):
         return source, None, "scenario"
     if isinstance(source, ScenarioModel):
         return source.model_dump(by_alias=True, exclude_none=True), None, "scenario"
+    if not isinstance(source, (str, os.PathLike)):
+        raise ScenarioError(Problem("scenario", f"expected a file path or a dict, got {type(source).__name__}"))
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
@@ -97,6 +100,8 @@ def loads(text: str, label: str, error: type) -> Any:
         raise error(Problem(label, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")) from None
     except RecursionError:
         raise error(Problem(label, "invalid JSON: nested too deeply")) from None
+    except ValueError as exc:  # an integer literal of thousands of digits
+        raise error(Problem(label, f"invalid JSON: {exc}")) from None
 
 
 def reported(problem: Problem, paths: set[str]) -> bool:
@@ -176,18 +181,14 @@ def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
 def with_available(sc: Scenario, r: int, available_at: float) -> Scenario:
     """``sc`` with responder ``r`` available from ``available_at`` (a finite number of minutes).
 
-    What ``load_scenario`` would return for the model with that one change (or the problem it
-    would raise: a shift ending before then), without validating and flattening the whole model
-    again: everything else is shared with ``sc``.
+    What ``load_scenario`` would return for the model with that one change, without validating
+    and flattening the whole model again: everything else is shared with ``sc``. (Whether the
+    team may set off then is the issue's to check: ``Planner.next_task``.)
     """
     from .plan import problem_arrays  # plan imports this module
 
     responders = list(sc.model.responders)
     responders[r] = responders[r].model_copy(update={"available_at": float(available_at)})
-    problems: list[Problem] = []
-    checks.check_shift(r, responders[r], problems)
-    if problems:
-        raise ScenarioError(problems)
     P = problem_arrays(sc)
     avail = P.resp_avail.copy()
     avail[r] = float(available_at)

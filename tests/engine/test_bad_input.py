@@ -283,3 +283,37 @@ def test_extreme_values_are_rejected_or_scored_sanely(where, value, tmp_path):
     F, overflow = obj["expected_fatalities"], obj["overflow_fatalities"]
     assert F is not None and overflow is not None, obj
     assert 0.0 <= overflow <= F <= len(data["casualties"]) + 1e-9, obj
+
+
+# --- what the loaders take, and what validate checks beyond the file -------------------------------
+
+@pytest.mark.parametrize("source", [None, 5, b"{}"])
+def test_loaders_name_what_they_were_given_instead_of_a_path(source):
+    with pytest.raises(engine.ScenarioError, match="expected a file path or a dict"):
+        engine.load_scenario(source)
+    sc = engine.load_scenario(GOOD_SCENARIO)
+    with pytest.raises(engine.PlanError, match="expected a file path, a dict or a Plan"):
+        engine.load_plan(sc, source)
+
+
+def test_an_integer_literal_of_thousands_of_digits_is_invalid_json(tmp_path):
+    path = tmp_path / "huge.json"
+    path.write_text('{"format": "goldenhour.scenario/1", "time": ' + "9" * 5000 + "}")
+    with pytest.raises(engine.ScenarioError) as err:
+        engine.load_scenario(path)
+    assert [p.path for p in err.value.problems] == [str(path)]
+    assert err.value.problems[0].message.startswith("invalid JSON")
+
+
+def test_validate_refuses_what_solve_refuses_a_trapped_casualty_and_no_fire_team(tmp_path, capsys):
+    d = json.loads(GOOD_SCENARIO.read_text(encoding="utf-8"))
+    d["responders"] = [r for r in d["responders"] if r["kind"] != "fire"]
+    assert any(c.get("trapped") for c in d["casualties"])
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(d))
+    engine.load_scenario(path)  # a valid file...
+    assert cli.main(["validate", str(path)]) == 2  # ...for which no plan can be made
+    err = capsys.readouterr().err
+    assert err == "goldenhour: responders: trapped casualties wait for a rescue but no fire team is left\n"
+    assert cli.main(["solve", str(path), "--iterations", "1"]) == 2
+    assert capsys.readouterr().err == err

@@ -223,3 +223,25 @@ def test_replay_refuses_a_time_that_is_not_a_finite_number(capsys, tmp_path, sce
     code, out, err = run(capsys, "replay", scenario_file, log)
     lines = _check_errors(code, out, err, 1)
     assert f"{log}:2" in lines[0]
+
+
+def test_solve_refuses_an_unwritable_out_before_searching(capsys, tmp_path, scenario_file, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.modules["engine.solve"], "solve", lambda *a, **k: pytest.fail("searched before checking --out"))
+    (tmp_path / "a-file").write_text("")
+    code, out, err = run(capsys, "solve", scenario_file, "--out", tmp_path / "a-file" / "plan.json")
+    assert code == 2 and err.startswith("goldenhour: --out: ") and out == ""
+
+
+def test_generate_names_the_option_that_is_wrong(capsys):
+    code, out, err = run(capsys, "generate", "--preset", "random", "--casualties", "-5")
+    assert code == 2 and err.startswith("goldenhour: --casualties: ") and out == ""
+
+
+def test_statistics_json_has_null_not_nan_for_a_plan_in_a_cycle_of_waits():
+    from engine.result import Statistics
+
+    s = Statistics("tabu", history=[(0.0, 0, float("nan"), float("nan")), (0.1, 1, 2.5, 30.0)])
+    text = json.dumps(s.to_json(), allow_nan=False)  # NaN is not JSON
+    assert json.loads(text)["history"] == [[0.0, 0, None, None], [0.1, 1, 2.5, 30.0]]

@@ -113,13 +113,15 @@ def _compiles_for(seconds: float):
 def test_a_time_limit_is_search_time_not_compile_time(london, warm_jit):
     on_iteration, done = _compiles_for(1.0)
     t0 = time.perf_counter()
-    result = engine.solve(london, algorithm="annealing", time_limit=0.4, callbacks={"on_iteration": on_iteration})
+    # a limit several chunks long even on a loaded machine (a chunk of 2 000 steps took 0.4 s
+    # beside two other busy processes): the compilation must not have used it up
+    result = engine.solve(london, algorithm="annealing", time_limit=2.0, callbacks={"on_iteration": on_iteration})
     wall = time.perf_counter() - t0
     s = result.stats
     assert done == [2_000]  # compiled after the first chunk...
     assert s.iterations > 2_000  # ...and searched on for the time limit
     assert 1.0 <= s.compile_s < 2.0
-    assert 0.4 <= s.runtime_s < wall - 1.0
+    assert 2.0 <= s.runtime_s < wall - 1.0
     assert all(t <= s.runtime_s for t, *_ in s.history)
     assert s.to_json()["compile_s"] == s.compile_s
 

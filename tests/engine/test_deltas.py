@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -620,9 +622,10 @@ def test_overdue_work_moves_the_team_reported_doing_it_not_one_that_looks_alike(
     assert_consistent(descent)
 
 
-def test_overdue_work_never_takes_a_team_past_its_shift():
-    """A rescue running past its team's shift end must not make the model invalid: every later
-    delta (a clock, an observation, the rescue's own completion) is still accepted."""
+def test_overdue_work_runs_past_its_team_s_shift_and_the_model_stays_valid():
+    """A rescue running past its team's shift end keeps the team there until it is reported done
+    (reality is not refused), and every later delta (a clock, an observation, the rescue's own
+    completion) is still accepted; the team is given no more work (its shift is over)."""
     sc = tiny()
     next(r for r in sc["responders"] if r["id"] == "fire-01")["shift_end"] = 20.0
     p = Planner(sc, algorithm="descent", seed=0)
@@ -631,10 +634,47 @@ def test_overdue_work_never_takes_a_team_past_its_shift():
         p.apply({"type": "clock", "time": 19.0})
         assert resp(p, "fire-01")["available_at"] == 19.0
         p.apply({"type": "health_observed", "time": 21.0, "casualty": "c002", "health": "urgent"})
-        assert resp(p, "fire-01")["available_at"] == 20.0  # its shift's end, not 21
+        assert resp(p, "fire-01")["available_at"] == 21.0  # still at the rescue, past its shift's end
         p.apply({"type": "clock", "time": 22.0})
         p.apply({"type": "task_completed", "time": 22.0, "responder": "fire-01", "task": "rescue", "casualty": "c001"})
         assert not cas(p, "c001")["trapped"]
+        p.step(20)
+        plan, obj = p.best()
+        assert plan.routes.get("fire-01", []) == [] and obj.feasible
+        assert_consistent(p)
+    finally:
+        p.close()
+
+
+def test_work_reported_started_is_taken_even_if_it_ends_after_the_team_s_shift(tmp_path):
+    """SPEC §6 makes a plan whose task ends after its team's shift infeasible; it does not make
+    the report of such work invalid. A transport started near the end of a shift is taken: the
+    casualty is in the ambulance, the team free after its shift, and nothing else is planned for
+    it. (It was refused, so the planner kept the casualty waiting and sent another team for it.)"""
+    sc = tiny()
+    amb = next(r for r in sc["responders"] if r["kind"] == "paramedic")
+    amb["shift_end"] = 3.0
+    p = Planner(sc, algorithm="descent", seed=0)
+    try:
+        cid = next(c["id"] for c in p._model["casualties"] if not c.get("trapped"))
+        hid = p._model["hospitals"][0]["id"]
+        p.apply({"type": "task_started", "time": 2.0, "responder": amb["id"], "task": "transport", "casualty": cid,
+                 "hospital": hid})
+        assert cas(p, cid)["in_transit"]["hospital"] == hid
+        assert resp(p, amb["id"])["available_at"] > 3.0
+        p.step(20)
+        plan, obj = p.best()
+        assert plan.routes.get(amb["id"], []) == [] and obj.feasible
+        assert all(t.casualty != cid for ts in plan.routes.values() for t in ts)
+        assert_consistent(p)
+        p.snapshot(tmp_path)  # a scenario file holding a team free only after its shift: valid
+        again = Planner.restore(tmp_path, algorithm="descent", seed=0)
+        try:
+            assert again.best()[1].expected_fatalities == pytest.approx(obj.expected_fatalities, abs=1e-9)
+        finally:
+            again.close()
+        p.apply({"type": "task_completed", "time": p.time + 30, "responder": amb["id"], "task": "transport",
+                 "casualty": cid})
         assert_consistent(p)
     finally:
         p.close()
@@ -1132,5 +1172,37 @@ def test_rejected_transport_start_keeps_the_responder_and_casualty():
             p.apply({"type": "task_started", "time": 2.0, "responder": "amb-02", "task": "transport",
                      "casualty": "c001", "hospital": "R1H12"})
         assert state(p) == before
+    finally:
+        p.close()
+
+
+# --- travel_changed: strict numbers, and networks given as files -----------------------------------
+
+@pytest.mark.parametrize("factor", ["2", True])
+def test_a_travel_factor_is_a_number_not_text_or_a_flag(descent, factor):
+    before = state(descent)
+    with pytest.raises(DeltaError, match="delta.factor"):
+        descent.apply({"type": "travel_changed", "time": 0.0, "factor": factor})
+    assert state(descent) == before
+
+
+def test_roads_slower_and_a_road_closed_on_a_network_given_as_files():
+    """SPEC §8 allows both deltas on any graph network; the Helsinki example reads its roads from
+    Parquet files. Every travel time takes ``factor`` times as long (edges carry lengths and
+    speeds: exactly proportional), and closing a road the fastest path used lengthens it."""
+    root = Path(__file__).resolve().parents[2]
+    p = Planner(root / "examples" / "helsinki.json", algorithm="descent", seed=0)
+    try:
+        before = p.scenario.travel.copy()
+        p.apply({"type": "travel_changed", "time": 0.0, "factor": 1.5})
+        assert p.scenario.model.network.edges_file is None and p.scenario.model.network.edges
+        np.testing.assert_allclose(p.scenario.travel, 1.5 * before, rtol=1e-12, atol=1e-12)
+        assert_consistent(p)
+        slow = p.scenario.travel.copy()
+        edges = p.scenario.model.network.edges  # a closed road can only make trips longer
+        p.apply({"type": "travel_changed", "time": 0.0, "closed_edge": {"from": edges[0].from_, "to": edges[0].to}})
+        assert len(p.scenario.model.network.edges) < len(edges)
+        assert (p.scenario.travel >= slow - 1e-9).all()
+        assert_consistent(p)
     finally:
         p.close()

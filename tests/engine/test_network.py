@@ -232,6 +232,53 @@ def test_missing_network_file_is_an_error_naming_the_key(tmp_path):
     assert "network.nodes_file" in paths and "network.edges_file" in paths
 
 
+def _csv_scenario(tmp_path, nodes_csv: str, edges_csv: str, hospital_node="1", site_node="3"):
+    (tmp_path / "nodes.csv").write_text(nodes_csv)
+    (tmp_path / "edges.csv").write_text(edges_csv)
+    d = _scenario({"kind": "graph", "speed_kmh": 30.0, "nodes_file": "nodes.csv", "edges_file": "edges.csv"},
+                  [{"id": "H", "node": hospital_node, "capacity": 1}], [{"id": "S", "node": site_node}])
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(d))
+    return path
+
+
+def _problems(path):
+    with pytest.raises(engine.ScenarioError) as err:
+        engine.load_scenario(path)
+    return [(p.path, p.message) for p in err.value.problems]
+
+
+def test_csv_ids_are_text_even_when_they_look_like_numbers(tmp_path):
+    """'001' is a node id, not the number 1: a place at node '003' finds it."""
+    path = _csv_scenario(tmp_path, "id,lat,lon\n001,0,0\n002,0,0.01\n003,0,0.02\n",
+                         "from,to,minutes\n001,002,2\n002,003,3\n", hospital_node="001", site_node="003")
+    assert _t(engine.load_scenario(path), "H", "S") == pytest.approx(5.0)
+
+
+def test_a_file_without_a_column_is_one_problem_naming_file_and_column(tmp_path):
+    rows = "".join(f"{i},0,{i / 100}\n" for i in range(1, 500))
+    path = _csv_scenario(tmp_path, "id,latitude,lon\n" + rows, "from,to,minutes\n1,2,1\n")
+    problems = _problems(path)
+    assert len(problems) == 1, problems[:3]
+    assert problems[0][0] == "network.nodes_file" and "nodes.csv" in problems[0][1] and "'lat'" in problems[0][1]
+
+
+def test_a_bad_cell_is_one_problem_naming_its_row_and_column(tmp_path):
+    path = _csv_scenario(tmp_path, "id,lat,lon\n1,0,0\n2,abc,0.01\n3,0,0.02\n4,,0.03\n",
+                         "from,to,minutes\n1,2,1\n2,3,1\n")
+    problems = _problems(path)
+    assert problems == [("network.nodes_file: nodes.csv row 2, column lat", "Input should be a valid number"),
+                        ("network.nodes_file: nodes.csv row 4, column lat", "no value (an empty cell)")], problems
+
+
+def test_a_graph_needs_a_node(tmp_path):
+    d = _scenario({"kind": "graph", "nodes": [], "edges": []},
+                  [{"id": "H", "lat": 0.0, "lon": 0.0, "capacity": 1}], [{"id": "S", "lat": 0.0, "lon": 0.01}])
+    with pytest.raises(engine.ScenarioError) as err:
+        engine.load_scenario(d)
+    assert [(p.path, p.message) for p in err.value.problems] == [("network.nodes", "a graph needs at least one node")]
+
+
 def test_travel_matrix_is_a_metric_closure_on_random_graphs():
     """Shortest paths: no detour through a third place is shorter (triangle inequality)."""
     import factories

@@ -154,3 +154,37 @@ def test_replay_searches_a_long_gap_as_an_hour(tmp_path, capsys, monkeypatch):
     _, err = capsys.readouterr()
     assert code == 0, err
     assert asked == [70, 60 * 7, 30 * 7]
+
+
+def test_replay_reports_every_malformed_line_and_replays_none(tmp_path, capsys):
+    deltas = tmp_path / "bad.jsonl"
+    huge = "9" * 400
+    deltas.write_text("\n".join([
+        '{"type": "clock", "time": 1.0}',
+        '{"type": "next_task", "time": 1.0, "responder": "amb-01", "hospital": "RLH"}',  # not a request's key
+        '{"type": "clock", "time": 1e999}',
+        f'{{"type": "clock", "time": {huge}}}',  # an integer no float holds
+        'nonsense',
+    ]) + "\n", encoding="utf-8")
+    audit = tmp_path / "a.jsonl"
+    code = main(["replay", str(SCENARIO), str(deltas), "--audit", str(audit)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    lines = err.splitlines()
+    assert [line.split(": ")[1] for line in lines] == [f"{deltas}:{i}" for i in (2, 3, 4, 5)], err
+    assert "unknown keys: hospital" in lines[0]
+    assert not audit.exists()
+
+
+def test_replay_of_a_file_that_is_not_utf8_names_the_line(tmp_path, capsys):
+    deltas = tmp_path / "bad.jsonl"
+    deltas.write_bytes(b'{"type": "clock", "time": 1.0}\n{"type": "clock", "time": 2.0, "x": "\xff"}\n')
+    code = main(["replay", str(SCENARIO), str(deltas), "--audit", str(tmp_path / "a.jsonl")])
+    _, err = capsys.readouterr()
+    assert code == 2 and err == f"goldenhour: {deltas}:2: not UTF-8 text\n"
+
+
+def test_replay_with_an_audit_log_it_cannot_write_is_bad_input(tmp_path, capsys):
+    code = main(["replay", str(SCENARIO), str(DELTAS), "--audit", str(tmp_path)])  # a folder
+    _, err = capsys.readouterr()
+    assert code == 2 and err.startswith(f"goldenhour: {tmp_path}: cannot write the audit log") and "Traceback" not in err
