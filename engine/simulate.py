@@ -198,7 +198,8 @@ def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: Simulat
     teams = [r.model_dump(by_alias=True) for r in m.responders]
 
     def doing(kind: str, place: str, free: float) -> str:
-        """The team the facts say does it (``team_doing``, as the planner finds it), or none."""
+        """The team the facts say does it (``team_doing``, as the planner finds it), or else the
+        crew outside the model (``OUTSIDE_TEAM``)."""
         j = team_doing(teams, kind, place, free, m.time)
         return OUTSIDE_TEAM if j is None else teams[j]["id"]
 
