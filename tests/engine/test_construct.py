@@ -97,3 +97,19 @@ def test_rule_is_the_dispatchers_rule_on_generated_scenarios(preset, options, se
 def test_rule_on_the_london_example(london):
     P = problem_arrays(london)
     assert _check(london) == int(P.needs_rescue.sum()) + int((P.status == ACTIVE).sum())
+
+
+def test_greedy_sends_each_casualty_to_the_nearest_hospital_with_a_bed_left():
+    """Three casualties at one site, three hospitals with one bed each: the nearest hospital takes
+    one, and the others go on to the next nearest (not all three to the nearest, over its beds)."""
+    from engine.construct import greedy
+
+    d = generate("random", seed=2, casualties=3, paramedics=2, fire=1, hospitals=3, sites=1)
+    for c in d["casualties"]:
+        c["trapped"] = False
+    for h in d["hospitals"]:
+        h["capacity"] = 1
+    sc = engine.load_scenario(d)
+    sol = greedy(sc)
+    assert sorted(sol.hosp.tolist()) == [0, 1, 2]
+    assert sol.objective.overflow_fatalities == 0.0

@@ -525,3 +525,46 @@ def test_explanation_overflow_is_charged_to_late_arrivals():
         if arrivals:
             first = next(c for c in ex.casualties if c["casualty"] == arrivals[0][1])
             assert first["share"] == first["p_dead"]
+
+
+# --- what a weak test let through (mutations that survived the suite, 2026-12-04) ---------------
+
+def test_annealing_at_no_temperature_accepts_no_worse_plan(london):
+    """Metropolis: a worse plan is accepted with chance exp(−ΔF/T), nil as T → 0. From descent's
+    local optimum, a near-zero temperature must keep the plan where it is (with the sign of ΔF
+    flipped, every worse move would be taken)."""
+    from engine.accept import SimulatedAnnealing
+
+    sol = construct.rule(london)
+    state = SearchState(sol, sol.copy())
+    descent = algorithms.Descent()
+    while (p := descent.propose(state)) is not None:
+        descent.accept(state, p)
+    optimum = state.current.cur[0]
+    alg = algorithms.Annealing(seed=0, schedule=SimulatedAnnealing(1e-12, 1e-12))
+    alg.run(state, 2_000)
+    assert state.evaluations > 2_000
+    assert state.current.cur[0] <= optimum + 1e-9
+    # and at a high temperature, worse plans are taken: the same run is not stuck
+    hot = algorithms.Annealing(seed=0, schedule=SimulatedAnnealing(1e3, 1e3))
+    hot.run(state, 2_000)
+    assert state.current.cur[0] > optimum + 1e-6
+
+
+def test_a_time_limit_alone_stops_on_time_not_on_a_default_iteration_budget():
+    from engine.solve import _stopping
+    from engine.stop import Progress
+
+    stop = _stopping("annealing", None, 5.0)
+    assert not stop(Progress(iterations=10 * DEFAULT_ITERATIONS["annealing"], runtime_s=4.9))
+    assert stop(Progress(iterations=1, runtime_s=5.0))
+    both = _stopping("tabu", 7, 5.0)
+    assert both(Progress(iterations=7, runtime_s=0.0)) and both(Progress(iterations=0, runtime_s=5.0))
+    assert _stopping("tabu", None, None)(Progress(iterations=DEFAULT_ITERATIONS["tabu"]))
+
+
+def test_the_top_contributors_are_the_largest_shares_largest_first(london):
+    result = solve(london, algorithm="greedy")
+    shares = sorted((c["share"] for c in result.explanation.casualties), reverse=True)
+    top = [c["share"] for c in result.explanation.top(5)]
+    assert top == shares[:5] and top[0] > top[-1]
