@@ -28,10 +28,7 @@ GOOD_PLAN = BAD / "good-plan.json"
 LINE = re.compile(r"^goldenhour: \S.*: .+")
 OBJECTIVE_KEYS = {"expected_fatalities", "overflow_fatalities", "casualty_minutes", "feasible"}
 
-try:
-    import jsonschema
-except ImportError:  # pragma: no cover - optional
-    jsonschema = None
+import jsonschema  # in the test extra
 
 
 def _console_script() -> list[str]:
@@ -78,26 +75,18 @@ def test_schema_prints_a_json_schema(capsys, schema):
     assert "casualties" in printed["properties"]
     assert set(printed["required"]) == {"format", "network", "hospitals", "sites", "responders", "casualties"}
     assert printed.get("additionalProperties") is False  # unknown keys are errors (SPEC §4)
-    if jsonschema is not None:
-        jsonschema.validators.validator_for(printed).check_schema(printed)
+    jsonschema.validators.validator_for(printed).check_schema(printed)
 
 
 @pytest.mark.parametrize("path", [LONDON, GOOD_SCENARIO, GOOD_GRAPH], ids=lambda p: p.name)
 def test_schema_accepts_valid_scenarios(schema, path):
     data = json.loads(path.read_text(encoding="utf-8"))
-    if jsonschema is None:
-        # structural facts only: every top-level key is a schema property, required ones present
-        assert set(data) <= set(schema["properties"])
-        assert set(schema["required"]) <= set(data)
-        return
     errors = [e.message for e in jsonschema.validators.validator_for(schema)(schema).iter_errors(data)]
     assert errors == []
 
 
 @pytest.mark.parametrize("preset", ["tiny", "paper-london", "random"])
 def test_schema_accepts_generated_scenarios(schema, preset):
-    if jsonschema is None:
-        pytest.skip("jsonschema is not installed")
     options = {"casualties": 30, "paramedics": 4, "fire": 2, "hospitals": 3} if preset == "random" else {}
     data = generate(preset, seed=5, **options)
     assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(data)) == []
@@ -107,8 +96,6 @@ def test_schema_accepts_generated_scenarios(schema, preset):
                                   "negative-capacity.json", "fractional-capacity.json", "unknown-kind.json",
                                   "missing-casualties.json", "wrong-format.json", "speed-bool.json"])
 def test_schema_rejects_what_it_can_express(schema, name):
-    if jsonschema is None:
-        pytest.skip("jsonschema is not installed")
     data = json.loads((BAD / name).read_text(encoding="utf-8"))
     assert not jsonschema.validators.validator_for(schema)(schema).is_valid(data)
 

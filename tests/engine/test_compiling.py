@@ -120,8 +120,10 @@ def test_a_time_limit_is_search_time_not_compile_time(london, warm_jit):
     s = result.stats
     assert done == [2_000]  # compiled after the first chunk...
     assert s.iterations > 2_000  # ...and searched on for the time limit
-    assert 1.0 <= s.compile_s < 2.0
-    assert 2.0 <= s.runtime_s < wall - 1.0
+    assert s.compile_s >= 1.0  # the compilation it stood in for...
+    assert s.runtime_s >= 2.0  # ...left the whole limit to the search...
+    assert s.runtime_s + s.compile_s <= wall + 0.05  # ...and was not counted in it (no upper bound
+    # on either alone: a loaded machine stretches both)
     assert all(t <= s.runtime_s for t, *_ in s.history)
     assert s.to_json()["compile_s"] == s.compile_s
 

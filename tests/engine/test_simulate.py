@@ -420,8 +420,6 @@ def test_same_seed_same_record_different_seeds_differ():
 
 
 def test_london_example_run_has_no_rejected_deltas():
-    if not LONDON.exists():
-        pytest.skip("examples/london-5x18.json is not there")
     row = simulate(LONDON, Policy(4, 1.0), seed=0, config=FAST)
     assert row["rejected_deltas"] == 0
     check_bookkeeping(row, 90)
