@@ -567,3 +567,27 @@ def test_the_top_contributors_are_the_largest_shares_largest_first(london):
     shares = sorted((c["share"] for c in result.explanation.casualties), reverse=True)
     top = [c["share"] for c in result.explanation.top(5)]
     assert top == shares[:5] and top[0] > top[-1]
+
+
+@pytest.mark.parametrize("algorithm", ["greedy", "tabu"])
+def test_explanation_times_follow_the_plan_s_schedule(london, algorithm):
+    """Each casualty's minutes trapped, at the casualty clearing station and in the ambulance, read
+    off the plan file's schedule (SPEC §5): rescue end − observation, pickup − (rescue end or
+    observation), arrival − pickup."""
+    result = solve(london, algorithm=algorithm, iterations=5 if algorithm == "tabu" else None)
+    schedule = result.plan.to_json()["schedule"]
+    rescue = {t["casualty"]: t["end"] for t in schedule if t["task"] == "rescue"}
+    carry = {t["casualty"]: t for t in schedule if t["task"] == "transport"}
+    observed = {c.id: london.model.time if c.observed_at is None else c.observed_at for c in london.model.casualties}
+    assert rescue and len(carry) == len(london.model.casualties)
+    for row in result.explanation.casualties:
+        cid, t = row["casualty"], carry[row["casualty"]]
+        o = observed[cid]
+        assert row["hospital"] == t["hospital"] and row["arrival"] == pytest.approx(t["arrival"], abs=1e-9)
+        assert row["minutes_ambulance"] == pytest.approx(t["arrival"] - t["start"], abs=1e-9)
+        if cid in rescue:
+            assert row["minutes_trapped"] == pytest.approx(rescue[cid] - o, abs=1e-9)
+            assert row["minutes_ccs"] == pytest.approx(t["start"] - rescue[cid], abs=1e-9)
+        else:
+            assert row["minutes_trapped"] is None
+            assert row["minutes_ccs"] == pytest.approx(t["start"] - o, abs=1e-9)
