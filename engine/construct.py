@@ -158,7 +158,11 @@ def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200
     hosp = base.hosp.copy()
     placed = {code for codes in lists for code in codes}
     sol = _arrays(sc, lists, hosp, pins)
-    taken = np.zeros(len(P.hosp_loc), dtype=np.int64)
+    # beds already spoken for, as ``rule`` counts them: casualties in ambulances and issued transports
+    taken = np.bincount(P.transit_hosp[P.transit_hosp >= 0], minlength=len(P.hosp_loc)).astype(np.int64)
+    for code in placed:
+        if code % KINDS == TRANSPORT:
+            taken[hosp[code // KINDS]] += 1
     for c in severity_order(P):
         code = KINDS * c + TRANSPORT
         if P.status[c] != ACTIVE or code in placed:

@@ -113,3 +113,23 @@ def test_greedy_sends_each_casualty_to_the_nearest_hospital_with_a_bed_left():
     sol = greedy(sc)
     assert sorted(sol.hosp.tolist()) == [0, 1, 2]
     assert sol.objective.overflow_fatalities == 0.0
+
+
+def test_greedy_counts_the_beds_ambulances_on_their_way_already_take():
+    """A casualty in an ambulance to the nearest hospital takes its one bed (SPEC §8.1): greedy,
+    like the dispatcher's rule, sends the casualty still waiting to the next nearest."""
+    from engine.construct import greedy
+
+    d = generate("random", seed=2, casualties=2, paramedics=2, fire=1, hospitals=3, sites=1)
+    for c in d["casualties"]:
+        c["trapped"] = False
+    for h in d["hospitals"]:
+        h["capacity"] = 1
+    sc0 = engine.load_scenario(d)
+    P = problem_arrays(sc0)
+    by_distance = np.argsort(P.travel[P.site_loc[0], P.hosp_loc], kind="stable")
+    nearest = d["hospitals"][int(by_distance[0])]["id"]
+    d["casualties"][0]["in_transit"] = {"hospital": nearest, "arrival": 5.0}
+    sc = engine.load_scenario(d)
+    for construct in (rule, greedy):
+        assert construct(sc).hosp[1] == by_distance[1], construct.__name__
