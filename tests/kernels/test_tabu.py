@@ -1,4 +1,5 @@
-"""Tabu search's memory (``kernels.search.tabu_record``, ``tabu_allowed``) against its rule, stated
+"""Tabu search's memory (``kernels.search.tabu_record``, ``tabu_allowed``; named apart from
+``tests/engine/test_search.py``, as test modules share one namespace) against its rule, stated
 plainly: after a move, no task goes back to the team it left, no transport back to the hospital
 it left, a dropped treat is not inserted again on any team and an inserted one not dropped, for
 the tenure; unless the move would beat the best plan (aspiration)."""
