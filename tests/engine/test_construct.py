@@ -7,7 +7,7 @@ import pytest
 
 import engine
 import factories
-from engine.construct import rule
+from engine.construct import greedy, rule
 from engine.generate import generate
 from engine.plan import problem_arrays
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT
@@ -99,18 +99,20 @@ def test_rule_on_the_london_example(london):
     assert _check(london) == int(P.needs_rescue.sum()) + int((P.status == ACTIVE).sum())
 
 
-def test_greedy_sends_each_casualty_to_the_nearest_hospital_with_a_bed_left():
-    """Three casualties at one site, three hospitals with one bed each: the nearest hospital takes
-    one, and the others go on to the next nearest (not all three to the nearest, over its beds)."""
-    from engine.construct import greedy
-
-    d = generate("random", seed=2, casualties=3, paramedics=2, fire=1, hospitals=3, sites=1)
+def _one_site_one_bed_each(casualties: int) -> dict:
+    """``casualties`` untrapped casualties at one site, three hospitals with one bed each."""
+    d = generate("random", seed=2, casualties=casualties, paramedics=2, fire=1, hospitals=3, sites=1)
     for c in d["casualties"]:
         c["trapped"] = False
     for h in d["hospitals"]:
         h["capacity"] = 1
-    sc = engine.load_scenario(d)
-    sol = greedy(sc)
+    return d
+
+
+def test_greedy_sends_each_casualty_to_the_nearest_hospital_with_a_bed_left():
+    """Three casualties at one site, three hospitals with one bed each: the nearest hospital takes
+    one, and the others go on to the next nearest (not all three to the nearest, over its beds)."""
+    sol = greedy(engine.load_scenario(_one_site_one_bed_each(3)))
     assert sorted(sol.hosp.tolist()) == [0, 1, 2]
     assert sol.objective.overflow_fatalities == 0.0
 
@@ -118,13 +120,7 @@ def test_greedy_sends_each_casualty_to_the_nearest_hospital_with_a_bed_left():
 def test_greedy_counts_the_beds_ambulances_on_their_way_already_take():
     """A casualty in an ambulance to the nearest hospital takes its one bed (SPEC §8.1): greedy,
     like the dispatcher's rule, sends the casualty still waiting to the next nearest."""
-    from engine.construct import greedy
-
-    d = generate("random", seed=2, casualties=2, paramedics=2, fire=1, hospitals=3, sites=1)
-    for c in d["casualties"]:
-        c["trapped"] = False
-    for h in d["hospitals"]:
-        h["capacity"] = 1
+    d = _one_site_one_bed_each(2)
     sc0 = engine.load_scenario(d)
     P = problem_arrays(sc0)
     by_distance = np.argsort(P.travel[P.site_loc[0], P.hosp_loc], kind="stable")
