@@ -11,7 +11,6 @@ it across a snapshot (``Planner.snapshot``, ``Planner.restore``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .errors import Problem, ScenarioError
 from .health import ENVIRONMENTS, propagate_tabled
 from .model import Health, Id, Strict, Time
 from .plan import problem_arrays
-from .scenario import Scenario, health_vector, pydantic_problems
+from .scenario import Scenario, health_vector, loads, pydantic_problems
 
 TOL = 1e-9
 #: A history's record of a casualty delivered to hospital: any observation of it is older.
@@ -99,9 +98,10 @@ def load_history(path, sc: Scenario) -> History:
     naming the file and the JSON path of every problem (nothing is half read)."""
     where = str(path)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise ScenarioError([Problem(where, f"cannot read the observation history: {exc}")]) from None
+    doc = loads(text, where, ScenarioError)
     try:
         data = _HistoryFile.model_validate(doc)
     except ValidationError as exc:

@@ -90,18 +90,58 @@ def _parse(source: Any) -> tuple[Any, Path | None, str]:
     return loads(text, str(path), ScenarioError), path.resolve().parent, str(path)
 
 
+class _Twice(dict):
+    """A JSON object given some key more than once: ``twice`` names those keys."""
+
+    twice: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]], repeated: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    out = _Twice(obj)
+    seen: set[str] = set()
+    out.twice = [k for k, _v in pairs if k in seen or seen.add(k)]
+    repeated.append(out)
+    return out
+
+
+def _repeated_keys(value: Any, loc: tuple, label: str, out: list[Problem]) -> None:
+    if isinstance(value, dict):
+        for k in getattr(value, "twice", ()):
+            out.append(Problem(f"{label}: {json_path(loc + (k,))}", "the key is given more than once in "
+                               "this object; keep the one you mean"))
+        for k, v in value.items():
+            _repeated_keys(v, loc + (k,), label, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _repeated_keys(v, loc + (i,), label, out)
+
+
 def loads(text: str, label: str, error: type) -> Any:
-    """Parse JSON text; an empty file or a syntax error is one clear problem."""
+    """Parse JSON text; an empty file or a syntax error is one clear problem.
+
+    A key given twice in one object is refused, each such key named by its JSON path: Python's
+    reader would silently keep the last value (a hospital's second ``capacity``, say), which
+    the person who wrote the file may not have meant.
+    """
     if not text.strip():
         raise error(Problem(label, "the file is empty"))
     try:
-        return json.loads(text)
+        repeated: list[_Twice] = []
+        data = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, repeated))
     except json.JSONDecodeError as exc:
         raise error(Problem(label, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")) from None
     except RecursionError:
         raise error(Problem(label, "invalid JSON: nested too deeply")) from None
     except ValueError as exc:  # an integer literal of thousands of digits
         raise error(Problem(label, f"invalid JSON: {exc}")) from None
+    if repeated:  # walked only then, to name each repeated key by its path
+        problems: list[Problem] = []
+        _repeated_keys(data, (), label, problems)
+        raise error(problems)
+    return data
 
 
 def reported(problem: Problem, paths: set[str]) -> bool:

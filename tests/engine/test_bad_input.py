@@ -96,7 +96,7 @@ def _library_problems(case, good) -> list:
 
 
 def _expected(case, file_label: str) -> list[tuple[str, str]]:
-    return [(file_label if e["path"] == "$FILE" else e["path"], e["message"]) for e in case["expect"]]
+    return [(e["path"].replace("$FILE", file_label), e["message"]) for e in case["expect"]]
 
 
 def _check_count(case, n: int, what: str) -> None:

@@ -117,6 +117,17 @@ def test_a_bad_history_file_is_rejected_naming_the_file_and_the_place(picked_up,
     assert any(p.path == f"{path}: {where}" for p in err.value.problems), err.value.problems
 
 
+def test_a_history_file_that_gives_a_key_twice_is_rejected(picked_up, tmp_path):
+    scenario, plan = picked_up.snapshot(tmp_path / "snap")
+    path = tmp_path / "snap" / HISTORY_FILE
+    text = path.read_text()
+    assert text.count('"format": ') == 1
+    path.write_text(text.replace('"format": ', '"delivered": ["c002"], "format": ', 1))
+    with pytest.raises(ScenarioError) as err:
+        Planner.restore(scenario, plan, algorithm="descent", seed=0)
+    assert [p.path for p in err.value.problems] == [f"{path}: delivered"], err.value.problems
+
+
 def test_a_history_can_be_given_with_a_scenario_read_elsewhere(picked_up, tmp_path):
     """The scenario as a dict (not a file, so nothing lies beside it): the history is named."""
     scenario, plan = picked_up.snapshot(tmp_path / "snap")

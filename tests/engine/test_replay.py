@@ -176,6 +176,18 @@ def test_replay_reports_every_malformed_line_and_replays_none(tmp_path, capsys):
     assert not audit.exists()
 
 
+def test_replay_refuses_a_line_that_gives_a_key_twice(tmp_path, capsys):
+    """JSON keeps the last of two ``time`` keys silently: a delta meant for 1.0 would apply at 9.0."""
+    deltas = tmp_path / "twice.jsonl"
+    deltas.write_text('{"type": "clock", "time": 1.0}\n{"type": "clock", "time": 1.0, "time": 9.0}\n',
+                      encoding="utf-8")
+    code = main(["replay", str(SCENARIO), str(deltas), "--audit", str(tmp_path / "a.jsonl")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith(f"goldenhour: {deltas}:2: time: the key is given more than once"), err
+    assert err.count("\n") == 1
+
+
 def test_replay_of_a_file_that_is_not_utf8_names_the_line(tmp_path, capsys):
     deltas = tmp_path / "bad.jsonl"
     deltas.write_bytes(b'{"type": "clock", "time": 1.0}\n{"type": "clock", "time": 2.0, "x": "\xff"}\n')
