@@ -7,7 +7,6 @@ and is scored as infeasible by the evaluator.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from kernels.layout import ACTIVE, IN_TRANSIT, KINDS, RESCUE, TRANSPORT, TREAT
 
 from .errors import PlanError, Problem
 from .model import Id, Number, Strict
-from .scenario import Scenario, loads, pydantic_problems, reported
+from .scenario import Scenario, checked_format, loads, pydantic_problems, reported
 
 PLAN_FORMAT = "goldenhour.plan/1"
 TASK_KINDS = ("rescue", "treat", "transport")
@@ -147,12 +146,11 @@ def load_plan(sc: Scenario, source: Any) -> Plan:
         data = loads(text, str(path), PlanError)
     if not isinstance(data, dict):
         raise PlanError(Problem("plan", "a plan is a JSON object"))
-    if data.get("format") != PLAN_FORMAT:
-        raise PlanError(Problem("format", f"expected \"{PLAN_FORMAT}\", got {json.dumps(data.get('format'))}"))
+    data, wrong_format = checked_format(data, PLAN_FORMAT, PlanError)
     try:
         model = PlanModel.model_validate(data)
     except ValidationError as err:
-        problems = pydantic_problems(err)
+        problems = wrong_format + pydantic_problems(err)
         routes = data.get("routes")
         if isinstance(routes, dict) and all(isinstance(v, list) for v in routes.values()):
             # the task rules of the parts that did parse too: all errors at once
@@ -168,7 +166,7 @@ def load_plan(sc: Scenario, source: Any) -> Plan:
     for rid, tasks in model.routes.items():
         routes[rid] = [Task(t.task, t.casualty, t.hospital, t.pinned) for t in tasks]
     plan = Plan(routes, sc.model.name, float(sc.model.time))
-    problems = check_plan(sc, model.routes)
+    problems = wrong_format + check_plan(sc, model.routes)
     if problems:
         raise PlanError(problems)
     return plan

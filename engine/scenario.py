@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import GeoNetwork, ScenarioModel, SieveHealth, StartHealth
+from .model import FORMAT as SCENARIO_FORMAT, GeoNetwork, ScenarioModel, SieveHealth, StartHealth
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -144,6 +144,22 @@ def loads(text: str, label: str, error: type) -> Any:
     return data
 
 
+def checked_format(data: dict, expected: str, error: type) -> tuple[dict, list[Problem]]:
+    """``data`` ready to validate against ``expected``, and the problem with its ``format`` if any.
+
+    Another goldenhour format (a plan given as a scenario, a later version) is the one problem
+    worth reporting, raised at once: its fields would only add noise. A missing or mistyped
+    format is reported together with everything else wrong in the file.
+    """
+    fmt = data.get("format")
+    if fmt == expected:
+        return data, []
+    problem = Problem("format", f"expected \"{expected}\", got {json.dumps(fmt, default=repr)}")
+    if isinstance(fmt, str) and fmt.startswith("goldenhour."):
+        raise error(problem)
+    return {**data, "format": expected}, [problem]
+
+
 def reported(problem: Problem, paths: set[str]) -> bool:
     """Is ``problem`` about a value already reported (same path, or inside one)?"""
     return any(problem.path == q or problem.path.startswith(q + ".") or problem.path.startswith(q + "[")
@@ -188,17 +204,16 @@ def load_scenario(source: Any, reuse: Scenario | None = None) -> Scenario:
     data, base_dir, label = _parse(source)
     if not isinstance(data, dict):
         raise ScenarioError(Problem(label, "a scenario is a JSON object"))
-    if data.get("format") != "goldenhour.scenario/1":
-        raise ScenarioError(Problem("format", f"expected \"goldenhour.scenario/1\", got {json.dumps(data.get('format'))}"))
+    data, wrong_format = checked_format(data, SCENARIO_FORMAT, ScenarioError)
     try:
         model = ScenarioModel.model_validate(data)
     except ValidationError as err:
         # report the cross-reference problems of the parts that did parse, too: all errors at once
-        problems = pydantic_problems(err)
+        problems = wrong_format + pydantic_problems(err)
         seen = {p.path for p in problems}
         problems += [p for p in checks.check_raw(data) if not reported(p, seen)]
         raise ScenarioError(problems + _network_problems(data, base_dir)) from None
-    problems = checks.check(model)
+    problems = wrong_format + checks.check(model)
     if problems:
         raise ScenarioError(problems + _network_problems(data, base_dir))
     travel, site_loc, responder_loc, names, key = _travel(model, base_dir, problems, reuse)
