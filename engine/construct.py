@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
+from kernels.layout import ACTIVE, IN_TRANSIT, KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.moves import INSERT_TASK
 from kernels.rebuild import nearest_with_bed
 from kernels.search import commit, pick_best, score_serial, sweep
@@ -48,6 +48,13 @@ def _pinned_prefix(sc: Scenario, pinned: dict[int, list[int]] | None):
     return lists, free, loc, load, handover
 
 
+def beds_in_transit(P) -> np.ndarray:
+    """Per hospital, the beds casualties in ambulances will take on arrival; a known-dead
+    casualty takes none (SPEC §8.1), so it does not count."""
+    moving = P.transit_hosp[P.status == IN_TRANSIT]
+    return np.bincount(moving, minlength=len(P.hosp_loc)).astype(np.int64)
+
+
 def _nearest_with_bed(P, site, taken) -> int:
     """Nearest hospital (by travel from ``site``) with a bed left, else the nearest of all."""
     return nearest_with_bed(int(site), P.travel, P.hosp_loc, P.hosp_cap, taken)
@@ -75,7 +82,7 @@ def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: 
     for c, h in (hosp_pinned or {}).items():
         hosp[c] = h
         taken[h] += 1
-    taken += np.bincount(P.transit_hosp[P.transit_hosp >= 0], minlength=len(taken))
+    taken += beds_in_transit(P)
     rank = np.empty(n_cas, dtype=np.int64)
     sev = severity_order(P)
     rank[sev] = np.arange(n_cas)
@@ -159,7 +166,7 @@ def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200
     placed = {code for codes in lists for code in codes}
     sol = _arrays(sc, lists, hosp, pins)
     # beds already spoken for, as ``rule`` counts them: casualties in ambulances and issued transports
-    taken = np.bincount(P.transit_hosp[P.transit_hosp >= 0], minlength=len(P.hosp_loc)).astype(np.int64)
+    taken = beds_in_transit(P)
     for code in placed:
         if code % KINDS == TRANSPORT:
             taken[hosp[code // KINDS]] += 1

@@ -12,7 +12,7 @@ import numpy as np
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.rebuild import keep_lists
 
-from .construct import _nearest_with_bed, insert_cheapest
+from .construct import _nearest_with_bed, beds_in_transit, insert_cheapest
 from .plan import Plan, Task, problem_arrays
 from .scenario import Scenario
 from .solution import Solution
@@ -128,6 +128,7 @@ def _rebuild(sc: Scenario, pinned: np.ndarray, pin_bounds: np.ndarray, rest: np.
     may[RESCUE::KINDS], may[TREAT::KINDS], may[TRANSPORT::KINDS] = P.needs_rescue, P.can_treat, P.status == ACTIVE
     order, starts, pin_counts, hosp, taken = keep_lists(pinned, pin_bounds, rest, rest_bounds, P.resp_fire, may,
                                                         P.site_loc, P.travel, P.hosp_loc, P.hosp_cap)
+    taken += beds_in_transit(P)  # for the hospitals of the transports inserted below
     missing_rescue = (KINDS * np.flatnonzero(may[RESCUE::KINDS]) + RESCUE).tolist()
     missing_transport = (KINDS * np.flatnonzero(may[TRANSPORT::KINDS]) + TRANSPORT).tolist()
     for code in missing_transport:

@@ -84,8 +84,13 @@ def is_known_dead(h) -> bool:
     return [float(x) for x in h] == [0.0, 0.0, 0.0, 1.0]
 
 
-def evaluate(sc, plan) -> RefResult:
-    """Schedule and score ``plan`` (a ``Plan``: responder id -> list of ``Task``) under ``sc``."""
+def evaluate(sc, plan, partial: bool = False) -> RefResult:
+    """Schedule and score ``plan`` (a ``Plan``: responder id -> list of ``Task``) under ``sc``.
+
+    With ``partial``, ``plan`` may be a plan under construction (``greedy``): a casualty that may
+    be carried but has no transport in it yet is left out of ``F``, ``T`` and every hospital's
+    admissions (its ``p_dead`` stays None), as ``kernels/objective.py`` scores such a plan.
+    """
     m = sc.model
     time = float(m.time)
     load = float(m.durations.load)
@@ -229,6 +234,8 @@ def evaluate(sc, plan) -> RefResult:
             dest[c] = hospital_number[cas.in_transit.hospital]
             phases = [(AMBULANCE, AMBULANCE, arrival[c])]
             ta = INF
+        elif partial and arrival[c] is None:
+            continue  # not carried yet: no p_dead, no T, no bed
         else:
             phases = []
             if trapped[c]:
@@ -254,8 +261,8 @@ def evaluate(sc, plan) -> RefResult:
             if rank >= hosp.capacity:
                 overflow += (1.0 - result.p_dead[c]) * risk
 
-    F = float(m.delivered_fatalities) + sum(result.p_dead) + overflow
-    T = sum(arrival[c] - obs[c] for c in range(n_cas) if status[c] != "dead")
+    F = float(m.delivered_fatalities) + sum(p for p in result.p_dead if p is not None) + overflow
+    T = sum(arrival[c] - obs[c] for c in range(n_cas) if status[c] != "dead" and arrival[c] is not None)
     result.expected_fatalities = F
     result.overflow_fatalities = overflow
     result.casualty_minutes = T
@@ -512,3 +519,105 @@ def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
         treat_changed |= treated(new_lists) ^ treated(lists)
         lists, hosp, now = new_lists, new_hosp, new
     return lists, hosp, applied, outcome, scored
+
+
+# --- greedy cheapest insertion (engine/construct.py) ---------------------------------------------
+
+def greedy(sc, pinned=None, hosp_pinned=None):
+    """Cheapest insertion (``engine.construct.greedy``), from the rule its docstring states.
+
+    It exists because the engine scores every insertion position with compiled kernels (delta
+    evaluation of ``INSERT_TASK`` moves, in parallel sweeps or ``score_serial``) and picks one
+    with ``kernels.search.pick_best``, and nothing else checks that the plan it builds is the
+    one the rule describes. This builds every candidate plan in full, scores it with
+    ``evaluate`` and picks by ``better``, one casualty at a time, in plain Python.
+
+    Parameters
+    ----------
+    sc : Scenario
+        A loaded scenario.
+    pinned : dict[int, list[int]], optional
+        Team index -> its issued task codes (``3·casualty + kind``), a prefix of its list.
+    hosp_pinned : dict[int, int], optional
+        Casualty index -> the hospital of its pinned transport (one for each pinned transport).
+
+    Returns
+    -------
+    lists : list[list[int]]
+        Per team, its task codes.
+    hosp : list[int]
+        Per casualty, its hospital index (-1: no transport planned).
+
+    Notes
+    -----
+    The rule:
+
+    1. Each team's list starts with its pinned tasks; a fire team's then go on with the rescues
+       the dispatcher's rule gives it. These rescues are taken from the lists of
+       ``engine.construct.rule(sc, pinned, hosp_pinned)`` (its transports dropped): ``rule`` is
+       checked against a plain statement of itself in ``tests/engine/test_construct.py``.
+    2. Beds already taken: one at its hospital for each casualty in an ambulance (a known-dead
+       one takes none: SPEC §8.1, and §7's admissions) and one for each pinned transport.
+    3. Casualties most severe first (``p(immediate) + p(urgent)``, then ``p(immediate)``, then
+       index), each that may be carried (not known dead, not in transit) and whose transport is
+       not pinned: its hospital is ``nearest_with_bed`` (which then has one bed fewer); its
+       transport is put into each paramedic team's list (teams in index order) at each index
+       from the end of the pinned prefix to the end of the list, in that order; each candidate
+       plan is scored by ``evaluate(..., partial=True)`` (casualties not carried yet left out);
+       the first candidate is kept and each later one replaces the kept one if it is
+       ``better`` (rank, then ``F`` beyond 1e-9, then ``T`` beyond 1e-9). That is the scan of
+       ``pick_best``, not "the first of those within 1e-9 of the best": the tolerance is not
+       transitive, and the scan's answer depends on the order.
+    """
+    from engine.construct import rule
+
+    m = sc.model
+    n_resp, n_cas, n_hosp = len(m.responders), len(m.casualties), len(m.hospitals)
+    pinned = {r: [int(x) for x in codes] for r, codes in (pinned or {}).items()}
+    hosp_pinned = dict(hosp_pinned or {})
+    pins = [len(pinned.get(r, [])) for r in range(n_resp)]
+
+    # 1. pinned prefixes, then the rule's rescues
+    base = rule(sc, pinned, hosp_pinned)
+    lists = []
+    for r in range(n_resp):
+        ruled = [int(x) for x in base.order[base.starts[r]:base.starts[r + 1]]]
+        assert ruled[:pins[r]] == pinned.get(r, []), "rule keeps the pinned prefix"
+        lists.append(ruled[:pins[r]] + [code for code in ruled[pins[r]:] if code % 3 == 0])
+
+    # 2. beds already taken
+    hosp = [-1] * n_cas
+    taken = [0] * n_hosp
+    hospital_number = {h.id: i for i, h in enumerate(m.hospitals)}
+    for c, cas in enumerate(m.casualties):
+        if cas.in_transit is not None and not is_known_dead(sc.health[c]):
+            taken[hospital_number[cas.in_transit.hospital]] += 1
+    carried = set()
+    for codes in pinned.values():
+        for code in codes:
+            if code % 3 == 2:
+                c = code // 3
+                hosp[c] = hosp_pinned[c]
+                taken[hosp[c]] += 1
+                carried.add(c)
+
+    # 3. transports, most severe first, each at its cheapest place
+    h0 = [[float(x) for x in sc.health[c]] for c in range(n_cas)]
+    severe = sorted(range(n_cas), key=lambda c: (-(h0[c][1] + h0[c][2]), -h0[c][2], c))
+    medics = [r for r, resp in enumerate(m.responders) if resp.kind != "fire"]
+    for c in severe:
+        if not may_plan(sc, c, 2) or c in carried:
+            continue
+        hosp[c] = nearest_with_bed(sc, c, taken)
+        taken[hosp[c]] += 1
+        best = best_lists = None
+        for r in medics:
+            for i in range(pins[r], len(lists[r]) + 1):
+                cand = [list(codes) for codes in lists]
+                cand[r].insert(i, 3 * c + 2)
+                score = objective(evaluate(sc, plan_of(sc, cand, hosp, pins), partial=True))
+                if best is None or better(score, best):
+                    best, best_lists = score, cand
+        assert best_lists is not None, "no paramedic team to carry the casualty"
+        lists = best_lists
+    return lists, hosp
