@@ -48,7 +48,7 @@ from .errors import DeltaError, PlanError, Problem, ScenarioError
 from .objective import Objective
 from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
-from .repair import carry_over, repair, repair_solution
+from .repair import carry_over, repair, repair_solution, same_rules
 from .scenario import Scenario, free_from, load_scenario, pydantic_problems, with_available
 from .solution import Solution
 from .turns import TurnLock
@@ -136,6 +136,7 @@ class Planner:
         self._best_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._running = threading.Lock()  # start and stop, from any thread, one at a time
         self._idle = False
         self._audit = AuditLog(audit) if audit is not None else None
         self._model = model
@@ -309,9 +310,11 @@ class Planner:
         deltas and issues need not wait for it: it reads only the search state's current plan,
         which nothing but the search changes (a delta or an issue leaves a new state instead).
         The chosen move is applied under the lock: to that state if it is still the planner's,
-        else to the new one if its plan has the same arrays (a delta that only re-scored it) and
-        the move, scored again under the new model, is still one the algorithm takes. Under a
-        stream of deltas, every sweep is overtaken by one; without this the search would stop.
+        else to the new one if its plan has the same arrays (a delta that only re-scored it),
+        the new model allows the same tasks (else the move may plan one it forbids: a treatment
+        another team reported starting meanwhile) and the move, scored again under the new
+        model, is still one the algorithm takes. Under a stream of deltas, every sweep is
+        overtaken by one; without this the search would stop.
         """
         with self._turn():
             if self._idle:
@@ -320,8 +323,9 @@ class Planner:
         proposal = alg.propose(state)
         with self._turn():
             if state is not self._state or alg is not self._alg:
-                if proposal is None or not _same_plan(state.current, self._state.current):
-                    return False  # the swept plan is gone
+                if (proposal is None or not _same_plan(state.current, self._state.current)
+                        or not same_rules(self._state.current.sc, state.current.sc)):
+                    return False  # the swept plan is gone, or the model forbids what it may do
                 state, alg = self._state, self._alg
                 proposal = alg.reconsider(state, proposal)
                 if proposal is None:
@@ -349,11 +353,13 @@ class Planner:
 
     def start(self) -> None:
         """Search in a background thread until ``stop``; the kernels release the GIL meanwhile."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="goldenhour-search", daemon=True)
-        self._thread.start()
+        with self._running:
+            if self._thread is not None:
+                return
+            self._stop.clear()
+            thread = threading.Thread(target=self._loop, name="goldenhour-search", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def _loop(self) -> None:
         n = min(self._chunk, BACKGROUND_CHUNK) if self.algorithm == "annealing" else None
@@ -376,11 +382,12 @@ class Planner:
 
     def stop(self) -> None:
         """End the background search cleanly (the incumbent is kept)."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
+        with self._running:
+            if self._thread is None:
+                return
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
 
     # -- deltas ---------------------------------------------------------------------------------
 
@@ -404,6 +411,11 @@ class Planner:
         state only when the search next takes the lock (``_settle``): a stream of deltas, or an
         issue's clock and its pin, install once (a search state is a copy of the plan, its
         workspace included: a fifth of a health observation's time)."""
+        self._commit(*self._prepare(delta))
+
+    def _prepare(self, delta) -> tuple:
+        """Everything ``delta`` changes, computed and checked, nothing changed yet: the new
+        model, pins, tasks under way, observation history, scenario and incumbent."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -431,6 +443,9 @@ class Planner:
         if sol is None:
             sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
+        return model, pins, started, seen, sc, sol
+
+    def _commit(self, model, pins, started, seen, sc, sol) -> None:
         self._model, self._pins, self._started, self._seen = model, pins, started, seen
         self._sc, self._unsettled, self._own_incumbent = sc, (sc, sol, None), True
         if self.algorithm == "annealing":
@@ -460,8 +475,9 @@ class Planner:
                     clock = Clock(type="clock", time=now)  # within the bounds of any delta's time
                 except ValidationError as err:
                     raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
-                self._refuse_after_shift(responder, now)  # before the clock moves: nothing half-done
-                self._apply_locked(clock)
+                moved = self._prepare(clock)
+                self._refuse_after_shift(responder, now, *moved)  # before the clock moves: nothing half-done
+                self._commit(*moved)
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
@@ -480,14 +496,16 @@ class Planner:
             self.on_issue(record)
         return task
 
-    def _refuse_after_shift(self, rid: str, now: float) -> None:
-        """Raise what ``_issue`` would raise for a team with work to do whose shift ends before
-        ``now``, when it sets off."""
-        r = self._sc.responder_index[rid]
-        best, resp = self._incumbent(), self._sc.model.responders[r]
-        if self._pins.get(rid) or best.starts[r + 1] == best.starts[r]:
+    def _refuse_after_shift(self, rid: str, now: float, model, pins, started, seen, sc, best) -> None:
+        """Raise what ``_issue`` would raise, once the clock has moved to ``now`` (``_prepare``:
+        its model, pins ... incumbent), for a team with work to do whose shift ends before it
+        sets off. Its start is read from the moved model: work it is at that was due to end
+        before ``now`` ends at ``now`` at the earliest (``deltas.advance``)."""
+        r = sc.responder_index[rid]
+        if pins.get(rid) or best.starts[r + 1] == best.starts[r]:
             return
-        self._refuse_shift_end(r, max(float(now), float(now) if resp.available_at is None else resp.available_at))
+        avail = model["responders"][r].get("available_at")
+        self._refuse_shift_end(r, float(now) if avail is None else max(float(now), float(avail)))
 
     def _refuse_shift_end(self, r: int, avail: float) -> None:
         """Raise ``DeltaError`` if team ``r``'s shift ends before ``avail``: it is not sent off

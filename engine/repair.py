@@ -20,6 +20,24 @@ from .solution import Solution
 _CODE = {"rescue": RESCUE, "treat": TREAT, "transport": TRANSPORT}
 
 
+def same_places(sc: Scenario, osc: Scenario) -> bool:
+    """The same casualties, teams and hospitals at the same indices (a derived scenario shares
+    its indices with the one it came from: no O(casualties) comparison then)."""
+    return all(a is b or list(a) == list(b) for a, b in ((sc.casualty_index, osc.casualty_index),
+                                                       (sc.responder_index, osc.responder_index),
+                                                       (sc.hospital_index, osc.hospital_index)))
+
+
+def same_rules(sc: Scenario, osc: Scenario) -> bool:
+    """``same_places``, and each casualty allows the same tasks: a move chosen under one model
+    is a valid move under the other (a treatment reported started forbids planning one)."""
+    if not same_places(sc, osc):
+        return False
+    P, Q = problem_arrays(sc), problem_arrays(osc)
+    return all(a is b or np.array_equal(a, b) for a, b in ((P.status, Q.status), (P.needs_rescue, Q.needs_rescue),
+                                                          (P.can_treat, Q.can_treat)))
+
+
 def carry_over(sc: Scenario, old: Solution, in_place: bool = False) -> Solution | None:
     """``old``'s arrays as a solution of ``sc`` when nothing needs repairing, else ``None``.
 
@@ -31,10 +49,8 @@ def carry_over(sc: Scenario, old: Solution, in_place: bool = False) -> Solution 
     way ``old`` is untouched when the answer is ``None``.
     """
     osc = old.sc
-    if not all(a is b or list(a) == list(b) for a, b in ((sc.casualty_index, osc.casualty_index),
-                                                       (sc.responder_index, osc.responder_index),
-                                                       (sc.hospital_index, osc.hospital_index))):
-        return None  # (a derived scenario shares its indices: no O(casualties) comparison)
+    if not same_places(sc, osc):
+        return None
     P, Q = problem_arrays(sc), problem_arrays(osc)
     # which tasks a plan must and may hold is read from these three columns only: when the new
     # model shares them (a health observation, engine.problem.patch_observations), the old plan,

@@ -30,7 +30,8 @@ import factories
 from engine import DeltaError, Task
 from engine.audit import FIELDS, read_audit
 from engine.generate import generate
-from engine.algorithms import SearchState
+from engine.algorithms import Proposal, SearchState
+from kernels.moves import INSERT_TREAT
 from engine.plan import problem_arrays
 from engine.planner import Planner
 
@@ -502,6 +503,60 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         p.close()
 
 
+def test_stop_while_another_thread_is_starting_the_search(monkeypatch):
+    """Embedding software may start and stop the search from any thread. A ``stop`` that came
+    while another thread's ``start`` was between making the search thread and starting it
+    joined a thread not yet started (``RuntimeError``: 40 in 300 rounds of a stress test);
+    here the start is slowed down so that the stop always comes then."""
+    Thread = threading.Thread
+
+    class SlowToStart(Thread):
+        def start(self):
+            time.sleep(0.2)
+            super().start()
+
+    p = Planner(small_random(4), algorithm="annealing", seed=0)
+    try:
+        monkeypatch.setattr(threading, "Thread", SlowToStart)
+        starter = Thread(target=p.start)
+        starter.start()
+        time.sleep(0.05)  # the starter is inside start() now
+        p.stop()
+        starter.join(5)
+    finally:
+        p.close()
+    assert not any(t.name == "goldenhour-search" and t.is_alive() for t in threading.enumerate())
+
+
+def test_next_task_refused_because_the_clock_runs_the_team_s_work_past_its_shift_changes_nothing():
+    """A team carrying a casualty, its delivery overdue and not reported, asks later: the clock
+    takes the overdue work to end now at the earliest, so the team is free only after its shift
+    ends, and the issue is refused. The clock must not have moved (it did: the check read the
+    team's start from before the clock's catch-up)."""
+    d = small_random(4)
+    p = Planner(d, seed=0)
+    try:
+        sc = p.scenario
+        hosp = sc.model.hospitals[0]
+        cas = next(c for c in sc.model.casualties if not c.trapped)
+        m = sc.model
+        arrival = m.durations.load + float(sc.travel[sc.site_loc[sc.site_index[cas.site]], sc.hospital_index[hosp.id]])
+        p.apply({"type": "responder_added", "time": 0.0, "responder": {
+            "id": "x", "kind": "paramedic", "start": hosp.id, "shift_end": arrival + m.durations.handover + 0.5}})
+        for r in [r.id for r in m.responders if r.kind == "paramedic"]:
+            p.apply({"type": "responder_unavailable", "time": 0.0, "responder": r})  # x carries everyone
+        p.apply({"type": "task_started", "time": 0.0, "responder": "x", "task": "transport", "casualty": cas.id,
+                 "hospital": hosp.id})
+        assert p.best()[0].routes["x"]  # it has more work planned
+        before = snapshot_state(p)
+        with pytest.raises(DeltaError) as err:
+            p.next_task("x", arrival + 1.0)  # the delivery is overdue: x is free at arrival + 1 + handover
+        assert "shift_end" in err.value.problems[0].path
+        assert snapshot_state(p) == before and p.time == 0.0
+    finally:
+        p.close()
+
+
 @pytest.mark.parametrize("case", ["dead", "carried by another team", "rescued by another team",
                                   "completed without a start"])
 def test_an_issued_task_the_model_no_longer_allows_is_not_issued_again(case):
@@ -884,6 +939,34 @@ def test_a_background_sweep_overtaken_by_a_rescoring_delta_is_applied_if_still_t
         if algorithm == "descent":
             c0, c1 = seen["after_cur"], after.current.cur
             assert c1[0] < c0[0] - 1e-12 or (abs(c1[0] - c0[0]) <= 1e-9 and c1[2] < c0[2])
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("algorithm", ["tabu", "descent"])
+def test_a_background_sweep_overtaken_by_a_treatment_started_does_not_plan_that_treatment(algorithm):
+    """The sweep chose to insert a treatment of casualty X; meanwhile another team reports
+    starting X's treatment. The plan's arrays are unchanged (X had no treatment in it), but the
+    new model forbids planning one: the swept move must not be applied (it was, and the
+    incumbent then planned a treatment already under way: an invalid plan)."""
+    p = Planner(small_random(4), algorithm=algorithm, seed=0)
+    try:
+        with p._turn():
+            sol = p._state.current
+        P = problem_arrays(sol.sc)
+        treated = {int(code) // 3 for code in sol.order[:sol.starts[-1]] if code % 3 == 1}
+        x = next(c for c in range(len(P.can_treat))
+                 if P.can_treat[c] and c not in treated and not P.trapped[c])
+        medics = [r for r in range(len(P.resp_fire)) if not P.resp_fire[r]]
+        into, other = medics[0], medics[1]
+        move = np.array([INSERT_TREAT, x, into, sol.pins[into]], dtype=np.int64)
+        seen = _overtake(p, {"type": "task_started", "time": p.time, "responder": sol.sc.model.responders[other].id,
+                             "task": "treat", "casualty": sol.sc.model.casualties[x].id})
+        p._alg.propose = lambda state, propose=p._alg.propose: (propose(state), Proposal(move, (0.0, 0.0)))[1]
+        assert p._sweep_step() is False
+        assert p._state is seen["after"] and p._state.iterations == 0  # nothing applied
+        assert engine.load_plan(p.scenario, p._state.current.to_plan().to_json())  # still valid
+        check_incumbent(p, {})
     finally:
         p.close()
 
