@@ -143,8 +143,8 @@ def _rebuild(sc: Scenario, pinned: np.ndarray, pin_bounds: np.ndarray, rest: np.
     may = np.empty(KINDS * len(P.status), dtype=np.bool_)
     may[RESCUE::KINDS], may[TREAT::KINDS], may[TRANSPORT::KINDS] = P.needs_rescue, P.can_treat, P.status == ACTIVE
     order, starts, pin_counts, hosp, taken = keep_lists(pinned, pin_bounds, rest, rest_bounds, P.resp_fire, may,
-                                                        P.site_loc, P.travel, P.hosp_loc, P.hosp_cap)
-    taken += beds_in_transit(P)  # for the hospitals of the transports inserted below
+                                                        P.site_loc, P.travel, P.hosp_loc, P.hosp_cap,
+                                                        beds_in_transit(P))
     missing_rescue = (KINDS * np.flatnonzero(may[RESCUE::KINDS]) + RESCUE).tolist()
     missing_transport = (KINDS * np.flatnonzero(may[TRANSPORT::KINDS]) + TRANSPORT).tolist()
     for code in missing_transport:

@@ -31,6 +31,13 @@ JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 #: Options for kernels that split work across threads with ``prange``.
 PARALLEL = dict(JIT, parallel=True)
 
+#: Assert mode's tolerance between a move's delta score and a full evaluation: ``ASSERT_TOL``
+#: plus ``ASSERT_REL`` of the value (``kernels.search._agrees``, ``engine.algorithms._agree``).
+#: The relative part is for casualty minutes of a long incident (a million or more), whose
+#: last bits differ between the two sums; F, a few tens, is held to 1e-9 as before.
+ASSERT_TOL = 1e-9
+ASSERT_REL = 1e-12
+
 #: Set GOLDENHOUR_NUMBA_CACHE=0 to compile in memory only (e.g. on a read-only install).
 if os.environ.get("GOLDENHOUR_NUMBA_CACHE", "1") == "0":
     JIT["cache"] = False

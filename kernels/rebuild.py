@@ -28,7 +28,7 @@ def nearest_with_bed(site, travel, hosp_loc, hosp_cap, taken):
 
 
 @njit(**JIT)
-def keep_lists(pinned, pin_bounds, rest, rest_bounds, fire, may, site_loc, travel, hosp_loc, hosp_cap):
+def keep_lists(pinned, pin_bounds, rest, rest_bounds, fire, may, site_loc, travel, hosp_loc, hosp_cap, taken0):
     """Each team's pinned tasks, then its other tasks, that the model still lets it do.
 
     ``pinned`` and ``rest`` hold rows ``(casualty, kind, hospital)`` (-1: gone); team ``r``'s are
@@ -37,11 +37,12 @@ def keep_lists(pinned, pin_bounds, rest, rest_bounds, fire, may, site_loc, trave
     lets the task be planned) and the task is of the team's kind (a rescue for a fire team); the
     first row of a task is kept, later ones dropped (``may`` is cleared as tasks are placed:
     what is left set afterwards was not placed). A transport keeps its hospital, or goes to the
-    nearest with a bed left (``nearest_with_bed``) if that hospital is gone.
+    nearest with a bed left (``nearest_with_bed``) if that hospital is gone, ``taken0[h]`` of
+    hospital ``h``'s beds being taken before any (by casualties in ambulances).
 
     Returns ``(order, starts, pins, hosp, taken)``: the kept task codes, each team's first
     index into them, how many of its first tasks are pinned, each casualty's hospital (-1: no
-    transport kept) and how many transports go to each hospital.
+    transport kept) and ``taken0`` plus the transports kept to each hospital.
     """
     n_resp = fire.shape[0]
     n_cas = may.shape[0] // KINDS
@@ -49,7 +50,7 @@ def keep_lists(pinned, pin_bounds, rest, rest_bounds, fire, may, site_loc, trave
     starts = np.zeros(n_resp + 1, np.int32)
     pins = np.zeros(n_resp, np.int32)
     hosp = np.full(n_cas, -1, np.int32)
-    taken = np.zeros(hosp_cap.shape[0], np.int64)
+    taken = taken0.copy()
     n = 0
     for r in range(n_resp):
         starts[r] = n

@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .admissions import ensure_admissions, has_admissions, readmit
 from .borrow import borrow
-from .config import JIT, PARALLEL
+from .config import ASSERT_REL, ASSERT_TOL, JIT, PARALLEL
 from .delta import evaluate_move, evaluate_move_inline
 from .evaluate import evaluate
 from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
@@ -85,6 +85,12 @@ def score_serial(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F,
     score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, np.arange(n_moves),
                 zero, n_moves, out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, zero,
                 record)
+
+
+@njit(**JIT, inline="always")
+def _agrees(x, full):
+    """Assert mode: a delta's score against a full evaluation's (``config.ASSERT_REL``)."""
+    return abs(x - full) <= ASSERT_TOL + ASSERT_REL * abs(full)
 
 
 @njit(**JIT)
@@ -207,7 +213,7 @@ def anneal_chunk(P, starts, order, hosp, pins, Winc, cur, best_starts, best_orde
     geometrically from ``temp0`` to ``temp_end`` over ``total`` iterations. ``stats`` accumulates
     ``[evaluations, accepted, improved_best]``. Seeding per chunk from ``seed`` keeps a run
     reproducible whatever thread it runs on. With ``check`` (assert mode) an accepted move whose
-    delta score differs from a full evaluation by more than 1e-9 stops the chunk: ``bad``
+    delta score differs from a full evaluation by more than ``_agrees`` allows stops the chunk: ``bad``
     gets ``[kind, a, b, c, F_delta, F_full, T_delta, T_full]`` and the step index is returned
     (-1 otherwise).
     """
@@ -266,7 +272,7 @@ def _anneal(P, starts, order, hosp, pins, Winc, cur, best_starts, best_order, be
                 # assert mode: the move's score against a full evaluation in a scratch workspace,
                 # so the adopted incumbent itself is what later moves are scored from
                 F2, _o, T2, _st = evaluate(P, starts, order, hosp, pins, Wfull)
-                if abs(F2 - F) > 1e-9 or abs(T2 - T) > 1e-9:
+                if not (_agrees(F, F2) and _agrees(T, T2)):
                     bad[0], bad[1], bad[2], bad[3] = kind, a, b, c
                     bad[4], bad[5], bad[6], bad[7] = F, F2, T, T2
                     return k  # (best_* may be stale: the engine raises on a mismatch)

@@ -346,11 +346,16 @@ def kept_lists(sc, pinned: dict, rest: dict):
     """The lists a repair keeps (SPEC §8): per team, its pinned then its other entries
     ``(casualty, kind, hospital)`` (-1: gone) whose casualty is there, whose task the model
     lets be planned and is of the team's kind, and that no earlier entry placed; a kept
-    transport keeps its hospital, or goes to ``nearest_with_bed`` if it is gone.
+    transport keeps its hospital, or goes to ``nearest_with_bed`` if it is gone, counting a bed
+    taken for each casualty in an ambulance (a known-dead one takes none, SPEC §8.1).
 
     Returns ``(lists, pins, hosp, taken)``: per team the kept ``(casualty, kind)`` pairs, how many
-    of them are pinned, each casualty's hospital, and transports per hospital."""
+    of them are pinned, each casualty's hospital, and beds taken per hospital."""
     taken = [0] * len(sc.model.hospitals)
+    hospital_number = {h.id: i for i, h in enumerate(sc.model.hospitals)}
+    for c, cas in enumerate(sc.model.casualties):
+        if cas.in_transit is not None and not is_known_dead(sc.health[c]):
+            taken[hospital_number[cas.in_transit.hospital]] += 1
     placed, lists, pins, hosp = set(), [], [], {}
     for resp in sc.model.responders:
         kept, n_pinned = [], 0

@@ -37,7 +37,7 @@ from engine.solve import DEFAULT_ITERATIONS, solve
 from kernels.evaluate import row_width
 from kernels.layout import ACTIVE, CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT
 from kernels.moves import enumerate_moves
-from kernels.search import better, score_serial, sweep
+from kernels.search import _agrees, better, score_serial, sweep
 
 TOL = 1e-9
 N_TINY = 30
@@ -439,6 +439,39 @@ def test_assert_mode_detects_a_wrong_prediction():
     state = _state(d)
     state.assert_moves = False
     _apply(state, moves[i].copy(), (F[i] + 1.0, T[i]))  # not checked: no error
+
+
+def test_assert_mode_tolerance_is_relative_beyond_one():
+    """Casualty minutes of a long incident (1.5 million) differ in their last bits between a
+    delta and a full evaluation (1.2e-9 here, found by a fuzzer): not a mismatch. A
+    thousandth of a minute there, or 2e-9 of a fatality, is one, in Python and in the compiled
+    loop."""
+    move = np.array([0, 1, 2, 3])
+    T, T_full = 1510931.1162373004, 1510931.1162373016
+    algorithms._check_move(move, 14.0, T, 14.0, T_full)
+    assert _agrees(T, T_full)
+    for F, F_full, T, T_full in ((14.0, 14.0, T, T + 1e-3), (0.5, 0.5 + 2e-9, 10.0, 10.0)):
+        with pytest.raises(MoveMismatch):
+            algorithms._check_move(move, F, T, F_full, T_full)
+        assert not (_agrees(F, F_full) and _agrees(T, T_full))
+
+
+def test_descent_takes_an_improving_move_though_the_best_scored_one_ties(monkeypatch):
+    """SPEC §7's tie (1e-9 in ``F``) is not transitive: the sweep's best move (the first of two
+    within 1e-9) may tie with the plan while the second, 1.66e-9 lower, improves on it. Descent
+    stopped there, a "local optimum" with an improving move (1 in 12 665 fuzzed descents)."""
+    state = _state(generate("random", seed=2, casualties=8, paramedics=2, fire=1, hospitals=2))
+    moves, n = state.moves()
+    cur = state.current.cur
+    F = np.full(n, cur[0] + 1.0)
+    T = np.full(n, cur[2])
+    st = np.full(n, FEASIBLE, dtype=np.int64)
+    F[0], F[1] = cur[0] - 0.96e-9, cur[0] - 1.66e-9  # the first ties the plan, the second beats it
+    assert not better(F[1], T[1], st[1], F[0], T[0], st[0])  # so a scan of all keeps the first
+    monkeypatch.setattr(algorithms, "_score_all", lambda state: (moves, n, F, T, st))
+    for followups in (False, True):
+        proposal = algorithms.Descent(followups=followups).propose(state)
+        assert proposal is not None and tuple(proposal.move) == tuple(moves[1])
 
 
 def test_assert_mode_catches_a_corrupted_sweep(monkeypatch):

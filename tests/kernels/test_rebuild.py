@@ -17,6 +17,7 @@ import engine
 import factories
 import reference
 from engine.plan import problem_arrays
+from engine.construct import beds_in_transit
 from engine.repair import _rows
 from kernels.layout import KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.rebuild import keep_lists, nearest_with_bed
@@ -43,7 +44,7 @@ def _kernel(sc, pinned: dict, rest: dict):
     may = np.empty(KINDS * len(P.status), dtype=np.bool_)
     may[RESCUE::KINDS], may[TREAT::KINDS], may[TRANSPORT::KINDS] = P.needs_rescue, P.can_treat, P.status == 0
     out = keep_lists(*_rows(sc, pinned), *_rows(sc, rest), P.resp_fire, may, P.site_loc, P.travel, P.hosp_loc,
-                     P.hosp_cap)
+                     P.hosp_cap, beds_in_transit(P))
     return out, may
 
 
