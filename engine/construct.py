@@ -71,9 +71,14 @@ def _arrays(sc, lists, hosp, pins):
 
 
 def rule(sc: Scenario, pinned: dict[int, list[int]] | None = None, hosp_pinned: dict[int, int] | None = None) -> Solution:
-    """The dispatcher's plan (see module docstring). ``pinned[r]`` lists r's issued task codes."""
+    """The dispatcher's plan (see module docstring). ``pinned[r]`` lists r's issued task codes,
+    ``hosp_pinned[c]`` the hospital of each pinned transport."""
     P = problem_arrays(sc)
     lists, free, loc, load, handover = _pinned_prefix(sc, pinned)
+    unknown = sorted({code // KINDS for codes in lists for code in codes
+                      if code % KINDS == TRANSPORT and code // KINDS not in (hosp_pinned or {})})
+    if unknown:  # else hospital -1, silently the last one
+        raise ValueError(f"pinned transports of casualties {unknown} have no hospital in hosp_pinned")
     pins = np.array([len(x) for x in lists], dtype=np.int32)
     planned = {code for codes in lists for code in codes}
     n_cas = len(P.h0)

@@ -271,3 +271,13 @@ def test_greedy_gives_a_known_dead_casualty_in_transit_no_bed():
     assert reference.greedy(sc) == ([[KINDS * 1 + TRANSPORT]], [-1, 0])
     _check_greedy(d, sc)
     assert rule(sc).hosp.tolist() == [-1, 0]
+
+
+@pytest.mark.parametrize("construct", [rule, greedy])
+def test_a_pinned_transport_needs_its_hospital(construct):
+    """Without it the transport's hospital would be -1: silently the last hospital."""
+    sc = engine.load_scenario(_one_site_one_bed_each(2))
+    medic = int(np.flatnonzero(~problem_arrays(sc).resp_fire)[0])
+    with pytest.raises(ValueError, match=r"casualties \[1\]"):
+        construct(sc, {medic: [KINDS * 1 + TRANSPORT]})
+    assert construct(sc, {medic: [KINDS * 1 + TRANSPORT]}, {1: 2}).hosp[1] == 2
