@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numba
 import numpy as np
@@ -65,6 +65,17 @@ BACKGROUND_CHUNK = 20
 HISTORY_FILE = "observations.json"
 #: How much lower than its callers the background search runs (a nice increment, ``start``).
 SEARCH_NICENESS = 10
+
+
+class _Change(NamedTuple):
+    """What a delta changes (``Planner._prepare``), to be committed at once (``_commit``)."""
+
+    model: dict
+    pins: dict
+    started: dict
+    seen: History
+    sc: Scenario
+    sol: Solution
 
 
 def _same_plan(a: Solution, b: Solution) -> bool:
@@ -411,11 +422,10 @@ class Planner:
         state only when the search next takes the lock (``_settle``): a stream of deltas, or an
         issue's clock and its pin, install once (a search state is a copy of the plan, its
         workspace included: a fifth of a health observation's time)."""
-        self._commit(*self._prepare(delta))
+        self._commit(self._prepare(delta))
 
-    def _prepare(self, delta) -> tuple:
-        """Everything ``delta`` changes, computed and checked, nothing changed yet: the new
-        model, pins, tasks under way, observation history, scenario and incumbent."""
+    def _prepare(self, delta) -> "_Change":
+        """Everything ``delta`` changes, computed and checked, nothing changed yet."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -443,9 +453,10 @@ class Planner:
         if sol is None:
             sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
-        return model, pins, started, seen, sc, sol
+        return _Change(model, pins, started, seen, sc, sol)
 
-    def _commit(self, model, pins, started, seen, sc, sol) -> None:
+    def _commit(self, change: "_Change") -> None:
+        model, pins, started, seen, sc, sol = change
         self._model, self._pins, self._started, self._seen = model, pins, started, seen
         self._sc, self._unsettled, self._own_incumbent = sc, (sc, sol, None), True
         if self.algorithm == "annealing":
@@ -476,8 +487,8 @@ class Planner:
                 except ValidationError as err:
                     raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
                 moved = self._prepare(clock)
-                self._refuse_after_shift(responder, now, *moved)  # before the clock moves: nothing half-done
-                self._commit(*moved)
+                self._refuse_after_shift(responder, now, moved)  # before the clock moves: nothing half-done
+                self._commit(moved)
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
@@ -496,15 +507,15 @@ class Planner:
             self.on_issue(record)
         return task
 
-    def _refuse_after_shift(self, rid: str, now: float, model, pins, started, seen, sc, best) -> None:
-        """Raise what ``_issue`` would raise, once the clock has moved to ``now`` (``_prepare``:
-        its model, pins ... incumbent), for a team with work to do whose shift ends before it
-        sets off. Its start is read from the moved model: work it is at that was due to end
-        before ``now`` ends at ``now`` at the earliest (``deltas.advance``)."""
-        r = sc.responder_index[rid]
-        if pins.get(rid) or best.starts[r + 1] == best.starts[r]:
+    def _refuse_after_shift(self, rid: str, now: float, moved: "_Change") -> None:
+        """Raise what ``_issue`` would raise, once the clock has ``moved`` to ``now``, for a team
+        with work to do whose shift ends before it sets off. Its start is read from the moved
+        model: work it is at that was due to end before ``now`` ends at ``now`` at the earliest
+        (``deltas.advance``)."""
+        r = moved.sc.responder_index[rid]
+        if moved.pins.get(rid) or moved.sol.starts[r + 1] == moved.sol.starts[r]:
             return
-        avail = model["responders"][r].get("available_at")
+        avail = moved.model["responders"][r].get("available_at")
         self._refuse_shift_end(r, float(now) if avail is None else max(float(now), float(avail)))
 
     def _refuse_shift_end(self, r: int, avail: float) -> None:

@@ -342,6 +342,17 @@ def nearest_with_bed(sc, c: int, taken: list[int]) -> int:
     return (with_bed or by_distance)[0]
 
 
+def beds_in_ambulances(sc) -> list[int]:
+    """Per hospital, one bed for each casualty in an ambulance to it; a known-dead one takes
+    none (SPEC §8.1)."""
+    taken = [0] * len(sc.model.hospitals)
+    number = {h.id: i for i, h in enumerate(sc.model.hospitals)}
+    for c, cas in enumerate(sc.model.casualties):
+        if cas.in_transit is not None and not is_known_dead(sc.health[c]):
+            taken[number[cas.in_transit.hospital]] += 1
+    return taken
+
+
 def kept_lists(sc, pinned: dict, rest: dict):
     """The lists a repair keeps (SPEC §8): per team, its pinned then its other entries
     ``(casualty, kind, hospital)`` (-1: gone) whose casualty is there, whose task the model
@@ -351,11 +362,7 @@ def kept_lists(sc, pinned: dict, rest: dict):
 
     Returns ``(lists, pins, hosp, taken)``: per team the kept ``(casualty, kind)`` pairs, how many
     of them are pinned, each casualty's hospital, and beds taken per hospital."""
-    taken = [0] * len(sc.model.hospitals)
-    hospital_number = {h.id: i for i, h in enumerate(sc.model.hospitals)}
-    for c, cas in enumerate(sc.model.casualties):
-        if cas.in_transit is not None and not is_known_dead(sc.health[c]):
-            taken[hospital_number[cas.in_transit.hospital]] += 1
+    taken = beds_in_ambulances(sc)
     placed, lists, pins, hosp = set(), [], [], {}
     for resp in sc.model.responders:
         kept, n_pinned = [], 0
@@ -577,7 +584,7 @@ def greedy(sc, pinned=None, hosp_pinned=None):
     from engine.construct import rule
 
     m = sc.model
-    n_resp, n_cas, n_hosp = len(m.responders), len(m.casualties), len(m.hospitals)
+    n_resp, n_cas = len(m.responders), len(m.casualties)
     pinned = {r: [int(x) for x in codes] for r, codes in (pinned or {}).items()}
     hosp_pinned = dict(hosp_pinned or {})
     pins = [len(pinned.get(r, [])) for r in range(n_resp)]
@@ -592,11 +599,7 @@ def greedy(sc, pinned=None, hosp_pinned=None):
 
     # 2. beds already taken
     hosp = [-1] * n_cas
-    taken = [0] * n_hosp
-    hospital_number = {h.id: i for i, h in enumerate(m.hospitals)}
-    for c, cas in enumerate(m.casualties):
-        if cas.in_transit is not None and not is_known_dead(sc.health[c]):
-            taken[hospital_number[cas.in_transit.hospital]] += 1
+    taken = beds_in_ambulances(sc)
     carried = set()
     for codes in pinned.values():
         for code in codes:
