@@ -81,7 +81,7 @@ def check_shift(i: int, r, problems: list[Problem]) -> None:
 def check_casualty(i: int, c, t, sites: set, hospitals: set, problems: list[Problem]) -> None:
     """The cross-reference problems of casualty ``i`` (record ``c``) at scenario time ``t``."""
     path = f"casualties[{i}]"
-    if c.site not in sites:
+    if c.site is not None and c.site not in sites:  # None: a mistyped site, reported already
         problems.append(Problem(f"{path}.site", f"unknown site '{c.site}'"))
     if t is not None and c.observed_at is not None and c.observed_at > t + TOL:
         problems.append(Problem(f"{path}.observed_at", f"{c.observed_at} is after the scenario time {t}"))
@@ -96,12 +96,23 @@ def check_casualty(i: int, c, t, sites: set, hospitals: set, problems: list[Prob
         if t is not None and c.treatment_ends_at < t - TOL:
             problems.append(Problem(f"{path}.treatment_ends_at", f"{c.treatment_ends_at} is before the scenario time {t}"))
     if c.in_transit is not None:
-        if c.in_transit.hospital not in hospitals:
+        if c.in_transit.hospital is not None and c.in_transit.hospital not in hospitals:
             problems.append(Problem(f"{path}.in_transit.hospital", f"unknown hospital '{c.in_transit.hospital}'"))
         if t is not None and c.in_transit.arrival < t - TOL:
             problems.append(Problem(f"{path}.in_transit.arrival", f"{c.in_transit.arrival} is before the scenario time {t}"))
         if c.trapped or c.rescue_ends_at is not None or c.treatment_ends_at is not None:
             problems.append(Problem(f"{path}.in_transit", "a casualty in transit cannot be trapped or have a rescue or treatment under way"))
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: What each field the checks read must be for them to compare it; anything else reads as None
+#: (it is reported by field validation already): a string ``observed_at`` compared with the
+#: time raised, and the whole second pass, every unknown reference and duplicate id, was lost.
+_KINDS = {**dict.fromkeys(("observed_at", "rescue_ends_at", "treatment_ends_at", "arrival"), _number),
+          **dict.fromkeys(("id", "site", "hospital"), lambda v: isinstance(v, str))}
 
 
 class _Raw:
@@ -113,6 +124,8 @@ class _Raw:
 
     def __getattr__(self, key):
         v = self._d.get(key)
+        if key in _KINDS and not _KINDS[key](v):
+            return None
         if isinstance(v, dict):
             return _Raw(v) if key != "start" or "lat" in v or "node" in v else None
         if isinstance(v, list):
@@ -134,8 +147,7 @@ def check_raw(data) -> list[Problem]:
             items = [x for x in (getattr(raw, key) or []) if isinstance(x, _Raw) and isinstance(x.id, str)]
             setattr(fake, key, items)
         t = data.get("time", 0.0)
-        ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
-        fake.time = t if ok else None  # an invalid time is already reported; compare nothing to it
+        fake.time = t if _number(t) else None  # an invalid time is already reported; compare nothing to it
         net = data.get("network") if isinstance(data.get("network"), dict) else {}
         fake.network = GeoNetwork.model_construct() if net.get("kind") == "geo" else None
         return check(fake)

@@ -285,6 +285,11 @@ def _tiny(rng) -> dict:
                      casualties)
 
 
+#: The largest ``random`` scenario: ten times the scale ladder's top rung in people, and places
+#: few enough that the travel matrix over them stays within memory (2 000 places: 32 MB).
+MAXIMUM = {"casualties": 100_000, "paramedics": 10_000, "fire": 10_000, "hospitals": 1_000, "sites": 1_000}
+
+
 def _count(name: str, value, minimum: int) -> int:
     if value is None:
         raise ValueError(f"preset 'random' requires option {name!r}")
@@ -294,8 +299,8 @@ def _count(name: str, value, minimum: int) -> int:
         value = operator.index(value)
     except TypeError:
         raise ValueError(f"option {name!r}: expected an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"option {name!r}: expected an integer >= {minimum}, got {value}")
+    if not minimum <= value <= MAXIMUM[name]:
+        raise ValueError(f"option {name!r}: expected an integer from {minimum} to {MAXIMUM[name]}, got {value}")
     return value
 
 
@@ -306,6 +311,8 @@ def _random(rng, casualties=None, paramedics=None, fire=None, hospitals=None, si
     n, m = _count("casualties", casualties, 0), _count("paramedics", paramedics, 0)
     k, h = _count("fire", fire, 0), _count("hospitals", hospitals, 1)
     s = min(200, max(1, n // 20)) if sites is None else _count("sites", sites, 1)
+    if n and not m:  # the file would not validate (planner.require_teams)
+        raise ValueError("option 'paramedics': casualties need at least one paramedic team to carry them")
     n_st = math.ceil(k / 2)  # stations usually house more than one pump
 
     dlat = 10.0 / 111.195  # +-10 km

@@ -197,11 +197,19 @@ def test_random_scales():
     ("random", {**SMALL, "hospitals": 0}),
     ("random", {**SMALL, "sites": 0}),
     ("random", {**SMALL, "colour": "red"}),
+    ("random", {**SMALL, "casualties": 10**11}),  # an out-of-memory traceback once
+    ("random", {**SMALL, "hospitals": 10**11}),
+    ("random", {**SMALL, "paramedics": 0}),  # the file would not validate
     ("tiny", {"casualties": 3}),
 ])
 def test_bad_input_raises_value_error(preset, options):
     with pytest.raises(ValueError):
         generate(preset, **options)
+
+
+def test_random_without_casualties_needs_no_team():
+    d = generate("random", casualties=0, paramedics=0, fire=0, hospitals=1)
+    assert d["casualties"] == [] and d["responders"] == []
 
 
 def test_unknown_preset_message_lists_presets():
