@@ -45,6 +45,8 @@ def _pinned_prefix(sc: Scenario, pinned: dict[int, list[int]] | None):
                 free[r] += P.rescue_dur[c]
             elif k == TREAT:
                 free[r] += P.treat_dur[c]
+        if codes:  # its next task is not issued yet: it is sent no earlier than now (kernels.schedule)
+            free[r] = max(free[r], P.scalars[0])
     return lists, free, loc, load, handover
 
 

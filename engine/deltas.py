@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, StrictInt, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, StrictInt, TypeAdapter, ValidationError
 
 from .checks import check_shift
 from .derive import earliest_end
@@ -87,8 +87,12 @@ class ResponderUnavailable(_Delta):
 
 
 class ClosedEdge(Strict):
+    """A closed road: both directions of the edges between ``from`` and ``to``, as a control room
+    reports one; with ``oneway``, only the way from ``from`` to ``to``."""
+
     from_: NodeId = Field(alias="from")
     to: NodeId
+    oneway: StrictBool = False
 
 
 class TravelChanged(_Delta):
@@ -402,12 +406,14 @@ def _travel_changed(m: dict, d: TravelChanged, base_dir) -> None:
     if net["kind"] != "graph":
         raise DeltaError(Problem("delta.closed_edge", "closing an edge needs a graph network"))
     a, b = str(d.closed_edge.from_), str(d.closed_edge.to)
+    both = not d.closed_edge.oneway
     kept, closed = [], False
     for e in net["edges"]:
         ends = (str(e["from"]), str(e["to"]))
-        if ends == (a, b) or (not e.get("oneway", False) and ends == (b, a)):
+        two_way = not e.get("oneway", False)
+        if ends == (a, b) or (ends == (b, a) and (both or two_way)):
             closed = True
-            if not e.get("oneway", False):  # the other direction stays open
+            if two_way and not both:  # only a -> b closes: b -> a stays open
                 rev = dict(e, oneway=True)
                 rev["from"], rev["to"] = (e["to"], e["from"]) if ends == (a, b) else (e["from"], e["to"])
                 kept.append(rev)

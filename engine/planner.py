@@ -35,6 +35,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from kernels.alternative import best_other_first
+from kernels.layout import CYCLE
+from kernels.schedule import SHIFT_TOL
 from kernels.search import better, score_serial
 
 from . import construct
@@ -91,6 +93,16 @@ def issued(sol: Solution) -> dict[str, list[Task]]:
     return {sc.model.responders[r].id: [task_of(sc, sol.order[s], sol.hosp, True)
                                         for s in range(int(sol.starts[r]), int(sol.starts[r] + sol.pins[r]))]
             for r in np.flatnonzero(sol.pins).tolist()}
+
+
+def _ends_after_shift(sc: Scenario, sol: Solution, r: int) -> bool:
+    """Whether team ``r``'s first task in ``sol`` (timed as it would be issued) ends after its
+    shift: it is not issued then (the plan would be infeasible for good, SPEC §6), and the team
+    is told to wait while the search gives the task to another."""
+    shift_end = sc.model.responders[r].shift_end
+    if shift_end is None or int(sol.cur[3]) == CYCLE:  # in a cycle of waits nothing is timed
+        return False
+    return bool(sol.W.end[sol.starts[r]] > shift_end + SHIFT_TOL)
 
 
 def _lower_priority(niceness: int) -> None:
@@ -444,6 +456,8 @@ class Planner:
             first = pins[d.responder][0]
             if first.kind == d.task and first.casualty == d.casualty:
                 pins[d.responder] = pins[d.responder][1:]
+            else:  # the team is doing something else: what it was issued goes back to the plan
+                pins[d.responder] = []
         if d.type == "responder_unavailable":
             pins.pop(d.responder, None)
         pins = {r: ts for r, ts in pins.items() if ts}
@@ -468,8 +482,8 @@ class Planner:
     def next_task(self, responder: str, now: float) -> Task | None:
         """Issue ``responder`` its next task: the first of its list in the best plan, now pinned.
 
-        ``None`` means wait. Asking again before the issued task is reported started returns the
-        same task. Each issue is appended to the audit log before this returns.
+        ``None`` means wait: the team has nothing planned, or its first task would end after its
+        shift. Asking again before the issued task is reported started returns the same task. Each issue is appended to the audit log before this returns.
         """
         try:
             finite = not isinstance(now, (bool, np.bool_)) and isinstance(now, numbers.Real) and math.isfinite(now)
@@ -559,16 +573,20 @@ class Planner:
         P, pinned = problem_arrays(sc), bool(best.pins[r])
         read = avail if pinned else free_from(avail, P.scalars[0])
         if read == (P.resp_avail[r] if pinned else P.resp_free[r]) and read == avail:
+            if _ends_after_shift(sc, best, r):
+                return None
             sol, alternative = best, self._alternative(best, r)
             self._unsettled = (sc, best, (r, avail))
             self._publish_pin(r)
         else:  # the team's start moves: both plans are scored under the new scenario now
             sc = with_available(sc, r, avail)
-            unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
-            alternative = self._alternative(unpinned, r)
             pins = best.pins.copy()
             pins[r] = 1
             sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
+            if _ends_after_shift(sc, sol, r):
+                return None
+            unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
+            alternative = self._alternative(unpinned, r)
             self._install(sc, sol)
         task = task_of(sc, sol.order[sol.starts[r]], sol.hosp, True)
         self._model = model

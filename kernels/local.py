@@ -250,6 +250,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
     gen[N_TOUCHED] = n_touched
     n_lists = gen[N_LISTS]
     travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
+    now = P.scalars[0]
     load = P.scalars[1]
     handover = P.scalars[2]
     inf = np.inf
@@ -281,8 +282,8 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                 k = code - 3 * cc
                 site = site_loc[cc]
                 arrive = free[r] + travel[loc[r], site]
-                if arrive < P.obs[cc]:  # as in schedule.schedule
-                    arrive = P.obs[cc]
+                if arrive < now:  # as in schedule.schedule
+                    arrive = now
                 if k == RESCUE:
                     start = arrive
                     end = start + P.rescue_dur[cc]

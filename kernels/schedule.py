@@ -5,13 +5,16 @@ responder's rescue or treatment blocks its responder until that task is timed, w
 blocked responder back on the stack; so every task is timed once, whatever order the waits
 resolve in. Responders still blocked when the stack empties wait on each other: a cycle.
 
-One rule goes beyond SPEC §6's letter: no task of a casualty starts before its ``observed_at``.
-The casualty's record says where it is and what is under way at that time, so nothing planned
-for it can have started earlier. Without the rule, a team issued a transport long ago and
-waiting at the site for a rescue reported done only now was taken to have picked the casualty up
-in the past: its health frozen, its casualty minutes negative. It can bind only in a list that
-starts with an issued task, the one kind that sets off before the model's time (at
-``available_at``, SPEC §6).
+One rule goes beyond SPEC §6's letter: **no planned task starts before the model's time.** Work
+under way is a fact of the scenario (SPEC §8.1: ``rescue_ends_at``, ``treatment_ends_at``,
+``in_transit``), so a task still in the plan has not started as far as the model knows. By the
+letter of §6, a team issued a task sets off at ``available_at`` and chains the rest of its list
+from there however long ago that was: with no report from the crew, the issued task and the
+unissued ones after it were done in the past, and the expected fatalities stopped moving with
+the clock (a silent crew made the plan look better than one that reported). The rule binds only
+in a list that starts with an issued task, the one kind that sets off before the model's time;
+every later task then sets off no earlier than the model's time too, and nothing of a casualty's
+starts before its ``observed_at`` (never after the model's time), the rule it replaces.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def schedule(P, starts, order, hosp, pins, W):
     t_start, t_end = W.start, W.end
     W.gen[VERSION] += 1  # every array of W is about to change (see layout.SYNC_VERSION)
     W.gen[SYNC_IDENT] = 0
-    travel, site_loc, trapped, resp_hart, hosp_loc, obs = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc, P.obs
+    travel, site_loc, trapped, resp_hart, hosp_loc = P.travel, P.site_loc, P.trapped, P.resp_hart, P.hosp_loc
     rescue_dur, treat_dur = P.rescue_dur, P.treat_dur
     n_resp = P.resp_loc.shape[0]
     inf = np.inf
@@ -85,6 +88,7 @@ def schedule(P, starts, order, hosp, pins, W):
         blocked[r] = False
         stack[top] = r
         top += 1
+    now = P.scalars[0]
     load = P.scalars[1]
     handover = P.scalars[2]
     while top > 0:
@@ -101,8 +105,8 @@ def schedule(P, starts, order, hosp, pins, W):
             k = t - 3 * c
             site = site_loc[c]
             arrive = f + travel[here, site]
-            if arrive < obs[c]:  # nothing of c's starts before its record was observed
-                arrive = obs[c]
+            if arrive < now:  # an issued task not reported started has not started yet
+                arrive = now
             if k == RESCUE:
                 start = arrive
                 end = start + rescue_dur[c]

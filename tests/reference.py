@@ -10,8 +10,9 @@ ccs_treated).
 Times are computed with exactly the float operations the SPEC writes, in the same order, so that
 ties (hospital admission order) come out bit for bit the same as in any faithful implementation:
 
-- ``arrive = max(free + travel[loc, site], observed_at)``: one rule beyond SPEC §6's letter (see
-  ``kernels/schedule.py``): nothing planned for a casualty starts before its record was observed
+- ``arrive = max(free + travel[loc, site], time)``: one rule beyond SPEC §6's letter (see
+  ``kernels/schedule.py``): a planned task has not started, as far as the model knows, so it
+  starts no earlier than the model's time
 - rescue: ``end = start + rescue_minutes``
 - treat: ``start = max(arrive, rescued_at)`` (only a non-HART team on a still-trapped casualty),
   ``end = start + treatment_minutes``
@@ -165,7 +166,7 @@ def evaluate(sc, plan, partial: bool = False) -> RefResult:
                 t = tasks[pos[r.id]]
                 c = cas_number[t.casualty]
                 s = site[c]
-                arrive = max(free[r.id] + travel[loc[r.id], s], obs[c])
+                arrive = max(free[r.id] + travel[loc[r.id], s], time)
                 if t.kind == "rescue":
                     start = arrive
                     end = start + rescue_dur[c]
@@ -295,13 +296,15 @@ def _segments(o: float, phases, treated_at: float) -> list[tuple[int, float]]:
 
 def best_other_first(sc, plan, rid: str):
     """The audit's counterfactual (SPEC §8): of every plan in which team ``rid`` (nothing of it
-    pinned) starts with another task it may do, moved there from wherever it is not pinned, the
-    best by SPEC §7's order. Returns ``(rank, F)`` with rank 0 feasible, 1 over a shift end, 2 a
-    cycle of waits (``F`` nan), or ``None`` if there is no such plan. Among plans whose ``F``
-    differ by at most 1e-9 the casualty minutes decide, so ``F`` may differ by that much from the
-    one an implementation picks."""
+    pinned) starts with another task it may do, taken from wherever it is not pinned and moved
+    to the front, or, if it is another team's first task not pinned, swapped with ``rid``'s
+    first task (when that one fits the other team), the best by SPEC §7's order. Returns ``(rank, F)`` with rank 0 feasible, 1 over a
+    shift end, 2 a cycle of waits (``F`` nan), or ``None`` if there is no such plan. Among plans
+    whose ``F`` differ by at most 1e-9 the casualty minutes decide, so ``F`` may differ by that
+    much from the one an implementation picks."""
     fire = {r.id: r.kind == "fire" for r in sc.model.responders}
-    scored = []
+    first = plan.routes[rid][0] if plan.routes[rid] else None
+    candidates = []
     for q, tasks in plan.routes.items():
         for i, task in enumerate(tasks):
             if task.pinned or (q == rid and i == 0) or (task.kind == "rescue") != fire[rid]:
@@ -309,9 +312,17 @@ def best_other_first(sc, plan, rid: str):
             routes = {k: list(v) for k, v in plan.routes.items()}
             del routes[q][i]
             routes[rid].insert(0, task)
-            res = evaluate(sc, type(plan)(routes, plan.scenario, plan.time))
-            rank = 2 if res.cycle else (0 if res.feasible else 1)
-            scored.append((rank, math.nan if res.cycle else res.expected_fatalities))
+            candidates.append(routes)
+            own_first = q != rid and i == sum(1 for x in tasks if x.pinned)
+            if own_first and first is not None and (first.kind == "rescue") == fire[q]:
+                routes = {k: list(v) for k, v in plan.routes.items()}
+                routes[rid][0], routes[q][i] = task, first
+                candidates.append(routes)
+    scored = []
+    for routes in candidates:
+        res = evaluate(sc, type(plan)(routes, plan.scenario, plan.time))
+        rank = 2 if res.cycle else (0 if res.feasible else 1)
+        scored.append((rank, math.nan if res.cycle else res.expected_fatalities))
     if not scored:
         return None
     rank = min(r for r, _ in scored)

@@ -348,8 +348,8 @@ def test_rescue_started_and_completed(planner):
 def test_a_team_waiting_for_a_rescue_picks_up_when_it_is_reported_done():
     """An ambulance issued a transport waits at the site while the rescue goes on; when the
     rescue is reported done at 30, the pickup is at 30, as the model had it just before, and not
-    at the ambulance's arrival long before (no task starts before the casualty's record was
-    observed: kernels/schedule.py)."""
+    at the ambulance's arrival long before (no planned task starts before the model's time:
+    kernels/schedule.py)."""
     from engine.evaluate import evaluate_detail
 
     d = tiny()
@@ -515,9 +515,10 @@ def test_delivering_a_casualty_known_dead_takes_no_bed(planner):
 
 
 def test_a_start_reported_as_planned_leaves_the_objective_as_it_was():
-    """A rescue reported started at a fractional minute and ending where the plan had it: the
-    casualty's health is one trapped segment either way (P(a)·P(b) is not P(a + b) when the
-    fractions add up), so the objective does not move."""
+    """A rescue reported started at a fractional minute and ending where the plan had it (at
+    the model's time 0.6, the plan has the issued rescue start then: nothing planned starts
+    before the model's time): the casualty's health is one trapped segment either way
+    (P(a)·P(b) is not P(a + b) when the fractions add up), so the objective does not move."""
     d = tiny()
     d["casualties"] = [dict(d["casualties"][0], rescue_minutes=10.7)]
     fire = next(r for r in d["responders"] if r["kind"] == "fire")
@@ -525,12 +526,12 @@ def test_a_start_reported_as_planned_leaves_the_objective_as_it_was():
     p = Planner(d, algorithm="descent", seed=0)
     try:
         cid = d["casualties"][0]["id"]
-        assert p.next_task(fire["id"], 0.0).kind == "rescue"  # set off at 0, there at 0: ends at 10.7
-        p.apply({"type": "clock", "time": 0.6})
+        assert p.next_task(fire["id"], 0.0).kind == "rescue"  # set off at 0, there at 0
+        p.apply({"type": "clock", "time": 0.6})  # not reported started: it starts at 0.6, ends at 11.3
         before = p.best()[1].expected_fatalities
         p.apply({"type": "task_started", "time": 0.6, "responder": fire["id"], "task": "rescue", "casualty": cid})
-        p.apply({"type": "duration_revised", "time": 0.6, "task": "rescue", "casualty": cid, "minutes": 10.1})
-        assert cas(p, cid)["rescue_ends_at"] == pytest.approx(10.7, abs=1e-12)
+        p.apply({"type": "duration_revised", "time": 0.6, "task": "rescue", "casualty": cid, "minutes": 10.7})
+        assert cas(p, cid)["rescue_ends_at"] == pytest.approx(11.3, abs=1e-12)
         assert p.best()[1].expected_fatalities == pytest.approx(before, abs=1e-12)
         assert_consistent(p)
     finally:
@@ -832,19 +833,45 @@ def test_closed_edge_makes_the_path_longer():
     try:
         sc = p.scenario
         assert travel(sc, "H", "S") == 5.0 and travel(sc, "S", "H") == 5.0
-        p.apply({"type": "travel_changed", "time": 1.0, "closed_edge": {"from": "B", "to": "C"}})
+        p.apply({"type": "travel_changed", "time": 1.0, "closed_edge": {"from": "B", "to": "C", "oneway": True}})
         sc = p.scenario
         assert travel(sc, "H", "S") == 10.0  # A-C direct
         assert travel(sc, "S", "H") == 5.0  # C->B stays open
         assert travel(sc, "ST", "S") == 1.0
         assert_consistent(p)
-        p.apply({"type": "travel_changed", "time": 2.0, "closed_edge": {"from": "C", "to": "B"}})
+        p.apply({"type": "travel_changed", "time": 2.0, "closed_edge": {"from": "C", "to": "B", "oneway": True}})
         assert travel(p.scenario, "S", "H") == 10.0
         assert_consistent(p)
         # a factor on a graph scales the edges
         p.apply({"type": "travel_changed", "time": 3.0, "factor": 2.0})
         assert travel(p.scenario, "H", "S") == 20.0 and travel(p.scenario, "ST", "S") == 2.0
         assert_consistent(p)
+    finally:
+        p.close()
+
+
+def test_a_closed_road_is_closed_both_ways():
+    """A control room reports a road closed, not one of its directions (the ambulance at the
+    hospital was planned down the closed road the other way)."""
+    p = Planner(graph_scenario(), seed=0)
+    try:
+        p.apply({"type": "travel_changed", "time": 1.0, "closed_edge": {"from": "C", "to": "B"}})
+        assert travel(p.scenario, "H", "S") == 10.0 and travel(p.scenario, "S", "H") == 10.0
+        assert_consistent(p)
+    finally:
+        p.close()
+
+
+def test_closing_a_road_given_as_two_one_way_edges_closes_both():
+    sc = graph_scenario()
+    edges = sc["network"]["edges"]
+    edges[1] = dict(edges[1], oneway=True)  # B -> C
+    edges.append({"from": "C", "to": "B", "minutes": 3.0, "oneway": True})
+    p = Planner(sc, seed=0)
+    try:
+        assert travel(p.scenario, "H", "S") == 5.0 and travel(p.scenario, "S", "H") == 5.0
+        p.apply({"type": "travel_changed", "time": 1.0, "closed_edge": {"from": "B", "to": "C"}})
+        assert travel(p.scenario, "H", "S") == 10.0 and travel(p.scenario, "S", "H") == 10.0
     finally:
         p.close()
 

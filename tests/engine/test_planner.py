@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import engine
 import factories
+import reference
 from engine import DeltaError, Task
 from engine.audit import FIELDS, read_audit
 from engine.generate import generate
@@ -501,6 +502,121 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         assert snapshot_state(p) == before and p.time == 71.0
     finally:
         p.close()
+
+
+def test_next_task_does_not_issue_a_task_that_would_end_after_the_team_s_shift():
+    """amb1 is planned to carry c1; asking five minutes later, its transport would end after
+    its shift. It was issued and pinned all the same: a plan infeasible for good, and the same
+    task handed out again after the shift. Now the team is told to wait, and the search gives
+    the casualty to amb2."""
+    d = factories.one_site()
+    d["casualties"] = d["casualties"][:1]
+    d["responders"] = d["responders"][:2]
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        records = schedule_of(p)
+        end = next(x["end"] for x in records if x["responder"] == "amb1")  # amb1 carries c1
+    finally:
+        p.close()
+    d["responders"][0]["shift_end"] = end + 2.0
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        assert [t.casualty for t in p.best()[0].routes["amb1"]] == ["c1"] and p.best()[1].feasible
+        assert p.next_task("amb1", 5.0) is None
+        assert p.time == 5.0 and not any(t.pinned for ts in p.best()[0].routes.values() for t in ts)
+        p.step(10)
+        plan, objective = p.best()
+        assert objective.feasible and [t.casualty for t in plan.routes["amb2"]] == ["c1"]
+        assert p.next_task("amb1", 6.0) is None  # nothing left for it
+        assert p.next_task("amb2", 6.0).casualty == "c1"
+    finally:
+        p.close()
+
+
+def schedule_of(p: Planner) -> list[dict]:
+    """The incumbent's timetable, as a plan file's ``schedule`` has it."""
+    from engine.evaluate import evaluate_detail, schedule_records
+
+    _obj, W, arrays = evaluate_detail(p.scenario, p.best()[0])
+    return schedule_records(p.scenario, W, arrays)
+
+
+def _one_team(*casualties: str) -> dict:
+    d = factories.one_site()
+    d["casualties"] = [c for c in d["casualties"] if c["id"] in casualties]
+    d["responders"] = [r for r in d["responders"] if r["id"] in ("amb1", "fire1")]
+    return d
+
+
+def test_a_silent_crew_s_plan_moves_with_the_clock():
+    """amb1 is issued a transport at 0 and reports nothing. By SPEC §6's letter the transport,
+    and the one after it that was never issued, stayed done in the past as the clock went on,
+    and the expected fatalities with them: a crew that did not report made the plan look
+    better than one that did. No planned task starts before the model's time."""
+    p = Planner(_one_team("c1", "c3"), algorithm="descent", seed=0)
+    try:
+        p.next_task("amb1", 0.0)
+        F = [p.best()[1].expected_fatalities]
+        for t in (30.0, 60.0):
+            p.apply({"type": "clock", "time": t})
+            p.step(5)
+            plan, objective = p.best()
+            assert [x["start"] >= t for x in schedule_of(p)] == [True, True]
+            F.append(objective.expected_fatalities)
+        assert F[0] < F[1] < F[2]
+    finally:
+        p.close()
+
+
+def test_an_observation_that_tells_nothing_new_changes_nothing():
+    """A fire team issued a rescue at 0 reports nothing; at 10 the casualty is observed in
+    exactly the health the model predicts for it then. The observation moved the rescue from
+    3-13 to 10-20 (nothing of a casualty's started before its observation), so F depended on
+    whether a report happened to come in; now the clock alone has done that."""
+    d = _one_team("c2")
+    d["responders"][1]["start"] = "S"  # the fire team is at the site: the rescue could start at 0
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        assert p.next_task("fire1", 0.0).kind == "rescue"
+        p.apply({"type": "clock", "time": 10.0})
+        before, before_schedule = p.best(), schedule_of(p)
+        predicted = reference_health(p.scenario, "c2", 10.0)
+        p.apply({"type": "health_observed", "time": 10.0, "casualty": "c2", "health": predicted.tolist()})
+        after = p.best()
+        assert after[1].expected_fatalities == pytest.approx(before[1].expected_fatalities, abs=1e-9)
+        assert schedule_of(p) == before_schedule
+        assert next(x["start"] for x in before_schedule if x["task"] == "rescue") == 10.0
+    finally:
+        p.close()
+
+
+def test_a_team_that_starts_another_task_than_the_one_issued_releases_it():
+    """amb1 is issued c1 (immediate) and reports starting c3 instead. Its issued task stayed
+    pinned: c1 waited for amb1 to come back from the hospital while amb2, free nearby, was told
+    to wait. The issued task goes back to the plan; the search gives it to amb2."""
+    d = factories.one_site()
+    d["casualties"] = [c for c in d["casualties"] if c["id"] != "c2"]
+    d["responders"] = d["responders"][:2]
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        issued = p.next_task("amb1", 0.0)
+        assert issued.casualty == "c1"
+        p.apply({"type": "task_started", "time": 1.0, "responder": "amb1", "task": "transport", "casualty": "c3",
+                 "hospital": "H1"})
+        assert not any(t.pinned for ts in p.best()[0].routes.values() for t in ts)
+        p.step(10)
+        assert [t.casualty for t in p.best()[0].routes["amb2"]] == ["c1"]
+        assert p.next_task("amb2", 1.0).casualty == "c1"
+    finally:
+        p.close()
+
+
+def reference_health(sc, cid: str, t: float) -> np.ndarray:
+    """Casualty ``cid``'s health at ``t``, carried by the plain reference's chain products from its
+    observation in its present environment (trapped, untreated)."""
+    c = sc.casualty_index[cid]
+    o = sc.model.casualties[c].observed_at
+    return reference.propagate(sc.health[c], sc.chains[0], t - (sc.model.time if o is None else o))
 
 
 def test_stop_while_another_thread_is_starting_the_search(monkeypatch):

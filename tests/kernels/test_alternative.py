@@ -2,8 +2,9 @@
 
 For random scenarios and plans (wait cycles, shift ends, pins elsewhere, HART and fire teams),
 every team without pins gets ``best_other_first``; the reference (``reference.best_other_first``)
-builds every plan in which that team starts with another task it may do, evaluates each in full,
-and the kernel's answer must be the best of them by SPEC §7's order.
+builds every plan in which that team starts with another task it may do (moved to the front, or,
+another team's first, swapped with the team's own first task), evaluates each in full, and the kernel's answer must be the
+best of them by SPEC §7's order.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def check(sol: Solution, r: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(CASES))
-def test_best_other_first_is_the_best_relocation_to_the_front(seed):
+def test_best_other_first_is_the_best_plan_starting_with_another_task(seed):
     rng = np.random.default_rng(1000 + seed)
     sc = engine.load_scenario(factories.random_scenario(rng))
     sol = Solution.from_plan(sc, factories.random_plan(sc, rng))
@@ -55,3 +56,29 @@ def test_best_other_first_at_paper_size(london):
     sol = construct.rule(london)
     for r in (0, len(sol.pins) - 1):  # a paramedic team and a fire team
         check(sol, r)
+
+
+def test_two_teams_sent_to_each_other_s_casualties_is_an_alternative():
+    """Two teams at one site's distance, two casualties: the plan sends each team to one. The
+    best plan in which amb1 starts differently sends each to the other's casualty (a swap); with
+    relocations alone it was amb1 carrying both, and the audit recorded a margin many times the
+    true one."""
+    d = factories.one_site()
+    d["casualties"] = [c for c in d["casualties"] if c["id"] in ("c1", "c3")]
+    d["responders"] = d["responders"][:2]
+    sc = engine.load_scenario(d)
+    plan = engine.load_plan(sc, {"format": "goldenhour.plan/1", "routes": {
+        "amb1": [{"task": "transport", "casualty": "c1", "hospital": "H1"}],
+        "amb2": [{"task": "transport", "casualty": "c3", "hospital": "H2"}]}})
+    sol = Solution.from_plan(sc, plan)
+    F, _T, status = best_other_first(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
+                                     sol.cur, 0)
+    swapped = engine.load_plan(sc, {"format": "goldenhour.plan/1", "routes": {
+        "amb1": [{"task": "transport", "casualty": "c3", "hospital": "H2"}],
+        "amb2": [{"task": "transport", "casualty": "c1", "hospital": "H1"}]}})
+    both = engine.load_plan(sc, {"format": "goldenhour.plan/1", "routes": {
+        "amb1": [{"task": "transport", "casualty": "c3", "hospital": "H2"},
+                 {"task": "transport", "casualty": "c1", "hospital": "H1"}]}})
+    want = engine.evaluate(sc, swapped).expected_fatalities
+    assert want < engine.evaluate(sc, both).expected_fatalities  # the swap is the better alternative
+    assert status == FEASIBLE and F == pytest.approx(want, abs=TOL)

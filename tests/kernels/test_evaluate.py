@@ -454,16 +454,16 @@ def test_pinned_first_task_sets_off_at_available_at_and_shift_end(warm_jit):
     pinned = {"format": "goldenhour.plan/1", "routes": {"amb": [
         {"task": "transport", "casualty": "c", "hospital": "H", "pinned": True}]}}
     obj, W, _ = evaluate_detail(d, pinned)
-    # arrive 4 + 5 = 9, but c's record, observed at 10, has it waiting at the site then: pickup
-    # 10 (no task starts before its casualty's observation: kernels/schedule.py), arrival
-    # 10 + 2 + 5 = 17, end 22 > shift end 16: infeasible, but scored
+    # arrive 4 + 5 = 9, but the transport is not reported started, so by the model's time 10
+    # it has not started: pickup 10 (kernels/schedule.py), arrival 10 + 2 + 5 = 17, end 22 > shift
+    # end 16: infeasible, but scored
     assert (W.start[0], W.end[0], W.arrival[0]) == (10.0, 22.0, 17.0)
     assert not obj.feasible and obj.expected_fatalities is not None
     assert obj.casualty_minutes == 7.0  # 17 - observed 10
-    d["casualties"][0]["observed_at"] = 8.0  # observed earlier: the pickup at 9 stands
+    d["casualties"][0]["observed_at"] = 8.0  # observed earlier: still not picked up before 10
     obj, W, _ = evaluate_detail(d, pinned)
-    assert (W.start[0], W.end[0], W.arrival[0]) == (9.0, 21.0, 16.0)
-    assert obj.casualty_minutes == 8.0  # 16 - observed 8
+    assert (W.start[0], W.end[0], W.arrival[0]) == (10.0, 22.0, 17.0)
+    assert obj.casualty_minutes == 9.0  # 17 - observed 8
     del d["casualties"][0]["observed_at"]
     unpinned = _plan({"amb": [("transport", "c", "H")]})
     obj, W, _ = evaluate_detail(d, unpinned)
@@ -473,6 +473,37 @@ def test_pinned_first_task_sets_off_at_available_at_and_shift_end(warm_jit):
     assert evaluate_detail(d, unpinned)[0].feasible
     d["responders"][0]["shift_end"] = 27.0 - 1e-8
     assert not evaluate_detail(d, unpinned)[0].feasible
+
+
+def test_a_silent_crew_s_work_starts_no_earlier_than_the_model_s_time(warm_jit):
+    """Issued at 4 and never reported started, by the letter of SPEC §6 the transport was done
+    by 21 and the next, never issued, by 33: at 60 the plan still had both in the past, and
+    the expected fatalities stopped moving with the clock."""
+    d = _scenario(_graph(["h", "s"], [("h", "s", 5.0)]), [{"id": "H", "node": "h", "capacity": 2}],
+                  [{"id": "S", "node": "s"}], [{"id": "amb", "kind": "paramedic", "start": "H", "available_at": 4.0}],
+                  [{"id": "c", "site": "S", "health": "urgent", "observed_at": 0.0},
+                   {"id": "d", "site": "S", "health": "immediate", "observed_at": 0.0}], time=60.0)
+    plan = {"format": "goldenhour.plan/1", "routes": {"amb": [
+        {"task": "transport", "casualty": "c", "hospital": "H", "pinned": True},
+        {"task": "transport", "casualty": "d", "hospital": "H"}]}}
+    obj, W, _ = evaluate_detail(d, plan)
+    # c: on site at 9 but not picked up by 60: pickup 60, arrival 67, end 72; d: back at 72 + 5
+    assert (W.start[0], W.arrival[0], W.end[0]) == (60.0, 67.0, 72.0)
+    assert (W.start[1], W.arrival[1], W.end[1]) == (77.0, 84.0, 89.0)
+    assert obj.casualty_minutes == 67.0 + 84.0
+    # whole minutes of the default chains (SPEC §3): the ccs from 0 to each pickup, then 7 in
+    # the ambulance
+    ccs, ambulance = _rate_chain(0.002, 0.010, 0.025), _rate_chain(0.001, 0.005, 0.0125)
+    mp = np.linalg.matrix_power
+    p_c = (np.array([0.0, 1.0, 0.0, 0.0]) @ mp(ccs, 60) @ mp(ambulance, 7))[3]
+    p_d = (np.array([0.0, 0.0, 1.0, 0.0]) @ mp(ccs, 77) @ mp(ambulance, 7))[3]
+    assert obj.expected_fatalities == pytest.approx(p_c + p_d, abs=1e-12)
+
+
+def _rate_chain(a: float, b: float, c: float) -> np.ndarray:
+    """A one-step deterioration chain: delayed -> urgent ``a``, urgent -> immediate ``b``,
+    immediate -> deceased ``c`` per minute (SPEC §3's table)."""
+    return np.array([[1 - a, a, 0, 0], [0, 1 - b, b, 0], [0, 0, 1 - c, c], [0, 0, 0, 1.0]])
 
 
 def test_wait_cycle_has_no_objective(warm_jit):
