@@ -144,7 +144,14 @@ def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> Road
         problems.append(Problem("network.nodes", "a graph needs at least one node"))
         return None
     start = len(problems)
-    nodes, edges = [], []
+
+    def name(where: tuple, field: str | None = None) -> str:
+        """A row's (or one of its fields') place: a JSON path inline, the file, row and column."""
+        if len(where) == 1:
+            return where[0] + (f".{field}" if field else "")
+        return f"{where[0]}: {where[1]}" + (f", column {field}" if field else "")
+
+    nodes, edges = [], []  # None for a row that did not validate: its problems are reported
     for rows, at, model, out in ((node_rows, node_at, Node, nodes), (edge_rows, edge_at, Edge, edges)):
         for i, row in enumerate(rows):
             where = at(i)
@@ -153,36 +160,42 @@ def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> Road
             try:
                 out.append(model.model_validate(row))
             except ValidationError as err:
+                out.append(None)
                 for e in err.errors():
                     if len(where) == 1:
                         problems.append(Problem(json_path(where + tuple(e["loc"])), e["msg"]))
                     else:
                         what = "no value (an empty cell)" if e["type"] == "missing" else e["msg"]
-                        problems.append(Problem(f"{where[0]}: {where[1]}, column {'.'.join(map(str, e['loc']))}",
-                                                what))
-    if len(problems) > start:
-        return None
-    ids = [n.id for n in nodes]
+                        problems.append(Problem(name(where, ".".join(map(str, e["loc"]))), what))
+    # the other rows are still checked; an edge's ends only if every node row validated (one
+    # that did not would make its edges' ends "unknown")
+    all_nodes = all(n is not None for n in nodes)
+    ids = [n.id for n in nodes if n is not None]
     index = {}
-    for i, n in enumerate(ids):
-        if n in index:
-            problems.append(Problem(f"network.nodes[{i}].id", f"duplicate node id '{n}'"))
-        index[n] = i
+    for i, n in enumerate(nodes):
+        if n is None:
+            continue
+        if n.id in index:
+            problems.append(Problem(name(node_at(i), "id"), f"duplicate node id '{n.id}'"))
+        index.setdefault(n.id, len(index))
     src, dst, minutes = [], [], []
     for i, e in enumerate(edges):
-        path = f"network.edges[{i}]"
-        for end in ("from_", "to"):
-            if getattr(e, end) not in index:
-                problems.append(Problem(f"{path}.{end.rstrip('_')}", f"unknown node '{getattr(e, end)}'"))
+        if e is None:
+            continue
+        where = edge_at(i)
+        if all_nodes:
+            for end in ("from_", "to"):
+                if getattr(e, end) not in index:
+                    problems.append(Problem(name(where, end.rstrip("_")), f"unknown node '{getattr(e, end)}'"))
         if (e.minutes is None) == (e.length_m is None):
-            problems.append(Problem(path, "give exactly one of 'minutes' or 'length_m'"))
+            problems.append(Problem(name(where), "give exactly one of 'minutes' or 'length_m'"))
             continue
         if e.minutes is not None:
             m = e.minutes
         else:
             speed = e.speed_kmh or network.speed_kmh
             if speed is None:
-                problems.append(Problem(path, "'length_m' needs 'speed_kmh' on the edge or the network"))
+                problems.append(Problem(name(where), "'length_m' needs 'speed_kmh' on the edge or the network"))
                 continue
             m = e.length_m / 1000.0 / speed * 60.0
         if e.from_ in index and e.to in index:

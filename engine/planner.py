@@ -22,6 +22,7 @@ import json
 import math
 import numbers
 import os
+import re
 import sys
 import threading
 import time
@@ -93,6 +94,22 @@ def issued(sol: Solution) -> dict[str, list[Task]]:
     return {sc.model.responders[r].id: [task_of(sc, sol.order[s], sol.hosp, True)
                                         for s in range(int(sol.starts[r]), int(sol.starts[r] + sol.pins[r]))]
             for r in np.flatnonzero(sol.pins).tolist()}
+
+
+#: The records each delta type appends to the model, and how the delta names them.
+_ADDED = {"casualties_added": (("casualties", "delta.casualties[{}]"), ("sites", "delta.sites[{}]")),
+          "responder_added": (("responders", "delta.responder"),)}
+
+
+def _delta_path(path: str, d, before: dict) -> str:
+    """Where a problem of the changed model lies for the sender: a record the delta added by its
+    place in the delta (the model's index, ``casualties[4]``, is one the sender cannot know),
+    anything else by its place in the model."""
+    for key, name in _ADDED.get(d.type, ()):
+        m = re.fullmatch(rf"{key}\[(\d+)\](.*)", path)
+        if m and int(m[1]) >= len(before[key]):
+            return name.format(int(m[1]) - len(before[key])) + m[2]
+    return f"delta -> {path}"
 
 
 def _ends_after_shift(sc: Scenario, sol: Solution, r: int) -> bool:
@@ -444,7 +461,7 @@ class Planner:
         try:
             sc = derive(self._sc, self._model, model)
         except ScenarioError as err:
-            raise DeltaError([Problem(f"delta -> {p.path}", p.message) for p in err.problems]) from None
+            raise DeltaError([Problem(_delta_path(p.path, d, self._model), p.message) for p in err.problems]) from None
         require_teams(sc, DeltaError, checked=self._sc)
         started = dict(self._started)
         if d.type == "task_started":

@@ -1233,3 +1233,22 @@ def test_roads_slower_and_a_road_closed_on_a_network_given_as_files():
         assert_consistent(p)
     finally:
         p.close()
+
+
+def test_problems_of_added_records_are_named_where_the_delta_has_them(descent):
+    """A casualty or team added with a wrong reference is named by its place in the delta, not
+    by its index in the whole model (which the sender cannot know)."""
+    site = descent.scenario.model.sites[0].id
+    with pytest.raises(DeltaError) as err:
+        descent.apply({"type": "casualties_added", "time": 1.0, "sites": [{"id": "new", "lat": 51.5, "lon": -0.1}],
+                       "casualties": [{"id": "n1", "site": site, "health": "P1"},
+                                      {"id": "n2", "site": "nowhere", "health": "P2"}]})
+    assert [p.path for p in err.value.problems] == ["delta.casualties[1].site"]
+    with pytest.raises(DeltaError) as err:
+        descent.apply({"type": "casualties_added", "time": 1.0,
+                       "sites": [{"id": site, "lat": 51.5, "lon": -0.1}]})  # a place id taken already
+    assert [p.path for p in err.value.problems] == ["delta.sites[0].id"]
+    with pytest.raises(DeltaError) as err:
+        descent.apply({"type": "responder_added", "time": 1.0,
+                       "responder": {"id": "x", "kind": "paramedic", "start": "nowhere"}})
+    assert [p.path for p in err.value.problems] == ["delta.responder.start"]
