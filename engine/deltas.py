@@ -454,6 +454,15 @@ def team_doing(teams: list[dict], kind: str, place: str, free: float, now: float
     return exact if exact is not None or not loose else next((j for j, a in at if a <= free), None)
 
 
+def _worked_on(m: dict, kind: str, cas: dict, key: str) -> bool:
+    """Whether casualty ``cas`` has work under way (its ``key``, ``rescue_ends_at`` or
+    ``treatment_ends_at``) that a team of the model is doing. Work whose team was reported
+    unavailable meanwhile is no team's: another team may report taking it over (it starts
+    afresh; the first team's progress is not known)."""
+    end = cas.get(key)
+    return end is not None and team_doing(m["responders"], kind, cas["site"], end) is not None
+
+
 def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
@@ -461,7 +470,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
     if d.task == "rescue":
         if resp["kind"] != "fire":
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a fire team"))
-        if not cas.get("trapped") or cas.get("rescue_ends_at") is not None:
+        if not cas.get("trapped") or _worked_on(m, "fire", cas, "rescue_ends_at"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not waiting for a rescue"))
         # its health is not rolled forward: it stays trapped, in one segment until the rescue
         # ends (SPEC §7), and two segments would not give the same health as one
@@ -470,7 +479,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
     elif d.task == "treat":
         if resp["kind"] != "paramedic":
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a paramedic team"))
-        if cas.get("treated") or cas.get("treatment_ends_at") is not None or cas.get("in_transit"):
+        if cas.get("treated") or _worked_on(m, "paramedic", cas, "treatment_ends_at") or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot start a treatment"))
         # (not rolled forward either: its environment changes only when the treatment ends)
         cas["treatment_ends_at"] = t + duration_of("treat", d.casualty)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import engine
+import factories
 from engine import DeltaError
 from engine.evaluate import evaluate_detail, schedule_records
 from engine.generate import generate
@@ -1252,3 +1253,32 @@ def test_problems_of_added_records_are_named_where_the_delta_has_them(descent):
         descent.apply({"type": "responder_added", "time": 1.0,
                        "responder": {"id": "x", "kind": "paramedic", "start": "nowhere"}})
     assert [p.path for p in err.value.problems] == ["delta.responder.start"]
+
+
+@pytest.mark.parametrize("task", ["rescue", "treat"])
+def test_work_left_by_a_team_reported_unavailable_can_be_taken_over(task):
+    """A team withdrawn in the middle of a rescue (or treatment) leaves it under way with no
+    team; another team's report of starting it was refused ("not waiting for a rescue"), so the
+    casualty stayed trapped until someone reported it done. While the first team is in the
+    model, its work is still its own."""
+    d = factories.one_site(fire_teams=2)
+    kind = "fire" if task == "rescue" else "paramedic"
+    first, second = ("fire1", "fire2") if task == "rescue" else ("amb1", "amb2")
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "task_started", "time": 1.0, "responder": first, "task": task, "casualty": "c2"})
+        key = "rescue_ends_at" if task == "rescue" else "treatment_ends_at"
+        with pytest.raises(DeltaError, match="c2"):  # the first team is at it
+            p.apply({"type": "task_started", "time": 2.0, "responder": second, "task": task, "casualty": "c2"})
+        p.apply({"type": "responder_unavailable", "time": 3.0, "responder": first})
+        p.apply({"type": "task_started", "time": 4.0, "responder": second, "task": task, "casualty": "c2"})
+        minutes = 10.0 if task == "rescue" else p.scenario.model.durations.treatment
+        assert cas(p, "c2")[key] == 4.0 + minutes  # afresh: the first team's progress is unknown
+        team = resp(p, second)
+        assert team["kind"] == kind and (team["start"], team["available_at"]) == ("S", 4.0 + minutes)
+        p.apply({"type": "task_completed", "time": 4.0 + minutes, "responder": second, "task": task,
+                 "casualty": "c2"})
+        assert cas(p, "c2").get(key) is None
+        assert_consistent(p)
+    finally:
+        p.close()
