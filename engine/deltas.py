@@ -500,6 +500,25 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
+def _admitted_first(rows: list[dict], cid: str, hospital: str, t: float) -> int:
+    """How many casualties still in an ambulance to ``hospital`` are admitted before casualty
+    ``cid``, delivered at ``t``: those arriving then too and listed before it (SPEC §7's tie, by
+    casualty index), whatever order their deliveries are reported in. None arrives earlier: an
+    overdue arrival is held at the clock. The known dead take no bed."""
+    n = 0
+    for c in rows:
+        if c["id"] == cid:
+            return n
+        transit = c.get("in_transit")
+        if transit and transit["hospital"] == hospital and transit["arrival"] == t and not _known_dead(c):
+            n += 1
+    return n
+
+
+def _known_dead(c: dict) -> bool:
+    return is_known_dead(c["health"] if isinstance(c["health"], list) else health_vector(_health_model(c)))
+
+
 def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen: dict) -> None:
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     t = d.time
@@ -550,8 +569,9 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
             hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
             risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
-            over = (1.0 - p) * risk if hosp["capacity"] <= 0 else 0.0
-            hosp["capacity"] = max(0, hosp["capacity"] - 1)
+            beyond = hosp["capacity"] <= _admitted_first(m["casualties"], d.casualty, transit["hospital"], t)
+            over = (1.0 - p) * risk if beyond else 0.0
+            hosp["capacity"] = hosp["capacity"] if beyond else hosp["capacity"] - 1
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
         seen[d.casualty] = (DELIVERED, ())

@@ -1282,3 +1282,31 @@ def test_work_left_by_a_team_reported_unavailable_can_be_taken_over(task):
         assert_consistent(p)
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("reported", [("c0", "c1"), ("c1", "c0")])
+def test_two_deliveries_at_one_minute_take_the_beds_by_casualty_index(reported):
+    """One bed, two casualties arriving together: SPEC §7 gives it to the first listed. The
+    delivery reported first took it, so reports that only confirmed the plan moved F by one
+    overflow term when they came in the other order."""
+    site, hospital = {"lat": 51.50, "lon": -0.10}, {"lat": 51.51, "lon": -0.10}
+    d = {"format": "goldenhour.scenario/1", "name": "tie", "time": 0.0, "network": {"kind": "geo", "speed_kmh": 60.0},
+         "hospitals": [{"id": "H", **hospital, "capacity": 1}], "sites": [{"id": "S", **site}],
+         "responders": [{"id": "a0", "kind": "paramedic", "start": "S"}, {"id": "a1", "kind": "paramedic", "start": "S"}],
+         "casualties": [{"id": "c0", "site": "S", "health": "urgent"}, {"id": "c1", "site": "S", "health": "immediate"}],
+         "hospital_overflow_risk": 0.5}
+    p = Planner(d, algorithm="descent", seed=0)
+    try:
+        for team, cid in (("a0", "c0"), ("a1", "c1")):
+            p.apply({"type": "task_started", "time": 0.0, "responder": team, "task": "transport", "casualty": cid,
+                     "hospital": "H"})
+        arrival = cas(p, "c0")["in_transit"]["arrival"]
+        assert cas(p, "c1")["in_transit"]["arrival"] == arrival
+        F = p.best()[1].expected_fatalities
+        for cid in reported:
+            team = "a0" if cid == "c0" else "a1"
+            p.apply({"type": "task_completed", "time": arrival, "responder": team, "task": "transport", "casualty": cid})
+            assert p.best()[1].expected_fatalities == pytest.approx(F, abs=1e-12)
+        assert hosp(p, "H")["capacity"] == 0
+    finally:
+        p.close()
