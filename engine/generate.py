@@ -286,7 +286,8 @@ def _tiny(rng) -> dict:
 
 
 #: The largest ``random`` scenario: ten times the scale ladder's top rung in people, and places
-#: few enough that the travel matrix over them stays within memory (2 000 places: 32 MB).
+#: few enough that the travel matrix over them fits in memory (at most 1 000 hospitals, 1 000
+#: sites and 5 000 stations: 0.4 GB).
 MAXIMUM = {"casualties": 100_000, "paramedics": 10_000, "fire": 10_000, "hospitals": 1_000, "sites": 1_000}
 
 

@@ -500,7 +500,8 @@ class Planner:
         """Issue ``responder`` its next task: the first of its list in the best plan, now pinned.
 
         ``None`` means wait: the team has nothing planned, or its first task would end after its
-        shift. Asking again before the issued task is reported started returns the same task. Each issue is appended to the audit log before this returns.
+        shift. Asking again before the issued task is reported started returns the same task.
+        Each issue is appended to the audit log before this returns.
         """
         try:
             finite = not isinstance(now, (bool, np.bool_)) and isinstance(now, numbers.Real) and math.isfinite(now)
