@@ -515,8 +515,13 @@ def _admitted_first(rows: list[dict], cid: str, hospital: str, t: float) -> int:
     return n
 
 
+def _health_of(c: dict):
+    """A casualty record's health as a vector (a record may hold a category or observations)."""
+    return c["health"] if isinstance(c["health"], list) else health_vector(_health_model(c))
+
+
 def _known_dead(c: dict) -> bool:
-    return is_known_dead(c["health"] if isinstance(c["health"], list) else health_vector(_health_model(c)))
+    return is_known_dead(_health_of(c))
 
 
 def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen: dict) -> None:
@@ -564,7 +569,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         # ``time`` is the arrival at the hospital; the handover follows
         transit["arrival"] = t
         roll_forward(sc, cas, t, seen)
-        h = cas["health"] if isinstance(cas["health"], list) else health_vector(_health_model(cas))
+        h = _health_of(cas)
         p, over = float(h[3]), 0.0
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
             hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
