@@ -55,18 +55,25 @@ class CasualtiesAdded(_Delta):
 
 
 class TaskStarted(_Delta):
+    """A team started a task: at ``time``, or at ``started_at`` if the report reaches us late."""
+
     type: Literal["task_started"]
     responder: Id
     task: Literal["rescue", "treat", "transport"]
     casualty: Id
     hospital: Id | None = None
+    started_at: Time | None = None
 
 
 class TaskCompleted(_Delta):
+    """A team finished a task (a transport: reached the hospital): at ``time``, or at
+    ``completed_at`` if the report reaches us late."""
+
     type: Literal["task_completed"]
     responder: Id
     task: Literal["rescue", "treat", "transport"]
     casualty: Id
+    completed_at: Time | None = None
 
 
 class DurationRevised(_Delta):
@@ -463,10 +470,24 @@ def _worked_on(m: dict, kind: str, cas: dict, key: str) -> bool:
     return end is not None and team_doing(m["responders"], kind, cas["site"], end) is not None
 
 
+def actual_time(d: TaskStarted | TaskCompleted) -> float:
+    """When a reported task really started or ended: ``started_at`` / ``completed_at`` if the
+    report reached us late, else its ``time``. A time after the report's is refused."""
+    name = "started_at" if d.type == "task_started" else "completed_at"
+    at = getattr(d, name)
+    if at is None:
+        return d.time
+    if at > d.time + TOL:
+        raise DeltaError(Problem(f"delta.{name}", f"{at} is after the delta's time {d.time}"))
+    return float(at)
+
+
 def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict) -> None:
+    """A start reported late counts from when it happened, but, like work not reported done
+    (``advance``), nothing under way ends before the model's time."""
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
-    t = d.time
+    t, now = actual_time(d), d.time
     if d.task == "rescue":
         if resp["kind"] != "fire":
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a fire team"))
@@ -474,7 +495,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not waiting for a rescue"))
         # its health is not rolled forward: it stays trapped, in one segment until the rescue
         # ends (SPEC §7), and two segments would not give the same health as one
-        cas["rescue_ends_at"] = t + duration_of("rescue", d.casualty)
+        cas["rescue_ends_at"] = max(t + duration_of("rescue", d.casualty), now)
         resp["start"], resp["available_at"] = cas["site"], cas["rescue_ends_at"]
     elif d.task == "treat":
         if resp["kind"] != "paramedic":
@@ -482,7 +503,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         if cas.get("treated") or _worked_on(m, "paramedic", cas, "treatment_ends_at") or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot start a treatment"))
         # (not rolled forward either: its environment changes only when the treatment ends)
-        cas["treatment_ends_at"] = t + duration_of("treat", d.casualty)
+        cas["treatment_ends_at"] = max(t + duration_of("treat", d.casualty), now)
         resp["start"], resp["available_at"] = cas["site"], cas["treatment_ends_at"]
     else:
         if resp["kind"] != "paramedic":
@@ -495,9 +516,23 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         roll_forward(sc, cas, t, seen)
         cas.pop("treatment_ends_at", None)
         cas["treated"] = False
-        arrival = t + sc.model.durations.load + _travel(sc, cas["site"], d.hospital)
+        arrival = max(t + sc.model.durations.load + _travel(sc, cas["site"], d.hospital), now)
         cas["in_transit"] = {"hospital": d.hospital, "arrival": arrival}
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
+
+
+def _bumped(seen: dict, hospital: str, t: float) -> str | None:
+    """Whose bed a delivery at ``t``, reported late to a full ``hospital``, takes: of the
+    deliveries ``seen`` records there after ``t`` that took a bed, the last admitted, now beyond
+    the beds; None if there is none (the late one is beyond them). One recorded at ``t`` too
+    keeps its bed: its casualty index left the model with it, so SPEC §7's tie cannot be
+    applied."""
+    last, when = None, t
+    for cid, (source, record) in seen.items():
+        if source == DELIVERED and record and record[0] == hospital and record[3] and record[1] > t + TOL \
+                and (last is None or record[1] >= when):  # of those at one time, the last recorded
+            last, when = cid, record[1]
+    return last
 
 
 def _admitted_first(rows: list[dict], cid: str, hospital: str, t: float) -> int:
@@ -525,9 +560,13 @@ def _known_dead(c: dict) -> bool:
 
 
 def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen: dict) -> None:
+    """A completion reported late changes the casualty's environment from when it happened; a
+    late delivery takes its place in its hospital's admission order (``_bumped``)."""
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
-    t = d.time
-    by = started.get((d.task, d.casualty), (None, None))[1]  # the team reported starting it, if one was
+    t = actual_time(d)
+    began, by = started.get((d.task, d.casualty), (None, None))  # the team reported starting it, if one was
+    if began is not None and t < began - TOL:
+        raise DeltaError(Problem("delta.completed_at", f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
     present = {r["id"] for r in m["responders"]}
     if by is not None and by != d.responder and by in present:
         raise DeltaError(Problem("delta.responder", f"the {d.task} of '{d.casualty}' was started by '{by}', "
@@ -570,14 +609,21 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         transit["arrival"] = t
         roll_forward(sc, cas, t, seen)
         h = _health_of(cas)
-        p, over = float(h[3]), 0.0
+        p, over, bed = float(h[3]), 0.0, False
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
             hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
             risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
-            beyond = hosp["capacity"] <= _admitted_first(m["casualties"], d.casualty, transit["hospital"], t)
-            over = (1.0 - p) * risk if beyond else 0.0
-            hosp["capacity"] = hosp["capacity"] if beyond else hosp["capacity"] - 1
+            bed = hosp["capacity"] > _admitted_first(m["casualties"], d.casualty, transit["hospital"], t)
+            bumped = None if bed else _bumped(seen, transit["hospital"], t)
+            if bumped is not None:  # it takes the bed of the last admitted after it, who is beyond the beds now
+                hospital, arrival, p_bumped, _bed = seen[bumped][1]
+                seen[bumped] = (DELIVERED, (hospital, arrival, p_bumped, False))
+                over, bed = (1.0 - p_bumped) * risk, True
+            elif bed:
+                hosp["capacity"] -= 1
+            else:
+                over = (1.0 - p) * risk
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
-        seen[d.casualty] = (DELIVERED, ())
+        seen[d.casualty] = (DELIVERED, (transit["hospital"], t, p, bed))
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -30,7 +31,10 @@ HISTORY_FORMAT = "goldenhour.observations/1"
 
 _HEALTH = TypeAdapter(Health)
 
-#: ``{casualty id: (last observed, ((until, environment index), ...))}``
+#: ``{casualty id: (last observed, ((until, environment index), ...))}``; a delivered casualty's
+#: entry is ``(DELIVERED, (hospital id, arrival, p_dead, took a bed))`` (``()`` if not known: a
+#: history written before deliveries were recorded), which a delivery reported late needs
+#: (``deltas._bumped``).
 History = dict[str, tuple[float, tuple]]
 
 
@@ -79,10 +83,18 @@ class _Carried(Strict):
     carried: list[tuple[Time, str]] = []
 
 
+class _Delivery(Strict):
+    hospital: Id
+    arrival: Time
+    p_dead: Annotated[float, Field(ge=0, le=1)]
+    bed: bool
+
+
 class _HistoryFile(Strict):
     format: str
     casualties: dict[Id, _Carried] = {}
     delivered: list[Id] = Field(default_factory=list)
+    deliveries: dict[Id, _Delivery] = {}
 
 
 def history_json(seen: History) -> dict:
@@ -90,7 +102,9 @@ def history_json(seen: History) -> dict:
     casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches]}
                   for cid, (source, stretches) in sorted(seen.items()) if source != DELIVERED}
     delivered = sorted(cid for cid, (source, _s) in seen.items() if source == DELIVERED)
-    return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered}
+    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed"), seen[cid][1]))
+                  for cid in delivered if seen[cid][1]}
+    return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered, "deliveries": deliveries}
 
 
 def load_history(path, sc: Scenario) -> History:
@@ -124,6 +138,12 @@ def load_history(path, sc: Scenario) -> History:
         if cid in sc.casualty_index:
             problems.append(Problem(f"{where}: delivered", f"casualty '{cid}' is still in the scenario"))
         seen[cid] = (DELIVERED, ())
+    for cid, d in data.deliveries.items():
+        if cid not in data.delivered:
+            problems.append(Problem(f"{where}: deliveries.{cid}", f"casualty '{cid}' is not listed as delivered"))
+        if d.hospital not in sc.hospital_index:
+            problems.append(Problem(f"{where}: deliveries.{cid}.hospital", f"unknown hospital '{d.hospital}'"))
+        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed))
     if problems:
         raise ScenarioError(problems)
     return seen

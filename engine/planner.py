@@ -45,7 +45,7 @@ from .accept import Outcome
 from .algorithms import Annealing, Descent, SearchState, Tabu, assert_mode_default
 from .audit import AuditLog
 from .checks import check_shift
-from .deltas import Clock, apply_delta, copy_model, parse_delta
+from .deltas import Clock, actual_time, apply_delta, copy_model, parse_delta
 from .derive import derive
 from .errors import DeltaError, PlanError, Problem, ScenarioError
 from .objective import Objective
@@ -465,7 +465,7 @@ class Planner:
         require_teams(sc, DeltaError, checked=self._sc)
         started = dict(self._started)
         if d.type == "task_started":
-            started[(d.task, d.casualty)] = (d.time, d.responder)
+            started[(d.task, d.casualty)] = (actual_time(d), d.responder)
         elif d.type == "task_completed":
             started.pop((d.task, d.casualty), None)
         pins = {r: list(ts) for r, ts in self._pins.items()}

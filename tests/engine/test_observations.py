@@ -104,6 +104,12 @@ def test_a_history_reads_back_as_it_was_written(picked_up, tmp_path):
     (lambda d: d["casualties"]["c003"].update(observed="soon"), "casualties.c003.observed"),
     (lambda d: d["casualties"]["c003"].update(seen=True), "casualties.c003.seen"),
     (lambda d: d.update(delivered=["c002"]), "delivered"),
+    (lambda d: d["deliveries"].update(gone={"hospital": "R1H12", "arrival": 1.0, "p_dead": 0.1, "bed": True}),
+     "deliveries.gone"),  # not listed as delivered
+    (lambda d: d.update(delivered=["gone"], deliveries={"gone": {"hospital": "H9", "arrival": 1.0, "p_dead": 0.1,
+                                                                 "bed": True}}), "deliveries.gone.hospital"),
+    (lambda d: d.update(delivered=["gone"], deliveries={"gone": {"hospital": "R1H12", "arrival": 1.0,
+                                                                 "p_dead": 1.5, "bed": True}}), "deliveries.gone.p_dead"),
 ])
 def test_a_bad_history_file_is_rejected_naming_the_file_and_the_place(picked_up, tmp_path, change, where):
     scenario, plan = picked_up.snapshot(tmp_path / "snap")

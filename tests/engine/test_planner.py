@@ -241,6 +241,8 @@ class Runner:
                      "casualty": task.casualty}
             if task.hospital:
                 delta["hospital"] = task.hospital
+            if b % 3 == 0:  # reported late
+                delta["started_at"], delta["time"] = t + dt, t + dt + 2.5
             self.valid(delta)
             del self.pins[rid]
             self.started += 1
@@ -257,7 +259,9 @@ class Runner:
             end = {"rescue": lambda: c.get("rescue_ends_at"), "treat": lambda: c.get("treatment_ends_at"),
                    "transport": lambda: c["in_transit"]["arrival"]}[k]()
             when = max(t, end if end is not None else t) + dt
-            self.valid({"type": "task_completed", "time": when, "responder": rid, "task": k, "casualty": cid})
+            late = {"completed_at": when, "time": when + 1.5} if b % 3 == 0 else {}
+            self.valid({"type": "task_completed", "time": when, "responder": rid, "task": k, "casualty": cid,
+                        **late})
             self.completed += 1
             if k == "transport":
                 self.pins = {r: tk for r, tk in self.pins.items() if tk.casualty != cid}

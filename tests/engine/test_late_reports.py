@@ -1,0 +1,182 @@
+"""Task reports that reach the planner late (``started_at`` / ``completed_at``, engine/deltas.py).
+
+A crew radios at 10 that it started a rescue at 8: the report's ``time`` is 10, its
+``started_at`` 8. The property checked throughout: a report taken late, with its actual time,
+leaves the model as the same report taken on time followed by a ``clock`` to the late report's
+time would (the same records, observation histories and starts), while the same report with
+no actual time, taken as happening at 10, does not. The scenario is ``generate("tiny", seed=0)``
+(see ``test_deltas``): c001 is trapped (a 10.5-minute rescue), c002-c004 wait at the CCS.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from engine import DeltaError
+from engine.health import AMBULANCE, CCS, category_vector, propagate
+from engine.planner import Planner
+
+from test_deltas import CHAINS, RISK, assert_consistent, cas, hosp, resp, state, tiny
+
+RESCUE = {"type": "task_started", "responder": "fire-01", "task": "rescue", "casualty": "c001"}
+TREAT = {"type": "task_started", "responder": "amb-01", "task": "treat", "casualty": "c002"}
+TRANSPORT = {"type": "task_started", "responder": "amb-02", "task": "transport", "casualty": "c003",
+             "hospital": "RJ122"}
+
+
+def _done(start: dict) -> dict:
+    return {"type": "task_completed", **{k: start[k] for k in ("responder", "task", "casualty")}}
+
+
+def _planner(deltas=()) -> Planner:
+    p = Planner(tiny(), algorithm="descent", seed=0)
+    for d in deltas:
+        p.apply(d)
+    return p
+
+
+def _facts(p: Planner):
+    return copy.deepcopy(p._model), dict(p._seen), dict(p._started)
+
+
+def _on_time_and_late(before, report: dict, at: float, now: float, key: str):
+    """The facts after ``report`` made on time at ``at`` then a clock to ``now``; after it reported
+    at ``now`` with ``key`` = ``at``; and after it reported at ``now`` with no actual time."""
+    out = []
+    for deltas in ([dict(report, time=at), {"type": "clock", "time": now}],
+                   [dict(report, time=now, **{key: at})],
+                   [dict(report, time=now)]):
+        p = _planner([*before, *deltas])
+        try:
+            assert_consistent(p)
+            out.append(_facts(p))
+        finally:
+            p.close()
+    return out
+
+
+@pytest.mark.parametrize("start,at,now", [
+    (RESCUE, 3.0, 6.0),
+    (RESCUE, 1.0, 20.0),  # would have ended at 11.5: not reported done, it lasts until now
+    (TREAT, 2.0, 5.0),
+    (TRANSPORT, 4.0, 7.5),
+])
+def test_a_start_reported_late_counts_from_when_it_happened(start, at, now):
+    on_time, late, as_if_now = _on_time_and_late([], start, at, now, "started_at")
+    assert late == on_time
+    assert as_if_now[0] != on_time[0]
+
+
+def test_a_late_start_s_work_ends_by_its_duration_from_then():
+    p = _planner([dict(RESCUE, time=6.0, started_at=3.0)])
+    try:
+        assert cas(p, "c001")["rescue_ends_at"] == pytest.approx(3.0 + 10.5, abs=1e-12)
+        assert resp(p, "fire-01")["available_at"] == pytest.approx(13.5, abs=1e-12)
+        # revising the duration counts from the actual start too
+        p.apply({"type": "duration_revised", "time": 7.0, "task": "rescue", "casualty": "c001", "minutes": 15.0})
+        assert cas(p, "c001")["rescue_ends_at"] == pytest.approx(18.0, abs=1e-12)
+    finally:
+        p.close()
+
+
+def test_a_late_pickup_carries_the_health_in_the_ambulance_from_then():
+    p = _planner([dict(TRANSPORT, time=7.5, started_at=4.0)])
+    try:
+        c = cas(p, "c003")
+        assert c["observed_at"] == 4.0
+        want = propagate(category_vector("immediate"), CHAINS[CCS], 4.0)
+        assert c["health"] == pytest.approx(list(want), abs=1e-12)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("start,begun,at,now", [
+    (RESCUE, 1.0, 12.0, 15.0),
+    (TREAT, 1.0, 11.0, 14.0),
+    (TRANSPORT, 4.0, None, 3.0),  # at: one minute after the estimated arrival; now: two after that
+])
+def test_a_completion_reported_late_counts_from_when_it_happened(start, begun, at, now):
+    before = [dict(start, time=begun)]
+    if at is None:
+        p = _planner(before)
+        arrival = cas(p, "c003")["in_transit"]["arrival"]
+        p.close()
+        at, now = arrival + 1.0, arrival + now
+    on_time, late, as_if_now = _on_time_and_late(before, _done(start), at, now, "completed_at")
+    assert late == on_time
+    assert as_if_now[0] != on_time[0]
+
+
+def _two_deliveries_to_one_bed():
+    """c004 (picked up at 0.5) and c003 (at 1.0) in ambulances to R1H12, which has one bed;
+    returns the planner and c004's estimated arrival."""
+    p = _planner([{"type": "hospital_capacity", "time": 0.0, "hospital": "R1H12", "capacity": 1},
+                  {"type": "task_started", "time": 0.5, "responder": "amb-01", "task": "transport",
+                   "casualty": "c004", "hospital": "R1H12"},
+                  dict(TRANSPORT, time=1.0, hospital="R1H12")])
+    arrival = cas(p, "c004")["in_transit"]["arrival"]
+    assert cas(p, "c003")["in_transit"]["arrival"] == pytest.approx(arrival + 0.5, abs=1e-12)
+    return p, arrival
+
+
+def _p_dead(category: str, picked_up: float, arrival: float) -> float:
+    return float(propagate(propagate(category_vector(category), CHAINS[CCS], picked_up), CHAINS[AMBULANCE],
+                           arrival - picked_up)[3])
+
+
+@pytest.mark.parametrize("late_first", [True, False])
+def test_a_delivery_reported_late_takes_its_place_in_the_admission_order(late_first):
+    """c004 is delivered when estimated and reported at once, taking the bed; c003's delivery is
+    reported two minutes later, made a quarter of a minute before c004's (it takes the bed c004
+    had) or a minute after it (beyond the beds)."""
+    p, t4 = _two_deliveries_to_one_bed()
+    try:
+        t3 = t4 + (-0.25 if late_first else 1.0)
+        p.apply({"type": "task_completed", "time": t4, "responder": "amb-01", "task": "transport",
+                 "casualty": "c004"})
+        assert hosp(p, "R1H12")["capacity"] == 0
+        p.apply(dict(_done(TRANSPORT), time=t4 + 2.0, completed_at=t3))
+        p3, p4 = _p_dead("immediate", 1.0, t3), _p_dead("delayed", 0.5, t4)
+        beyond = p4 if late_first else p3
+        assert p._model["delivered_fatalities"] == pytest.approx(p3 + p4 + (1.0 - beyond) * RISK, abs=1e-12)
+        assert hosp(p, "R1H12")["capacity"] == 0
+        assert_consistent(p)
+    finally:
+        p.close()
+
+
+def test_a_restored_planner_knows_whose_bed_a_late_delivery_takes(tmp_path):
+    p, arrival = _two_deliveries_to_one_bed()
+    try:
+        p.apply({"type": "task_completed", "time": arrival, "responder": "amb-01", "task": "transport",
+                 "casualty": "c004"})
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        try:
+            late = dict(_done(TRANSPORT), time=arrival + 2.0, completed_at=arrival - 0.25)
+            for planner in (p, q):
+                planner.apply(late)
+            assert q._model["delivered_fatalities"] == pytest.approx(p._model["delivered_fatalities"], abs=1e-12)
+            assert q._seen == p._seen
+        finally:
+            q.close()
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("delta,where", [
+    (dict(RESCUE, time=5.0, started_at=6.0), "delta.started_at"),
+    (dict(_done(RESCUE), time=9.0, completed_at=2.0), "delta.completed_at"),  # started at 3
+    (dict(_done(RESCUE), time=9.0, completed_at=10.0), "delta.completed_at"),
+])
+def test_an_impossible_actual_time_is_rejected_whole(delta, where):
+    p = _planner([dict(RESCUE, time=3.0)])
+    try:
+        before = state(p)
+        with pytest.raises(DeltaError) as err:
+            p.apply(delta)
+        assert [q.path for q in err.value.problems] == [where]
+        assert state(p) == before
+    finally:
+        p.close()
