@@ -180,3 +180,60 @@ def test_an_impossible_actual_time_is_rejected_whole(delta, where):
         assert state(p) == before
     finally:
         p.close()
+
+
+def _issued(seed: int) -> tuple[Planner, list]:
+    """A planner on a small random scenario that has searched a little and issued every team its
+    first task at time 0, and those tasks (team, task) that can start at once."""
+    from engine.generate import generate
+    p = Planner(generate("random", seed=seed, casualties=10, paramedics=3, fire=2, hospitals=3),
+                algorithm="descent", seed=0)
+    p.step(3)
+    issued = []
+    for r in p.scenario.model.responders:
+        task = p.next_task(r.id, 0.0)
+        c = None if task is None else cas(p, task.casualty)
+        if task is None or (c.get("trapped") and (task.kind == "transport" or (task.kind == "treat" and not r.hart))):
+            continue  # nothing, or it must wait for a rescue
+        issued.append((r.id, task))
+    return p, issued
+
+
+def _facts_after(seed: int, deltas: list[dict]):
+    p, _issued_tasks = _issued(seed)
+    try:
+        for d in deltas:
+            p.apply(d)
+        assert_consistent(p)
+        return _facts(p)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_late_reports_of_issued_tasks_leave_the_model_as_reports_on_time(seed):
+    """Every task issued at 0 on a random scenario, started at ``s`` and completed at ``e``: each
+    report taken late (two to three minutes) gives the model the report on time and a clock to
+    the late report's time would."""
+    p, issued = _issued(seed)
+    p.close()
+    assert issued
+    for k, (rid, task) in enumerate(issued):
+        s = 0.5 + k % 3
+        start = {"type": "task_started", "responder": rid, "task": task.kind, "casualty": task.casualty}
+        if task.hospital:
+            start["hospital"] = task.hospital
+        on_time = _facts_after(seed, [dict(start, time=s), {"type": "clock", "time": s + 2.5}])
+        late = _facts_after(seed, [dict(start, time=s + 2.5, started_at=s)])
+        assert late == on_time, (rid, task)
+        q, _ = _issued(seed)
+        q.apply(dict(start, time=s))
+        c = cas(q, task.casualty)
+        end = {"rescue": c.get("rescue_ends_at"), "treat": c.get("treatment_ends_at"),
+               "transport": (c.get("in_transit") or {}).get("arrival")}[task.kind]
+        q.close()
+        e = end + 1.0
+        done = {"type": "task_completed", "responder": rid, "task": task.kind, "casualty": task.casualty}
+        on_time = _facts_after(seed, [dict(start, time=s), dict(done, time=e), {"type": "clock", "time": e + 3.0}])
+        late = _facts_after(seed, [dict(start, time=s), dict(done, time=e + 3.0, completed_at=e)])
+        assert late == on_time, (rid, task)
