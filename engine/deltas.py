@@ -23,7 +23,7 @@ from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
 from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
-from .observations import DELIVERED, carried, observe
+from .observations import DELIVERED, bed_reports, carried, carried_again, observe, set_bed_reports
 from .scenario import Scenario, health_vector, pydantic_problems
 
 TOL = 1e-9
@@ -196,8 +196,34 @@ def roll_forward(sc: Scenario, cas: dict, t: float, seen: dict | None = None) ->
     cas["health"] = carried(sc, h, ((t, env),), o)
     cas["observed_at"] = float(t)
     if seen is not None:
-        source, stretches = seen.get(cas["id"], (o, ()))
-        seen[cas["id"]] = (source, stretches + ((float(t), env),))
+        source, stretches, h_source = seen.get(cas["id"], (o, (), None))
+        if not stretches:
+            h_source = tuple(float(x) for x in h)
+        seen[cas["id"]] = (source, stretches + ((float(t), env),), h_source)
+
+
+def _env_map(**changes: str) -> tuple:
+    """Each environment's index after a change of environment (``changes``: by name)."""
+    return tuple(ENVIRONMENTS.index(changes.get(e, e)) for e in ENVIRONMENTS)
+
+
+RESCUED = _env_map(trapped="ccs", trapped_treated="ccs_treated")
+TREATED = _env_map(trapped="trapped_treated", ccs="ccs_treated")
+PICKED_UP = _env_map(trapped="ambulance", ccs="ambulance", trapped_treated="ambulance", ccs_treated="ambulance")
+
+
+def _changes_at(sc: Scenario, cas: dict, t: float, seen: dict, after: tuple) -> None:
+    """Carry the casualty's health to ``t``, where its environment changes (to ``after[env]``):
+    forward in its present one (``roll_forward``), or, if a change reported before this one but
+    made after it carried the health past ``t`` already, again from its last observation with
+    the environments from ``t`` on changed (``carried_again``)."""
+    o = cas.get("observed_at")
+    if t >= (sc.model.time if o is None else o) - TOL:
+        roll_forward(sc, cas, t, seen)
+        return
+    h = carried_again(sc, seen, cas["id"], t, after)
+    if h is not None:
+        cas["health"] = h
 
 
 def _health_model(cas: dict):
@@ -344,6 +370,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
     elif kind == "hospital_capacity":
         rows = m["hospitals"]
         i = _find_index(rows, "id", d.hospital, "hospital", "delta.hospital")
+        set_bed_reports(seen, d.hospital, bed_reports(seen, d.hospital) + ((t, rows[i]["capacity"]),))
         rows[i] = dict(rows[i], capacity=d.capacity)
     elif kind == "travel_changed":
         _travel_changed(m, d, sc.base_dir)
@@ -513,7 +540,7 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         _find(m["hospitals"], "id", d.hospital, "hospital", "delta.hospital")
         if cas.get("in_transit") or cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' cannot be picked up now"))
-        roll_forward(sc, cas, t, seen)
+        _changes_at(sc, cas, t, seen, PICKED_UP)
         cas.pop("treatment_ends_at", None)
         cas["treated"] = False
         arrival = max(t + sc.model.durations.load + _travel(sc, cas["site"], d.hospital), now)
@@ -521,17 +548,19 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
-def _bumped(seen: dict, hospital: str, t: float) -> str | None:
+def _bumped(seen: dict, hospital: str, t: float, report: float) -> str | None:
     """Whose bed a delivery at ``t``, reported late to a full ``hospital``, takes: of the
-    deliveries ``seen`` records there after ``t`` that took a bed, the last admitted, now beyond
-    the beds; None if there is none (the late one is beyond them). One recorded at ``t`` too
-    keeps its bed: its casualty index left the model with it, so SPEC §7's tie cannot be
+    deliveries ``seen`` records there after ``t`` and before ``report`` (the hospital's first
+    report of its beds since ``t``, which counted them all) that took a bed, the last admitted,
+    now beyond the beds; None if there is none (the late one is beyond them). Of deliveries at
+    one time, the last recorded counts as the last admitted, and one recorded at ``t`` too keeps
+    its bed: their casualty indices left the model with them, so SPEC §7's tie cannot be
     applied."""
-    last, when = None, t
-    for cid, (source, record) in seen.items():
-        if source == DELIVERED and record and record[0] == hospital and record[3] and record[1] > t + TOL \
-                and (last is None or record[1] >= when):  # of those at one time, the last recorded
-            last, when = cid, record[1]
+    last, when = None, None
+    for cid, (source, record, _h) in seen.items():
+        if source == DELIVERED and record and record[0] == hospital and record[3] and t + TOL < record[1] < report \
+                and (when is None or (record[1], record[4]) > when):
+            last, when = cid, (record[1], record[4])
     return last
 
 
@@ -589,15 +618,24 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
     if d.task == "rescue":
         if not cas.get("trapped"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not trapped"))
-        roll_forward(sc, cas, t, seen)
+        _changes_at(sc, cas, t, seen, RESCUED)
         cas["trapped"] = False
         cas.pop("rescue_ends_at", None)
         resp["start"], resp["available_at"] = cas["site"], t
     elif d.task == "treat":
+        picked_up = started.get(("transport", d.casualty), (None, None))
+        if cas.get("in_transit") and picked_up[0] is not None and t <= picked_up[0] + TOL and not cas.get("treated"):
+            # done before the casualty was picked up, reported after: treated until then (in the
+            # ambulance, treated or not is the same chain)
+            _changes_at(sc, cas, t, seen, TREATED)
+            if picked_up[1] == d.responder:
+                resp = {}  # it carries the casualty now
+            resp["start"], resp["available_at"] = cas["site"], t
+            return
         if cas.get("treated") or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not under treatment"))
         cas["treatment_ends_at"] = t  # untreated chain until now, then treated
-        roll_forward(sc, cas, t, seen)
+        _changes_at(sc, cas, t, seen, TREATED)
         cas.pop("treatment_ends_at", None)
         cas["treated"] = True
         resp["start"], resp["available_at"] = cas["site"], t
@@ -607,23 +645,36 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not in an ambulance"))
         # ``time`` is the arrival at the hospital; the handover follows
         transit["arrival"] = t
+        # (health observed after the arrival, reported before the delivery, is taken as the
+        # health at arrival: what it was carried from is gone)
         roll_forward(sc, cas, t, seen)
         h = _health_of(cas)
+        hospital = transit["hospital"]
         p, over, bed = float(h[3]), 0.0, False
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
-            hosp = _own(m["hospitals"], "id", transit["hospital"], "hospital", "delta.casualty")
+            hosp = _own(m["hospitals"], "id", hospital, "hospital", "delta.casualty")
             risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
-            bed = hosp["capacity"] > _admitted_first(m["casualties"], d.casualty, transit["hospital"], t)
-            bumped = None if bed else _bumped(seen, transit["hospital"], t)
-            if bumped is not None:  # it takes the bed of the last admitted after it, who is beyond the beds now
-                hospital, arrival, p_bumped, _bed = seen[bumped][1]
-                seen[bumped] = (DELIVERED, (hospital, arrival, p_bumped, False))
-                over, bed = (1.0 - p_bumped) * risk, True
-            elif bed:
-                hosp["capacity"] -= 1
-            else:
-                over = (1.0 - p) * risk
+            reports = bed_reports(seen, hospital)
+            k = next((k for k, (c, _left) in enumerate(reports) if c > t), None)
+            if k is None:
+                bed = hosp["capacity"] > _admitted_first(m["casualties"], d.casualty, hospital, t)
+                if bed:
+                    hosp["capacity"] -= 1
+            else:  # the hospital reported its beds since, net of this admission: as it had them before
+                c, left = reports[k]
+                bed = left > 0
+                if bed:
+                    set_bed_reports(seen, hospital, reports[:k] + ((c, left - 1),) + reports[k + 1:])
+            if not bed:
+                bumped = _bumped(seen, hospital, t, math.inf if k is None else reports[k][0])
+                if bumped is None:
+                    over = (1.0 - p) * risk
+                else:  # it takes the bed of the last admitted after it, who is beyond the beds now
+                    record = seen[bumped][1]
+                    seen[bumped] = (DELIVERED, record[:3] + (False,) + record[4:], None)
+                    over, bed = (1.0 - record[2]) * risk, True
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
-        seen[d.casualty] = (DELIVERED, (transit["hospital"], t, p, bed))
+        order = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
+        seen[d.casualty] = (DELIVERED, (hospital, t, p, bed, order), None)
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

@@ -31,11 +31,27 @@ HISTORY_FORMAT = "goldenhour.observations/1"
 
 _HEALTH = TypeAdapter(Health)
 
-#: ``{casualty id: (last observed, ((until, environment index), ...))}``; a delivered casualty's
-#: entry is ``(DELIVERED, (hospital id, arrival, p_dead, took a bed))`` (``()`` if not known: a
-#: history written before deliveries were recorded), which a delivery reported late needs
-#: (``deltas._bumped``).
-History = dict[str, tuple[float, tuple]]
+#: ``{casualty id: (last observed, ((until, environment index), ...), health then)}``: the health
+#: observed is kept while it is carried over stretches (None if not: nothing carried yet, or a
+#: history written before it was kept), so that a change of environment reported late can carry
+#: it again (``carried_again``). A delivered casualty's entry is ``(DELIVERED, (hospital id,
+#: arrival, p_dead, took a bed, order of recording), None)``, which a delivery reported late needs
+#: (``deltas._bumped``); ``()`` instead of the record if it is not known. A hospital's reports of
+#: its free beds (``hospital_capacity``) are kept under the key ``("beds", hospital id)`` as
+#: ``(time of the last, ((time, beds it had left just before), ...), None)``: a delivery reported
+#: late that was made before a report is counted in the beds reported, and takes its place among
+#: the admissions before it.
+History = dict[str | tuple, tuple[float, tuple, tuple | None]]
+
+
+def bed_reports(seen: History, hospital: str) -> tuple:
+    """``((time, beds left just before), ...)``: ``hospital``'s reports of its beds, in time order."""
+    return seen.get(("beds", hospital), (None, ()))[1]
+
+
+def set_bed_reports(seen: History, hospital: str, reports) -> None:
+    reports = tuple((float(t), int(left)) for t, left in reports)
+    seen[("beds", hospital)] = (reports[-1][0], reports, None)
 
 
 def carried(sc: Scenario, h, stretches, since: float) -> list[float]:
@@ -66,28 +82,54 @@ def observe(sc: Scenario, cas: dict, health, at: float, seen: History) -> dict |
     o = cas.get("observed_at", sc.model.time)
     if o is None:
         o = sc.model.time
-    source, stretches = seen.get(cid, (o, ()))
+    source, stretches, _h = seen.get(cid, (o, (), None))
     if at < source - TOL:
         return None
     if at >= o - TOL or not stretches:
-        seen[cid] = (float(at), ())
+        seen[cid] = (float(at), (), None)
         return dict(cas, health=health, observed_at=float(at))
     later = tuple((until, env) for until, env in stretches if until > at)
-    seen[cid] = (float(at), later)
     h = health_vector(_HEALTH.validate_python(health))
+    seen[cid] = (float(at), later, tuple(float(x) for x in h))
     return dict(cas, health=carried(sc, h, later, at), observed_at=float(o))
+
+
+def carried_again(sc: Scenario, seen: History, cid: str, at: float, after: tuple) -> list[float] | None:
+    """The casualty's health carried again from when it was last observed, each stretch from
+    ``at`` on in environment ``after[environment]`` instead (a stretch across ``at`` split
+    there); None (and ``seen`` unchanged) if no stretch changes or the history does not keep
+    the health observed.
+
+    For a change of environment at ``at`` reported after the health was carried past it (a
+    later change, reported first, moved ``observed_at``): the model then is the one it would be
+    had the reports arrived in time.
+    """
+    source, stretches, h = seen.get(cid, (None, (), None))
+    if h is None or not any(until > at + TOL and after[env] != env for until, env in stretches):
+        return None
+    again, since = [], source
+    for until, env in stretches:
+        if since < at < until - TOL:
+            again.append((float(at), env))
+            since = at
+        again.append((until, after[env] if since >= at - TOL else env))
+        since = until
+    seen[cid] = (source, tuple(again), h)
+    return carried(sc, h, again, source)
 
 
 class _Carried(Strict):
     observed: Time
     carried: list[tuple[Time, str]] = []
+    health: Annotated[list[Annotated[float, Field(ge=0, le=1 + TOL)]], Field(min_length=4, max_length=4)] | None = None
 
 
 class _Delivery(Strict):
     hospital: Id
     arrival: Time
-    p_dead: Annotated[float, Field(ge=0, le=1)]
+    p_dead: Annotated[float, Field(ge=0, le=1 + TOL)]  # (a health vector's entries sum to 1 within TOL)
     bed: bool
+    order: Annotated[int, Field(ge=0)]
 
 
 class _HistoryFile(Strict):
@@ -95,16 +137,25 @@ class _HistoryFile(Strict):
     casualties: dict[Id, _Carried] = {}
     delivered: list[Id] = Field(default_factory=list)
     deliveries: dict[Id, _Delivery] = {}
+    beds_reported: dict[Id, Annotated[list[tuple[Time, Annotated[int, Field(ge=0)]]], Field(min_length=1)]] = {}
 
 
 def history_json(seen: History) -> dict:
     """``seen`` as a JSON document: environments by name, delivered casualties listed apart."""
-    casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches]}
-                  for cid, (source, stretches) in sorted(seen.items()) if source != DELIVERED}
-    delivered = sorted(cid for cid, (source, _s) in seen.items() if source == DELIVERED)
-    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed"), seen[cid][1]))
+    casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches],
+                        **({} if h is None else {"health": list(h)})}
+                  for cid, (source, stretches, h) in sorted(_casualties(seen)) if source != DELIVERED}
+    delivered = sorted(cid for cid, (source, _s, _h) in _casualties(seen) if source == DELIVERED)
+    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed", "order"), seen[cid][1]))
                   for cid in delivered if seen[cid][1]}
-    return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered, "deliveries": deliveries}
+    beds = {key[1]: [list(r) for r in reports] for key, (_t, reports, _h) in sorted(seen.items(), key=str)
+            if isinstance(key, tuple)}
+    return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered, "deliveries": deliveries,
+            "beds_reported": beds}
+
+
+def _casualties(seen: History) -> list:
+    return [(k, v) for k, v in seen.items() if isinstance(k, str)]
 
 
 def load_history(path, sc: Scenario) -> History:
@@ -133,17 +184,22 @@ def load_history(path, sc: Scenario) -> History:
                 problems.append(Problem(f"{where}: casualties.{cid}.carried[{k}]", f"unknown environment '{env}'"))
                 continue
             stretches.append((float(until), ENVIRONMENTS.index(env)))
-        seen[cid] = (float(entry.observed), tuple(stretches))
+        h = None if entry.health is None or not stretches else tuple(entry.health)
+        seen[cid] = (float(entry.observed), tuple(stretches), h)
     for cid in data.delivered:
         if cid in sc.casualty_index:
             problems.append(Problem(f"{where}: delivered", f"casualty '{cid}' is still in the scenario"))
-        seen[cid] = (DELIVERED, ())
+        seen[cid] = (DELIVERED, (), None)
     for cid, d in data.deliveries.items():
         if cid not in data.delivered:
             problems.append(Problem(f"{where}: deliveries.{cid}", f"casualty '{cid}' is not listed as delivered"))
         if d.hospital not in sc.hospital_index:
             problems.append(Problem(f"{where}: deliveries.{cid}.hospital", f"unknown hospital '{d.hospital}'"))
-        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed))
+        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed, d.order), None)
+    for hid, reports in data.beds_reported.items():
+        if hid not in sc.hospital_index:
+            problems.append(Problem(f"{where}: beds_reported.{hid}", f"unknown hospital '{hid}'"))
+        set_bed_reports(seen, hid, sorted(reports))
     if problems:
         raise ScenarioError(problems)
     return seen

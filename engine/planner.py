@@ -101,6 +101,21 @@ _ADDED = {"casualties_added": (("casualties", "delta.casualties[{}]"), ("sites",
           "responder_added": (("responders", "delta.responder"),)}
 
 
+
+def _set_off_when_issued(model: dict, before: dict, d, issued_at: float | None) -> None:
+    """A team issued its next task while at the work ``d`` reports done set off when it was
+    told, or when the work ended if that was later: not at the end alone, which a late report
+    puts before the issue. Not knowing when it was told (a restored planner), the late report
+    leaves it setting off when the model had it."""
+    j = next(j for j, r in enumerate(model["responders"]) if r["id"] == d.responder)
+    now, old = model["responders"][j], next(r for r in before["responders"] if r["id"] == d.responder)
+    if (now.get("start"), now.get("available_at")) == (old.get("start"), old.get("available_at")):
+        return  # the report did not move the team (it had set off for other work)
+    if issued_at is not None:
+        model["responders"][j] = dict(now, available_at=max(now["available_at"], issued_at))
+    elif actual_time(d) < d.time:
+        model["responders"][j] = dict(now, available_at=old.get("available_at", now["available_at"]))
+
 def _delta_path(path: str, d, before: dict) -> str:
     """Where a problem of the changed model lies for the sender: a record the delta added by its
     place in the delta (the model's index, ``casualties[4]``, is one the sender cannot know),
@@ -182,6 +197,7 @@ class Planner:
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         self._started: dict[tuple[str, str], tuple[float, str]] = {}
+        self._issued_at: dict[str, float] = {}  # when each team was last issued a task (``_issue``)
         self._seen: History = {}  # observation histories (engine.observations)
         self._unsettled: tuple | None = None  # what the next holder of the lock installs (``_settle``)
         # the unsettled incumbent is a delta's own, shared with no search state (``_apply_locked``)
@@ -458,6 +474,8 @@ class Planner:
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
+        if d.type == "task_completed" and self._pins.get(d.responder):
+            _set_off_when_issued(model, self._model, d, self._issued_at.get(d.responder))
         try:
             sc = derive(self._sc, self._model, model)
         except ScenarioError as err:
@@ -609,6 +627,7 @@ class Planner:
         task = task_of(sc, sol.order[sol.starts[r]], sol.hosp, True)
         self._model = model
         self._pins = {**self._pins, rid: [task]}  # a new dict: a chunk in flight compares them
+        self._issued_at = {**self._issued_at, rid: float(now)}
         record = {"time": float(now), "responder": rid, "task": task.kind, "casualty": task.casualty,
                   "hospital": task.hospital, "objective": sol.objective.expected_fatalities,
                   "alternative_objective": alternative}

@@ -14,6 +14,7 @@ import copy
 
 import pytest
 
+import engine
 from engine import DeltaError
 from engine.health import AMBULANCE, CCS, category_vector, propagate
 from engine.planner import Planner
@@ -237,3 +238,134 @@ def test_late_reports_of_issued_tasks_leave_the_model_as_reports_on_time(seed):
         on_time = _facts_after(seed, [dict(start, time=s), dict(done, time=e), {"type": "clock", "time": e + 3.0}])
         late = _facts_after(seed, [dict(start, time=s), dict(done, time=e + 3.0, completed_at=e)])
         assert late == on_time, (rid, task)
+
+
+# --- what a late report meets: an issue since, a change of environment reported first, a
+# --- hospital's report of its beds, a snapshot
+
+def _close(a, b) -> bool:
+    """Equal, floats within 1e-12 (a chain carried in two stretches instead of one differs in the
+    last bits)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-15)
+    return a == b
+
+
+def test_a_team_issued_its_next_task_before_its_late_completion_sets_off_when_told():
+    """amb-02 carries c003 (arriving at A), is issued its next task at A + 6 while the model
+    still has it at the hospital, and its arrival at A - 2 is reported at A + 7.5: it set off
+    at A + 6, when told, not at A - 2 + handover (before it was told)."""
+    probe = _planner([dict(TRANSPORT, time=0.0)])
+    A = cas(probe, "c003")["in_transit"]["arrival"]
+    probe.close()
+    done = _done(TRANSPORT)
+    on_time, late = _planner([dict(TRANSPORT, time=0.0)]), _planner([dict(TRANSPORT, time=0.0)])
+    try:
+        on_time.apply(dict(done, time=A - 2.0))
+        task = on_time.next_task("amb-02", A + 6.0)
+        on_time.apply({"type": "clock", "time": A + 7.5})
+        assert late.next_task("amb-02", A + 6.0) == task
+        late.apply(dict(done, time=A + 7.5, completed_at=A - 2.0))
+        assert resp(late, "amb-02")["available_at"] == A + 6.0
+        assert _facts(late) == _facts(on_time)
+        plan = on_time.best()[0].to_json()
+        scores = [engine.evaluate(p.scenario, engine.load_plan(p.scenario, plan)) for p in (on_time, late)]
+        assert scores[0] == scores[1]
+        assert_consistent(late)
+    finally:
+        on_time.close()
+        late.close()
+
+
+def test_a_late_treatment_end_after_a_rescue_end_on_time_changes_the_chain_from_then():
+    """c001 is rescued and treated (HART) from 0; the rescue is reported done at 10 on time, the
+    treatment done at 8 only at 12: trapped and treated from 8 to 10, as had it been in time."""
+    rescue, treat = dict(RESCUE, time=0.0), dict(TREAT, casualty="c001", time=0.0)
+    on_time = _planner([rescue, treat, dict(_done(treat), time=8.0), dict(_done(rescue), time=10.0),
+                        {"type": "clock", "time": 12.0}])
+    late = _planner([rescue, treat, dict(_done(rescue), time=10.0), dict(_done(treat), time=12.0, completed_at=8.0)])
+    try:
+        assert _close(_facts(late), _facts(on_time))
+        h = propagate(propagate(category_vector("urgent"), CHAINS[0], 8.0), CHAINS[3], 2.0)
+        assert cas(late, "c001")["health"] == pytest.approx(list(h), abs=1e-12)
+        assert_consistent(late)
+    finally:
+        on_time.close()
+        late.close()
+
+
+def test_a_treatment_reported_done_after_the_pickup_counts_until_the_pickup():
+    """c002 is treated from 0 (done at 8) and picked up by amb-02 at 9; the treatment's end
+    reaches the planner at 12: accepted, and c002 was in the treated chain from 8 to 9."""
+    treat, pickup = dict(TREAT, time=0.0), dict(TRANSPORT, casualty="c002", time=9.0)
+    on_time = _planner([treat, dict(_done(treat), time=8.0), pickup, {"type": "clock", "time": 12.0}])
+    late = _planner([treat, pickup, dict(_done(treat), time=12.0, completed_at=8.0)])
+    try:
+        assert _close(_facts(late), _facts(on_time))
+        h = propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[4], 1.0)
+        assert cas(late, "c002")["health"] == pytest.approx(list(h), abs=1e-12)
+    finally:
+        on_time.close()
+        late.close()
+
+
+@pytest.mark.parametrize("beds", [0, 2])
+def test_a_late_delivery_made_before_a_hospital_reported_its_beds_is_counted_by_the_report(beds):
+    """c004 takes R1H12's one bed at t4; the hospital reports ``beds`` free at t4 + 0.5; c003's
+    delivery at t4 - 0.25 is reported at t4 + 1: it took the bed (c004 was beyond it), and
+    the beds reported stand."""
+    p, t4 = _two_deliveries_to_one_bed()
+    try:
+        p.apply({"type": "task_completed", "time": t4, "responder": "amb-01", "task": "transport",
+                 "casualty": "c004"})
+        p.apply({"type": "hospital_capacity", "time": t4 + 0.5, "hospital": "R1H12", "capacity": beds})
+        p.apply(dict(_done(TRANSPORT), time=t4 + 1.0, completed_at=t4 - 0.25))
+        p3, p4 = _p_dead("immediate", 1.0, t4 - 0.25), _p_dead("delayed", 0.5, t4)
+        assert p._model["delivered_fatalities"] == pytest.approx(p3 + p4 + (1.0 - p4) * RISK, abs=1e-12)
+        assert hosp(p, "R1H12")["capacity"] == beds
+    finally:
+        p.close()
+
+
+def test_which_delivery_at_one_time_loses_its_bed_does_not_change_with_a_snapshot(tmp_path):
+    """Two deliveries at 12 take R1H12's two beds; a third made at 11 is reported at 13. The
+    planner and one restored from its snapshot bump the same one."""
+    p = _planner([{"type": "hospital_capacity", "time": 0.0, "hospital": "R1H12", "capacity": 2},
+                  {"type": "responder_added", "time": 0.0,
+                   "responder": {"id": "amb-03", "kind": "paramedic", "start": "aldgate"}},
+                  {"type": "task_started", "time": 0.5, "responder": "amb-01", "task": "transport",
+                   "casualty": "c004", "hospital": "R1H12"},
+                  dict(TRANSPORT, time=1.0, hospital="R1H12"),
+                  dict(TRANSPORT, time=8.0, responder="amb-03", casualty="c002", hospital="R1H12")])
+    try:
+        for rid, cid in (("amb-01", "c004"), ("amb-02", "c003")):
+            p.apply({"type": "task_completed", "time": 12.0, "responder": rid, "task": "transport", "casualty": cid})
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        try:
+            late = {"type": "task_completed", "time": 13.0, "completed_at": 11.0, "responder": "amb-03",
+                    "task": "transport", "casualty": "c002"}
+            for planner in (p, q):
+                planner.apply(late)
+            assert q._seen == p._seen
+            assert q._model["delivered_fatalities"] == p._model["delivered_fatalities"]
+            assert sum(not p._seen[c][1][3] for c in ("c002", "c003", "c004")) == 1
+        finally:
+            q.close()
+    finally:
+        p.close()
+
+
+def test_a_snapshot_restores_a_delivery_whose_health_sums_to_one_within_the_tolerance(tmp_path):
+    p = _planner([dict(TRANSPORT, time=0.0),
+                  {"type": "health_observed", "time": 13.0, "casualty": "c003", "health": [0, 0, 0, 1.0000000005]}])
+    try:
+        p.apply(dict(_done(TRANSPORT), time=13.0))
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        assert q._seen == p._seen
+        q.close()
+    finally:
+        p.close()

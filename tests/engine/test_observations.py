@@ -88,7 +88,7 @@ def test_a_restored_planner_ignores_a_late_report_of_a_casualty_delivered_before
 def test_a_history_reads_back_as_it_was_written(picked_up, tmp_path):
     p = picked_up
     p.apply({"type": "health_observed", "time": 7.0, "casualty": "c002", "health": "urgent", "observed_at": 6.5})
-    p._seen["c004"] = (DELIVERED, ())  # as if delivered (its id is still in the scenario below)
+    p._seen["c004"] = (DELIVERED, (), None)  # as if delivered (its id is still in the scenario below)
     doc = history_json(p._seen)
     assert doc["delivered"] == ["c004"] and doc["casualties"]["c003"]["carried"] == [[6.0, "ccs"]]
     path = tmp_path / "h.json"
@@ -104,12 +104,14 @@ def test_a_history_reads_back_as_it_was_written(picked_up, tmp_path):
     (lambda d: d["casualties"]["c003"].update(observed="soon"), "casualties.c003.observed"),
     (lambda d: d["casualties"]["c003"].update(seen=True), "casualties.c003.seen"),
     (lambda d: d.update(delivered=["c002"]), "delivered"),
-    (lambda d: d["deliveries"].update(gone={"hospital": "R1H12", "arrival": 1.0, "p_dead": 0.1, "bed": True}),
-     "deliveries.gone"),  # not listed as delivered
+    (lambda d: d["deliveries"].update(gone={"hospital": "R1H12", "arrival": 1.0, "p_dead": 0.1, "bed": True,
+                                                   "order": 0}), "deliveries.gone"),  # not listed as delivered
     (lambda d: d.update(delivered=["gone"], deliveries={"gone": {"hospital": "H9", "arrival": 1.0, "p_dead": 0.1,
-                                                                 "bed": True}}), "deliveries.gone.hospital"),
+                                                                 "bed": True, "order": 0}}), "deliveries.gone.hospital"),
     (lambda d: d.update(delivered=["gone"], deliveries={"gone": {"hospital": "R1H12", "arrival": 1.0,
-                                                                 "p_dead": 1.5, "bed": True}}), "deliveries.gone.p_dead"),
+                                                                 "p_dead": 1.5, "bed": True, "order": 0}}),
+     "deliveries.gone.p_dead"),
+    (lambda d: d.update(beds_reported={"H9": 3.0}), "beds_reported.H9"),
 ])
 def test_a_bad_history_file_is_rejected_naming_the_file_and_the_place(picked_up, tmp_path, change, where):
     scenario, plan = picked_up.snapshot(tmp_path / "snap")
