@@ -262,20 +262,31 @@ def _free_at(teams: list[dict], task: str, cid: str, place: str, free: float, la
     (a changed copy of its record): the one reported starting it, while its facts still say it is
     at this work, or (none reported: a restored model) the one its facts name; past its shift's
     end if the work runs over (``checks.check_shift``)."""
-    j = _at_work(teams, task, place, free, started.get((task, cid), (None, None))[1])
+    rid = started.get((task, cid), (None, None))[1]
+    j = _at_work(teams, task, place, free, rid, rid is None or _doing(started, rid, task, cid))
     if j is not None:
         teams[j] = dict(teams[j], available_at=later)
 
 
-def _at_work(teams: list[dict], task: str, place: str, free: float, rid: str | None) -> int | None:
+def _at_work(teams: list[dict], task: str, place: str, free: float, rid: str | None,
+             latest: bool = True) -> int | None:
     """The index of the team at ``task`` at ``place`` until ``free``: ``rid`` (who the planner
-    saw start it) if its facts still say so (not once it was reported starting other work), else,
-    if no one was seen (a model loaded with the work under way, e.g. a restored snapshot), the
-    first team they name (``team_doing``)."""
+    saw start it) if this is the ``latest`` work it was reported starting and its facts still
+    say so, else, if no one was seen (a model loaded with the work under way, e.g. a restored
+    snapshot), the first team they name (``team_doing``)."""
     if rid is not None:
         j = next((j for j, r in enumerate(teams) if r["id"] == rid), None)
-        return j if j is not None and _still_at(teams[j], place, free) else None
+        return j if j is not None and latest and _still_at(teams[j], place, free) else None
     return team_doing(teams, "fire" if task == "rescue" else "paramedic", place, free)
+
+
+def _doing(started: dict, rid: str, task: str, cid: str) -> bool:
+    """Whether ``cid``'s ``task`` is the work team ``rid`` was last reported starting (by when
+    it started; true if none is known). A team that has set off for other work is not moved back
+    by a late report of the work before, nor by that work running over, though the facts of the
+    two may look alike (two rides to one hospital, both held at the clock)."""
+    latest = started.get(("latest", rid))
+    return latest is None or latest[1] == (task, cid)
 
 
 def advance(m: dict, t: float, earliest_end: float = -math.inf, started: dict | None = None) -> None:
@@ -350,7 +361,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
         if cas.get(running) is not None:
             began, rid = started.get((d.task, d.casualty), (cas[running] - duration_of(d.task, d.casualty), None))
             teams = m["responders"]
-            j = _at_work(teams, d.task, cas["site"], cas[running], rid)
+            j = _at_work(teams, d.task, cas["site"], cas[running], rid,
+                         rid is None or _doing(started, rid, d.task, d.casualty))
             cas[running] = max(t, began + d.minutes)
             if j is not None:  # the team doing it is free when it ends
                 teams[j] = dict(teams[j], available_at=cas[running])
@@ -375,7 +387,7 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
     elif kind == "travel_changed":
         _travel_changed(m, d, sc.base_dir)
     elif kind == "task_started":
-        _task_started(sc, m, d, duration_of, seen)
+        _task_started(sc, m, d, duration_of, started, seen)
     elif kind == "task_completed":
         _task_completed(sc, m, d, started, seen)
     return m
@@ -509,12 +521,16 @@ def actual_time(d: TaskStarted | TaskCompleted) -> float:
     return float(at)
 
 
-def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict) -> None:
+def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, started: dict, seen: dict) -> None:
     """A start reported late counts from when it happened, but, like work not reported done
-    (``advance``), nothing under way ends before the model's time."""
+    (``advance``), nothing under way ends before the model's time; and it does not move a team
+    reported starting other work since (``_doing``)."""
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     resp = _responder(m, d.responder)
     t, now = actual_time(d), d.time
+    latest = started.get(("latest", d.responder))
+    if latest is not None and latest[0] > t + TOL:
+        resp = dict(resp)  # checked below as the team's, but its record stays as it is
     if d.task == "rescue":
         if resp["kind"] != "fire":
             raise DeltaError(Problem("delta.responder", f"'{d.responder}' is not a fire team"))
@@ -548,35 +564,38 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, seen: dict
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
-def _bumped(seen: dict, hospital: str, t: float, report: float) -> str | None:
-    """Whose bed a delivery at ``t``, reported late to a full ``hospital``, takes: of the
-    deliveries ``seen`` records there after ``t`` and before ``report`` (the hospital's first
-    report of its beds since ``t``, which counted them all) that took a bed, the last admitted,
-    now beyond the beds; None if there is none (the late one is beyond them). Of deliveries at
-    one time, the last recorded counts as the last admitted, and one recorded at ``t`` too keeps
-    its bed: their casualty indices left the model with them, so SPEC §7's tie cannot be
-    applied."""
+def _bumped(seen: dict, hospital: str, t: float, report: float, cid: str) -> str | None:
+    """Whose bed casualty ``cid``, delivered at ``t`` to a full ``hospital``, takes: of the
+    deliveries ``seen`` records there that took a bed and are admitted after it (after ``t``, or
+    at ``t`` with ``cid`` ahead of them by SPEC §7's tie, ``_ahead_of``) and before ``report`` (the
+    hospital's first report of its beds since ``t``, which counted them all), the last admitted,
+    now beyond the beds; None if there is none (``cid`` is beyond them). Of other deliveries at
+    one time, the last recorded counts as the last admitted: their casualty indices left the
+    model with them."""
     last, when = None, None
-    for cid, (source, record, _h) in seen.items():
-        if source == DELIVERED and record and record[0] == hospital and record[3] and t + TOL < record[1] < report \
-                and (when is None or (record[1], record[4]) > when):
-            last, when = cid, (record[1], record[4])
+    for other, (source, record, _h) in seen.items():
+        if source != DELIVERED or not record or record[0] != hospital or not record[3] or record[1] >= report:
+            continue
+        after = record[1] > t + TOL or (abs(record[1] - t) <= TOL and cid in record[5])
+        if after and (when is None or (record[1], record[4]) > when):
+            last, when = other, (record[1], record[4])
     return last
 
 
-def _admitted_first(rows: list[dict], cid: str, hospital: str, t: float) -> int:
-    """How many casualties still in an ambulance to ``hospital`` are admitted before casualty
-    ``cid``, delivered at ``t``: those arriving then too and listed before it (SPEC §7's tie, by
-    casualty index), whatever order their deliveries are reported in. None arrives earlier: an
-    overdue arrival is held at the clock. The known dead take no bed."""
-    n = 0
+def _ahead_of(rows: list[dict], cid: str, hospital: str, t: float) -> tuple[str, ...]:
+    """The casualties still in an ambulance to ``hospital`` that SPEC §7's tie would admit before
+    casualty ``cid``, delivered at ``t``, should they be delivered at ``t`` too: those whose
+    arrival is ``t`` (an estimate, or an overdue one held at the clock) and listed before it.
+    ``cid`` takes a free bed all the same; one of them reported delivered at ``t`` takes it back
+    (``_bumped``), one delivered later does not. The known dead take no bed."""
+    ahead = []
     for c in rows:
         if c["id"] == cid:
-            return n
+            break
         transit = c.get("in_transit")
         if transit and transit["hospital"] == hospital and transit["arrival"] == t and not _known_dead(c):
-            n += 1
-    return n
+            ahead.append(c["id"])
+    return tuple(ahead)
 
 
 def _health_of(c: dict):
@@ -591,11 +610,17 @@ def _known_dead(c: dict) -> bool:
 def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen: dict) -> None:
     """A completion reported late changes the casualty's environment from when it happened; a
     late delivery takes its place in its hospital's admission order (``_bumped``)."""
-    cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     t = actual_time(d)
     began, by = started.get((d.task, d.casualty), (None, None))  # the team reported starting it, if one was
     if began is not None and t < began - TOL:
         raise DeltaError(Problem("delta.completed_at", f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
+    if d.task != "transport" and seen.get(d.casualty, (None,))[0] == DELIVERED:
+        # reported after the casualty was delivered: its health at arrival stands (as for a late
+        # observation of it); the team that did the work, if still at it, is free since then
+        if by == d.responder and _doing(started, by, d.task, d.casualty) and by in {r["id"] for r in m["responders"]}:
+            _responder(m, by)["available_at"] = t
+        return
+    cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
     present = {r["id"] for r in m["responders"]}
     if by is not None and by != d.responder and by in present:
         raise DeltaError(Problem("delta.responder", f"the {d.task} of '{d.casualty}' was started by '{by}', "
@@ -606,7 +631,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         if (resp["kind"] == "fire") != (d.task == "rescue"):
             raise DeltaError(Problem("delta.responder",
                                      f"'{d.responder}' is a {resp['kind']} team and cannot {d.task}"))
-        if end is not None and not _still_at(resp, place, end) and by == d.responder:
+        if by == d.responder and ((end is not None and not _still_at(resp, place, end))
+                                  or not _doing(started, d.responder, d.task, d.casualty)):
             resp = {}  # reported late, after it set off to other work: it stays where that work has it
     elif by == d.responder or (by is None and end is not None and _at_work(m["responders"], d.task, place, end,
                                                                             None) is None):
@@ -628,8 +654,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             # done before the casualty was picked up, reported after: treated until then (in the
             # ambulance, treated or not is the same chain)
             _changes_at(sc, cas, t, seen, TREATED)
-            if picked_up[1] == d.responder:
-                resp = {}  # it carries the casualty now
+            if picked_up[1] == d.responder or (by == d.responder and not _doing(started, by, "treat", d.casualty)):
+                resp = {}  # it carries the casualty now, or has set off for other work
             resp["start"], resp["available_at"] = cas["site"], t
             return
         if cas.get("treated") or cas.get("in_transit"):
@@ -657,7 +683,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             reports = bed_reports(seen, hospital)
             k = next((k for k, (c, _left) in enumerate(reports) if c > t), None)
             if k is None:
-                bed = hosp["capacity"] > _admitted_first(m["casualties"], d.casualty, hospital, t)
+                bed = hosp["capacity"] > 0
                 if bed:
                     hosp["capacity"] -= 1
             else:  # the hospital reported its beds since, net of this admission: as it had them before
@@ -666,15 +692,16 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
                 if bed:
                     set_bed_reports(seen, hospital, reports[:k] + ((c, left - 1),) + reports[k + 1:])
             if not bed:
-                bumped = _bumped(seen, hospital, t, math.inf if k is None else reports[k][0])
+                bumped = _bumped(seen, hospital, t, math.inf if k is None else reports[k][0], d.casualty)
                 if bumped is None:
                     over = (1.0 - p) * risk
                 else:  # it takes the bed of the last admitted after it, who is beyond the beds now
                     record = seen[bumped][1]
                     seen[bumped] = (DELIVERED, record[:3] + (False,) + record[4:], None)
                     over, bed = (1.0 - record[2]) * risk, True
+        ahead = _ahead_of(m["casualties"], d.casualty, hospital, t) if bed else ()
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
         order = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
-        seen[d.casualty] = (DELIVERED, (hospital, t, p, bed, order), None)
+        seen[d.casualty] = (DELIVERED, (hospital, t, p, bed, order, ahead), None)
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

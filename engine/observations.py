@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -35,7 +35,8 @@ _HEALTH = TypeAdapter(Health)
 #: observed is kept while it is carried over stretches (None if not: nothing carried yet, or a
 #: history written before it was kept), so that a change of environment reported late can carry
 #: it again (``carried_again``). A delivered casualty's entry is ``(DELIVERED, (hospital id,
-#: arrival, p_dead, took a bed, order of recording), None)``, which a delivery reported late needs
+#: arrival, p_dead, took a bed, order of recording, ids ahead of it by SPEC §7's tie), None)``,
+#: which a delivery reported late, or tied with it and reported after it, needs
 #: (``deltas._bumped``); ``()`` instead of the record if it is not known. A hospital's reports of
 #: its free beds (``hospital_capacity``) are kept under the key ``("beds", hospital id)`` as
 #: ``(time of the last, ((time, beds it had left just before), ...), None)``: a delivery reported
@@ -130,6 +131,20 @@ class _Delivery(Strict):
     p_dead: Annotated[float, Field(ge=0, le=1 + TOL)]  # (a health vector's entries sum to 1 within TOL)
     bed: bool
     order: Annotated[int, Field(ge=0)]
+    ahead: list[Id] = []
+
+
+class _Started(Strict):
+    task: Literal["rescue", "treat", "transport"]
+    casualty: Id
+    at: Time
+    responder: Id
+
+
+class _Latest(Strict):
+    at: Time
+    task: Literal["rescue", "treat", "transport"]
+    casualty: Id
 
 
 class _HistoryFile(Strict):
@@ -138,29 +153,37 @@ class _HistoryFile(Strict):
     delivered: list[Id] = Field(default_factory=list)
     deliveries: dict[Id, _Delivery] = {}
     beds_reported: dict[Id, Annotated[list[tuple[Time, Annotated[int, Field(ge=0)]]], Field(min_length=1)]] = {}
+    started: list[_Started] = []  # the planner's record of who started what (``Planner._started``)
+    latest: dict[Id, _Latest] = {}
 
 
-def history_json(seen: History) -> dict:
+def history_json(seen: History, started: dict | None = None) -> dict:
     """``seen`` as a JSON document: environments by name, delivered casualties listed apart."""
     casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches],
                         **({} if h is None else {"health": list(h)})}
                   for cid, (source, stretches, h) in sorted(_casualties(seen)) if source != DELIVERED}
     delivered = sorted(cid for cid, (source, _s, _h) in _casualties(seen) if source == DELIVERED)
-    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed", "order"), seen[cid][1]))
+    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed", "order", "ahead"), seen[cid][1]))
                   for cid in delivered if seen[cid][1]}
     beds = {key[1]: [list(r) for r in reports] for key, (_t, reports, _h) in sorted(seen.items(), key=str)
             if isinstance(key, tuple)}
+    started = started or {}
     return {"format": HISTORY_FORMAT, "casualties": casualties, "delivered": delivered, "deliveries": deliveries,
-            "beds_reported": beds}
+            "beds_reported": beds,
+            "started": [{"task": key[0], "casualty": key[1], "at": value[0], "responder": value[1]}
+                        for key, value in sorted(started.items(), key=str) if key[0] != "latest"],
+            "latest": {key[1]: {"at": value[0], "task": value[1][0], "casualty": value[1][1]}
+                       for key, value in sorted(started.items(), key=str) if key[0] == "latest"}}
 
 
 def _casualties(seen: History) -> list:
     return [(k, v) for k, v in seen.items() if isinstance(k, str)]
 
 
-def load_history(path, sc: Scenario) -> History:
-    """Read a history written by ``history_json`` for scenario ``sc``; raises ``ScenarioError``
-    naming the file and the JSON path of every problem (nothing is half read)."""
+def load_history(path, sc: Scenario) -> tuple[History, dict]:
+    """Read a history written by ``history_json`` for scenario ``sc``: the history, and who was
+    reported starting what; raises ``ScenarioError`` naming the file and the JSON path of every
+    problem (nothing is half read)."""
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -195,11 +218,13 @@ def load_history(path, sc: Scenario) -> History:
             problems.append(Problem(f"{where}: deliveries.{cid}", f"casualty '{cid}' is not listed as delivered"))
         if d.hospital not in sc.hospital_index:
             problems.append(Problem(f"{where}: deliveries.{cid}.hospital", f"unknown hospital '{d.hospital}'"))
-        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed, d.order), None)
+        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed, d.order, tuple(d.ahead)), None)
     for hid, reports in data.beds_reported.items():
         if hid not in sc.hospital_index:
             problems.append(Problem(f"{where}: beds_reported.{hid}", f"unknown hospital '{hid}'"))
-        set_bed_reports(seen, hid, sorted(reports))
+        set_bed_reports(seen, hid, sorted(reports, key=lambda r: r[0]))  # stable: one minute's in order
     if problems:
         raise ScenarioError(problems)
-    return seen
+    started = {(s.task, s.casualty): (float(s.at), s.responder) for s in data.started}
+    started.update({("latest", rid): (float(w.at), (w.task, w.casualty)) for rid, w in data.latest.items()})
+    return seen, started

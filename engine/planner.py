@@ -196,7 +196,9 @@ class Planner:
         self._audit = AuditLog(audit) if audit is not None else None
         self._model = model
         self._pins: dict[str, list[Task]] = {}
-        self._started: dict[tuple[str, str], tuple[float, str]] = {}
+        # (task, casualty id) -> (start, team) for the work reported started and not done;
+        # ("latest", team) -> (start, (task, casualty id)): the work the team started last
+        self._started: dict[tuple[str, str], tuple] = {}
         self._issued_at: dict[str, float] = {}  # when each team was last issued a task (``_issue``)
         self._seen: History = {}  # observation histories (engine.observations)
         self._unsettled: tuple | None = None  # what the next holder of the lock installs (``_settle``)
@@ -483,7 +485,10 @@ class Planner:
         require_teams(sc, DeltaError, checked=self._sc)
         started = dict(self._started)
         if d.type == "task_started":
-            started[(d.task, d.casualty)] = (actual_time(d), d.responder)
+            at, latest = actual_time(d), ("latest", d.responder)
+            started[(d.task, d.casualty)] = (at, d.responder)
+            if latest not in started or at >= started[latest][0] - 1e-9:
+                started[latest] = (at, (d.task, d.casualty))
         elif d.type == "task_completed":
             started.pop((d.task, d.casualty), None)
         pins = {r: list(ts) for r, ts in self._pins.items()}
@@ -664,7 +669,7 @@ class Planner:
             model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
-            history = history_json(self._seen)
+            history = history_json(self._seen, self._started)
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         scenario_path, plan_path = out / "scenario.json", out / "plan.json"
@@ -696,12 +701,12 @@ class Planner:
         planner = cls(scenario_path, plan=plan_path, **kwargs)
         if observations is not None:
             try:
-                seen = load_history(observations, planner.scenario)
+                seen, started = load_history(observations, planner.scenario)
             except Exception:
                 planner.close()
                 raise
             with planner._turn():
-                planner._seen = seen
+                planner._seen, planner._started = seen, started
         return planner
 
     def close(self) -> None:

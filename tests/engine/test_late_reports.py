@@ -17,6 +17,7 @@ import pytest
 import engine
 from engine import DeltaError
 from engine.health import AMBULANCE, CCS, category_vector, propagate
+from engine.observations import DELIVERED
 from engine.planner import Planner
 
 from test_deltas import CHAINS, RISK, assert_consistent, cas, hosp, resp, state, tiny
@@ -39,7 +40,11 @@ def _planner(deltas=()) -> Planner:
 
 
 def _facts(p: Planner):
-    return copy.deepcopy(p._model), dict(p._seen), dict(p._started)
+    """The model, the histories and the starts; of a delivery's record, where, when, p_dead and
+    the bed (not the order it was recorded in, nor who was ahead of it by the tie then: how the
+    reports came in, not what happened)."""
+    seen = {k: (v[0], v[1][:4], v[2]) if v[0] == DELIVERED else v for k, v in p._seen.items()}
+    return copy.deepcopy(p._model), seen, dict(p._started)
 
 
 def _on_time_and_late(before, report: dict, at: float, now: float, key: str):
@@ -367,5 +372,104 @@ def test_a_snapshot_restores_a_delivery_whose_health_sums_to_one_within_the_tole
         q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
         assert q._seen == p._seen
         q.close()
+    finally:
+        p.close()
+
+
+# --- cases a differential fuzzer found (on-time log against the same log with reports delayed)
+
+def _s(t, rid, task, cid, hospital=None, **late):
+    return {"type": "task_started", "time": t, "responder": rid, "task": task, "casualty": cid,
+            **({"hospital": hospital} if hospital else {}), **late}
+
+
+def _c(t, rid, task, cid, **late):
+    return {"type": "task_completed", "time": t, "responder": rid, "task": task, "casualty": cid, **late}
+
+
+def _clock(t):
+    return {"type": "clock", "time": t}
+
+
+FOUND = {
+    # amb-02's next ride goes to the same hospital: both rides held at the clock look alike, and the
+    # late delivery (or the overdue ride) moved amb-02 back to the first
+    "next ride to the same hospital": (
+        [_s(0, "amb-02", "transport", "c003", "R1H12"), _c(6, "amb-02", "transport", "c003"),
+         _s(12, "amb-02", "transport", "c004", "R1H12"), _clock(30)],
+        [_s(0, "amb-02", "transport", "c003", "R1H12"), _s(12, "amb-02", "transport", "c004", "R1H12"),
+         _c(30, "amb-02", "transport", "c003", completed_at=6)]),
+    # the treating team has set off with another casualty when its treatment's end is reported
+    "treatment done after the pickup, its team on other work": (
+        [_s(0, "amb-01", "treat", "c002"), _c(8, "amb-01", "treat", "c002"),
+         _s(9, "amb-01", "transport", "c003", "R1H12"), _s(10, "amb-02", "transport", "c002", "RJ122"), _clock(12)],
+        [_s(0, "amb-01", "treat", "c002"), _s(9, "amb-01", "transport", "c003", "R1H12"),
+         _s(10, "amb-02", "transport", "c002", "RJ122"), _c(12, "amb-01", "treat", "c002", completed_at=8)]),
+    # the start of older work reported after the start of newer work
+    "older work reported after newer work": (
+        [_s(0, "amb-02", "transport", "c003", "R1H12"), _c(6, "amb-02", "transport", "c003"),
+         _s(15, "amb-02", "treat", "c004"), _clock(21)],
+        [_s(15, "amb-02", "treat", "c004"), _s(20, "amb-02", "transport", "c003", "R1H12", started_at=0),
+         _c(21, "amb-02", "transport", "c003", completed_at=6)]),
+    # c002's ride, overdue and held at the clock, is ahead of c004 by index: the bed c004 was
+    # denied for it was never given back when c002 turned out to have come first
+    "a bed held for an overdue ride": (
+        [_s(0, "amb-01", "transport", "c002", "R1H12"), _s(1, "amb-02", "transport", "c004", "R1H12"),
+         _c(6, "amb-01", "transport", "c002"), {"type": "hospital_capacity", "time": 8, "hospital": "R1H12",
+                                                  "capacity": 1},
+         _c(12, "amb-02", "transport", "c004"), _clock(20)],
+        [_s(0, "amb-01", "transport", "c002", "R1H12"), _s(1, "amb-02", "transport", "c004", "R1H12"),
+         {"type": "hospital_capacity", "time": 8, "hospital": "R1H12", "capacity": 1},
+         _c(12, "amb-02", "transport", "c004"), _c(20, "amb-01", "transport", "c002", completed_at=6)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND))
+def test_a_late_report_gives_the_model_the_report_on_time_gives(case):
+    on_time, late = FOUND[case]
+    a, b = _planner(on_time), _planner(late)
+    try:
+        assert _close(_facts(b), _facts(a))
+        assert_consistent(b)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("before,after", [
+    # amb-02 set off with c004 before its delivery of c003 was reported
+    ([_s(0, "amb-02", "transport", "c003", "R1H12"), _s(12, "amb-02", "transport", "c004", "RJ122")],
+     [_c(20, "amb-02", "transport", "c003", completed_at=6), _clock(25)]),
+    # a treatment's end reported after the pickup: the restored planner knows when the pickup was
+    ([_s(0, "amb-01", "treat", "c002"), _s(10, "amb-02", "transport", "c002", "RJ122")],
+     [_c(12, "amb-01", "treat", "c002", completed_at=8), _clock(14)]),
+])
+def test_a_restored_planner_takes_late_reports_as_the_original_does(before, after, tmp_path):
+    p = _planner(before)
+    try:
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        try:
+            for d in after:
+                p.apply(d)
+                q.apply(d)
+            assert _close((q._model, q._seen, q._started), (p._model, p._seen, p._started))
+        finally:
+            q.close()
+    finally:
+        p.close()
+
+
+def test_a_treatment_reported_done_after_the_delivery_frees_its_team():
+    """Reported after c002 was delivered: accepted (not an unknown casualty); amb-01, still at it
+    by its reports, is free since the treatment ended; c002's health at arrival stands."""
+    p = _planner([_s(0, "amb-01", "treat", "c002"), _s(10, "amb-02", "transport", "c002", "RJ122")])
+    try:
+        arrival = cas(p, "c002")["in_transit"]["arrival"]
+        p.apply(_c(arrival, "amb-02", "transport", "c002"))
+        fatalities = p._model["delivered_fatalities"]
+        p.apply(_c(arrival + 2.0, "amb-01", "treat", "c002", completed_at=8.0))
+        assert resp(p, "amb-01")["available_at"] == 8.0
+        assert p._model["delivered_fatalities"] == fatalities
+        assert ("treat", "c002") not in p._started
     finally:
         p.close()
