@@ -567,19 +567,38 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, started: d
 def _bumped(seen: dict, hospital: str, t: float, report: float, cid: str) -> str | None:
     """Whose bed casualty ``cid``, delivered at ``t`` to a full ``hospital``, takes: of the
     deliveries ``seen`` records there that took a bed and are admitted after it (after ``t``, or
-    at ``t`` with ``cid`` ahead of them by SPEC §7's tie, ``_ahead_of``) and before ``report`` (the
-    hospital's first report of its beds since ``t``, which counted them all), the last admitted,
+    at ``t`` with ``cid`` ahead of them by SPEC §7's tie, ``_ahead_of``) and by ``report`` (the
+    hospital's first report of its beds from ``t`` on, which counted them all), the last admitted,
     now beyond the beds; None if there is none (``cid`` is beyond them). Of other deliveries at
     one time, the last recorded counts as the last admitted: their casualty indices left the
     model with them."""
     last, when = None, None
     for other, (source, record, _h) in seen.items():
-        if source != DELIVERED or not record or record[0] != hospital or not record[3] or record[1] >= report:
+        if source != DELIVERED or not record or record[0] != hospital or not record[3] or record[1] > report + TOL:
             continue
         after = record[1] > t + TOL or (abs(record[1] - t) <= TOL and cid in record[5])
         if after and (when is None or (record[1], record[4]) > when):
             last, when = other, (record[1], record[4])
     return last
+
+
+def _treated_before_delivery(sc: Scenario, m: dict, cid: str, t: float, seen: dict) -> None:
+    """Casualty ``cid``, delivered, was treated from ``t``: its p_dead at arrival, carried again
+    from its history then (kept in its delivery record), and the delivered fatalities with it.
+    Nothing if the history was not kept (a history file written before it was)."""
+    record = seen[cid][1]
+    if len(record) < 7 or record[6] is None or t >= record[1]:
+        return
+    again = {cid: record[6]}
+    h = carried_again(sc, again, cid, t, TREATED)
+    if h is None:
+        return
+    p = float(h[3])
+    hosp = next(x for x in m["hospitals"] if x["id"] == record[0])
+    risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+    beyond = not record[3] and not is_known_dead(h)
+    m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + (p - record[2]) * (1.0 - risk if beyond else 1.0)
+    seen[cid] = (DELIVERED, record[:2] + (p,) + record[3:6] + (again[cid],), None)
 
 
 def _ahead_of(rows: list[dict], cid: str, hospital: str, t: float) -> tuple[str, ...]:
@@ -615,8 +634,10 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
     if began is not None and t < began - TOL:
         raise DeltaError(Problem("delta.completed_at", f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
     if d.task != "transport" and seen.get(d.casualty, (None,))[0] == DELIVERED:
-        # reported after the casualty was delivered: its health at arrival stands (as for a late
-        # observation of it); the team that did the work, if still at it, is free since then
+        # reported after the casualty was delivered: a treatment that ended before the arrival
+        # changes its p_dead then; the team that did the work, if still at it, is free since then
+        if d.task == "treat":
+            _treated_before_delivery(sc, m, d.casualty, t, seen)
         if by == d.responder and _doing(started, by, d.task, d.casualty) and by in {r["id"] for r in m["responders"]}:
             _responder(m, by)["available_at"] = t
         return
@@ -681,7 +702,10 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             hosp = _own(m["hospitals"], "id", hospital, "hospital", "delta.casualty")
             risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
             reports = bed_reports(seen, hospital)
-            k = next((k for k, (c, _left) in enumerate(reports) if c > t), None)
+            # a report at the minute of a delivery reported late counted it, one at the minute of
+            # a delivery reported on time came before it
+            late = t < d.time - TOL
+            k = next((k for k, (c, _left) in enumerate(reports) if c > t + TOL or (late and c >= t - TOL)), None)
             if k is None:
                 bed = hosp["capacity"] > 0
                 if bed:
@@ -703,5 +727,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
         order = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
-        seen[d.casualty] = (DELIVERED, (hospital, t, p, bed, order, ahead), None)
+        carried_over = seen.get(d.casualty)  # (its history then: a treatment's end reported later needs it)
+        if carried_over is None or carried_over[2] is None:
+            carried_over = None
+        seen[d.casualty] = (DELIVERED, (hospital, t, p, bed, order, ahead, carried_over), None)
         resp["start"], resp["available_at"] = transit["hospital"], t + sc.model.durations.handover

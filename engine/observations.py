@@ -132,6 +132,7 @@ class _Delivery(Strict):
     bed: bool
     order: Annotated[int, Field(ge=0)]
     ahead: list[Id] = []
+    history: _Carried | None = None
 
 
 class _Started(Strict):
@@ -159,12 +160,10 @@ class _HistoryFile(Strict):
 
 def history_json(seen: History, started: dict | None = None) -> dict:
     """``seen`` as a JSON document: environments by name, delivered casualties listed apart."""
-    casualties = {cid: {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches],
-                        **({} if h is None else {"health": list(h)})}
+    casualties = {cid: _entry_json(source, stretches, h)
                   for cid, (source, stretches, h) in sorted(_casualties(seen)) if source != DELIVERED}
     delivered = sorted(cid for cid, (source, _s, _h) in _casualties(seen) if source == DELIVERED)
-    deliveries = {cid: dict(zip(("hospital", "arrival", "p_dead", "bed", "order", "ahead"), seen[cid][1]))
-                  for cid in delivered if seen[cid][1]}
+    deliveries = {cid: _delivery_json(seen[cid][1]) for cid in delivered if seen[cid][1]}
     beds = {key[1]: [list(r) for r in reports] for key, (_t, reports, _h) in sorted(seen.items(), key=str)
             if isinstance(key, tuple)}
     started = started or {}
@@ -176,8 +175,32 @@ def history_json(seen: History, started: dict | None = None) -> dict:
                        for key, value in sorted(started.items(), key=str) if key[0] == "latest"}}
 
 
+def _entry_json(source: float, stretches: tuple, h) -> dict:
+    return {"observed": source, "carried": [[until, ENVIRONMENTS[env]] for until, env in stretches],
+            **({} if h is None else {"health": list(h)})}
+
+
+def _delivery_json(record: tuple) -> dict:
+    out = dict(zip(("hospital", "arrival", "p_dead", "bed", "order", "ahead"), record))
+    if len(record) > 6 and record[6] is not None:
+        out["history"] = _entry_json(*record[6])
+    return out
+
+
 def _casualties(seen: History) -> list:
     return [(k, v) for k, v in seen.items() if isinstance(k, str)]
+
+
+def _entry(entry: _Carried, path: str, problems: list) -> tuple:
+    """A casualty's ``History`` entry from its record in a history file (``path`` names it)."""
+    stretches = []
+    for k, (until, env) in enumerate(entry.carried):
+        if env not in ENVIRONMENTS:
+            problems.append(Problem(f"{path}.carried[{k}]", f"unknown environment '{env}'"))
+            continue
+        stretches.append((float(until), ENVIRONMENTS.index(env)))
+    h = None if entry.health is None or not stretches else tuple(entry.health)
+    return float(entry.observed), tuple(stretches), h
 
 
 def load_history(path, sc: Scenario) -> tuple[History, dict]:
@@ -201,14 +224,7 @@ def load_history(path, sc: Scenario) -> tuple[History, dict]:
     for cid, entry in data.casualties.items():
         if cid not in sc.casualty_index:
             problems.append(Problem(f"{where}: casualties.{cid}", f"unknown casualty '{cid}'"))
-        stretches = []
-        for k, (until, env) in enumerate(entry.carried):
-            if env not in ENVIRONMENTS:
-                problems.append(Problem(f"{where}: casualties.{cid}.carried[{k}]", f"unknown environment '{env}'"))
-                continue
-            stretches.append((float(until), ENVIRONMENTS.index(env)))
-        h = None if entry.health is None or not stretches else tuple(entry.health)
-        seen[cid] = (float(entry.observed), tuple(stretches), h)
+        seen[cid] = _entry(entry, f"{where}: casualties.{cid}", problems)
     for cid in data.delivered:
         if cid in sc.casualty_index:
             problems.append(Problem(f"{where}: delivered", f"casualty '{cid}' is still in the scenario"))
@@ -218,7 +234,9 @@ def load_history(path, sc: Scenario) -> tuple[History, dict]:
             problems.append(Problem(f"{where}: deliveries.{cid}", f"casualty '{cid}' is not listed as delivered"))
         if d.hospital not in sc.hospital_index:
             problems.append(Problem(f"{where}: deliveries.{cid}.hospital", f"unknown hospital '{d.hospital}'"))
-        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed, d.order, tuple(d.ahead)), None)
+        history = None if d.history is None else _entry(d.history, f"{where}: deliveries.{cid}.history", problems)
+        seen[cid] = (DELIVERED, (d.hospital, float(d.arrival), float(d.p_dead), d.bed, d.order, tuple(d.ahead),
+                                 history if history is None or history[2] is not None else None), None)
     for hid, reports in data.beds_reported.items():
         if hid not in sc.hospital_index:
             problems.append(Problem(f"{where}: beds_reported.{hid}", f"unknown hospital '{hid}'"))

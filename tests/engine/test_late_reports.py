@@ -459,17 +459,53 @@ def test_a_restored_planner_takes_late_reports_as_the_original_does(before, afte
         p.close()
 
 
-def test_a_treatment_reported_done_after_the_delivery_frees_its_team():
-    """Reported after c002 was delivered: accepted (not an unknown casualty); amb-01, still at it
-    by its reports, is free since the treatment ended; c002's health at arrival stands."""
-    p = _planner([_s(0, "amb-01", "treat", "c002"), _s(10, "amb-02", "transport", "c002", "RJ122")])
+def test_a_treatment_reported_done_after_the_delivery_counts_until_the_pickup(tmp_path):
+    """c002's treatment (from 0, done at 8) is reported after its delivery: accepted (not an
+    unknown casualty), its p_dead at arrival carried again as treated from 8 to the pickup at 10,
+    and amb-01, still at it by its reports, free since 8: as had it been reported at 8. The same
+    after a snapshot: the delivery's record keeps the history it needs."""
+    treat, pickup = dict(TREAT, time=0.0), dict(TRANSPORT, casualty="c002", time=10.0)
+    probe = _planner([treat, pickup])
+    arrival = cas(probe, "c002")["in_transit"]["arrival"]
+    probe.close()
+    delivered = dict(_done(pickup), time=arrival)
+    on_time = _planner([treat, dict(_done(treat), time=8.0), pickup, delivered, _clock(arrival + 2.0)])
+    late = _planner([treat, pickup, delivered])
     try:
-        arrival = cas(p, "c002")["in_transit"]["arrival"]
-        p.apply(_c(arrival, "amb-02", "transport", "c002"))
-        fatalities = p._model["delivered_fatalities"]
-        p.apply(_c(arrival + 2.0, "amb-01", "treat", "c002", completed_at=8.0))
-        assert resp(p, "amb-01")["available_at"] == 8.0
-        assert p._model["delivered_fatalities"] == fatalities
-        assert ("treat", "c002") not in p._started
+        restored = Planner.restore(*late.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        for p in (late, restored):
+            p.apply(dict(_done(treat), time=arrival + 2.0, completed_at=8.0))
+            assert _close(_facts(p), _facts(on_time))
+            assert resp(p, "amb-01")["available_at"] == 8.0
+        restored.close()
+        h = propagate(propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[4], 2.0),
+                      CHAINS[AMBULANCE], arrival - 10.0)
+        assert late._model["delivered_fatalities"] == pytest.approx(h[3], abs=1e-12)
     finally:
-        p.close()
+        on_time.close()
+        late.close()
+
+
+def test_a_delivery_reported_late_at_the_minute_of_a_report_of_beds_was_counted_by_it():
+    """c004 and then c003 are delivered at t4 and R1H12 reports 2 free beds at t4; c003's
+    delivery reaches the planner after the report: the report counted it (reported on time, a
+    report at a delivery's minute came before it)."""
+    beds = {"type": "hospital_capacity", "hospital": "R1H12", "capacity": 2}
+    facts = []
+    for late in (False, True):
+        p, t4 = _two_deliveries_to_one_bed()
+        try:
+            p.apply({"type": "task_completed", "time": t4, "responder": "amb-01", "task": "transport",
+                     "casualty": "c004"})
+            if late:
+                p.apply(dict(beds, time=t4))
+                p.apply(dict(_done(TRANSPORT), time=t4 + 1.0, completed_at=t4))
+            else:
+                p.apply(dict(_done(TRANSPORT), time=t4))
+                p.apply(dict(beds, time=t4))
+                p.apply(_clock(t4 + 1.0))
+            assert hosp(p, "R1H12")["capacity"] == 2
+            facts.append(_facts(p))
+        finally:
+            p.close()
+    assert facts[1] == facts[0]
