@@ -35,9 +35,10 @@ _HEALTH = TypeAdapter(Health)
 #: observed is kept while it is carried over stretches (None if not: nothing carried yet, or a
 #: history written before it was kept), so that a change of environment reported late can carry
 #: it again (``carried_again``). A delivered casualty's entry is ``(DELIVERED, (hospital id,
-#: arrival, p_dead, took a bed, order of recording, ids ahead of it by SPEC §7's tie), None)``,
-#: which a delivery reported late, or tied with it and reported after it, needs
-#: (``deltas._bumped``); ``()`` instead of the record if it is not known. A hospital's reports of
+#: arrival, p_dead, took a bed, order of recording, ids ahead of it by SPEC §7's tie, its own
+#: entry then or None), None)``, which a delivery reported late, or tied with it and reported
+#: after it, needs (``deltas._bumped``), and a treatment's end reported after it
+#: (``deltas._treated_before_delivery``); ``()`` instead of the record if it is not known. A hospital's reports of
 #: its free beds (``hospital_capacity``) are kept under the key ``("beds", hospital id)`` as
 #: ``(time of the last, ((time, beds it had left just before), ...), None)``: a delivery reported
 #: late that was made before a report is counted in the beds reported, and takes its place among
@@ -156,10 +157,13 @@ class _HistoryFile(Strict):
     beds_reported: dict[Id, Annotated[list[tuple[Time, Annotated[int, Field(ge=0)]]], Field(min_length=1)]] = {}
     started: list[_Started] = []  # the planner's record of who started what (``Planner._started``)
     latest: dict[Id, _Latest] = {}
+    issued_at: dict[Id, Time] = {}
 
 
-def history_json(seen: History, started: dict | None = None) -> dict:
-    """``seen`` as a JSON document: environments by name, delivered casualties listed apart."""
+def history_json(seen: History, started: dict | None = None, issued_at: dict | None = None) -> dict:
+    """``seen`` as a JSON document, environments by name, delivered casualties listed apart; with
+    the planner's record of who started what (``Planner._started``) and when it last issued each
+    team a task (``Planner._issued_at``)."""
     casualties = {cid: _entry_json(source, stretches, h)
                   for cid, (source, stretches, h) in sorted(_casualties(seen)) if source != DELIVERED}
     delivered = sorted(cid for cid, (source, _s, _h) in _casualties(seen) if source == DELIVERED)
@@ -172,7 +176,8 @@ def history_json(seen: History, started: dict | None = None) -> dict:
             "started": [{"task": key[0], "casualty": key[1], "at": value[0], "responder": value[1]}
                         for key, value in sorted(started.items(), key=str) if key[0] != "latest"],
             "latest": {key[1]: {"at": value[0], "task": value[1][0], "casualty": value[1][1]}
-                       for key, value in sorted(started.items(), key=str) if key[0] == "latest"}}
+                       for key, value in sorted(started.items(), key=str) if key[0] == "latest"},
+            "issued_at": dict(sorted((issued_at or {}).items()))}
 
 
 def _entry_json(source: float, stretches: tuple, h) -> dict:
@@ -203,10 +208,10 @@ def _entry(entry: _Carried, path: str, problems: list) -> tuple:
     return float(entry.observed), tuple(stretches), h
 
 
-def load_history(path, sc: Scenario) -> tuple[History, dict]:
-    """Read a history written by ``history_json`` for scenario ``sc``: the history, and who was
-    reported starting what; raises ``ScenarioError`` naming the file and the JSON path of every
-    problem (nothing is half read)."""
+def load_history(path, sc: Scenario) -> tuple[History, dict, dict]:
+    """Read a history written by ``history_json`` for scenario ``sc``: the history, who was
+    reported starting what, and when each team was last issued a task; raises ``ScenarioError``
+    naming the file and the JSON path of every problem (nothing is half read)."""
     where = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -245,4 +250,4 @@ def load_history(path, sc: Scenario) -> tuple[History, dict]:
         raise ScenarioError(problems)
     started = {(s.task, s.casualty): (float(s.at), s.responder) for s in data.started}
     started.update({("latest", rid): (float(w.at), (w.task, w.casualty)) for rid, w in data.latest.items()})
-    return seen, started
+    return seen, started, {rid: float(t) for rid, t in data.issued_at.items()}

@@ -101,12 +101,11 @@ _ADDED = {"casualties_added": (("casualties", "delta.casualties[{}]"), ("sites",
           "responder_added": (("responders", "delta.responder"),)}
 
 
-
 def _set_off_when_issued(model: dict, before: dict, d, issued_at: float | None) -> None:
     """A team issued its next task while at the work ``d`` reports done set off when it was
     told, or when the work ended if that was later: not at the end alone, which a late report
-    puts before the issue. Not knowing when it was told (a restored planner), the late report
-    leaves it setting off when the model had it."""
+    puts before the issue. Not knowing when it was told (restored from a history that does not
+    say), the late report leaves it setting off when the model had it."""
     j = next(j for j, r in enumerate(model["responders"]) if r["id"] == d.responder)
     now, old = model["responders"][j], next(r for r in before["responders"] if r["id"] == d.responder)
     if (now.get("start"), now.get("available_at")) == (old.get("start"), old.get("available_at")):
@@ -115,6 +114,7 @@ def _set_off_when_issued(model: dict, before: dict, d, issued_at: float | None) 
         model["responders"][j] = dict(now, available_at=max(now["available_at"], issued_at))
     elif actual_time(d) < d.time:
         model["responders"][j] = dict(now, available_at=old.get("available_at", now["available_at"]))
+
 
 def _delta_path(path: str, d, before: dict) -> str:
     """Where a problem of the changed model lies for the sender: a record the delta added by its
@@ -669,7 +669,7 @@ class Planner:
             model = copy_model(self._model)
             plan = self._state.best.to_plan()
             sc = self._sc
-            history = history_json(self._seen, self._started)
+            history = history_json(self._seen, self._started, self._issued_at)
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         scenario_path, plan_path = out / "scenario.json", out / "plan.json"
@@ -701,12 +701,12 @@ class Planner:
         planner = cls(scenario_path, plan=plan_path, **kwargs)
         if observations is not None:
             try:
-                seen, started = load_history(observations, planner.scenario)
+                seen, started, issued_at = load_history(observations, planner.scenario)
             except Exception:
                 planner.close()
                 raise
             with planner._turn():
-                planner._seen, planner._started = seen, started
+                planner._seen, planner._started, planner._issued_at = seen, started, issued_at
         return planner
 
     def close(self) -> None:

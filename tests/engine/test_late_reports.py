@@ -286,6 +286,25 @@ def test_a_team_issued_its_next_task_before_its_late_completion_sets_off_when_to
         late.close()
 
 
+def test_a_restored_planner_knows_when_it_issued_a_task(tmp_path):
+    """amb-02, carrying c003 (arriving at A), asks for its next task at A + 2, when the model has it
+    at the hospital until A + 5; its arrival at A - 2 is reported after a snapshot: it set off
+    when the handover ended, at A + 3, in the restored planner too."""
+    p = _planner([dict(TRANSPORT, time=0.0)])
+    try:
+        A = cas(p, "c003")["in_transit"]["arrival"]
+        assert p.next_task("amb-02", A + 2.0) is not None
+        q = Planner.restore(*p.snapshot(tmp_path / "snap"), algorithm="descent", seed=0)
+        try:
+            for planner in (p, q):
+                planner.apply(dict(_done(TRANSPORT), time=A + 7.5, completed_at=A - 2.0))
+                assert resp(planner, "amb-02")["available_at"] == pytest.approx(A + 3.0, abs=1e-12)
+        finally:
+            q.close()
+    finally:
+        p.close()
+
+
 def test_a_late_treatment_end_after_a_rescue_end_on_time_changes_the_chain_from_then():
     """c001 is rescued and treated (HART) from 0; the rescue is reported done at 10 on time, the
     treatment done at 8 only at 12: trapped and treated from 8 to 10, as had it been in time."""

@@ -89,12 +89,12 @@ def test_a_history_reads_back_as_it_was_written(picked_up, tmp_path):
     p = picked_up
     p.apply({"type": "health_observed", "time": 7.0, "casualty": "c002", "health": "urgent", "observed_at": 6.5})
     p._seen["c004"] = (DELIVERED, (), None)  # as if delivered (its id is still in the scenario below)
-    doc = history_json(p._seen, p._started)
+    doc = history_json(p._seen, p._started, p._issued_at)
     assert doc["delivered"] == ["c004"] and doc["casualties"]["c003"]["carried"] == [[6.0, "ccs"]]
     path = tmp_path / "h.json"
     path.write_text(json.dumps(dict(doc, delivered=[])))
-    seen, started = load_history(path, p.scenario)
-    assert started == p._started
+    seen, started, issued_at = load_history(path, p.scenario)
+    assert started == p._started and issued_at == p._issued_at
     assert seen == {k: v for k, v in p._seen.items() if k != "c004"}
 
 
