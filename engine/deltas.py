@@ -632,7 +632,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
     t = actual_time(d)
     began, by = started.get((d.task, d.casualty), (None, None))  # the team reported starting it, if one was
     if began is not None and t < began - TOL:
-        raise DeltaError(Problem("delta.completed_at", f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
+        raise DeltaError(Problem("delta.completed_at",
+                                 f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
     if d.task != "transport" and seen.get(d.casualty, (None,))[0] == DELIVERED:
         # reported after the casualty was delivered: a treatment that ended before the arrival
         # changes its p_dead then; the team that did the work, if still at it, is free since then

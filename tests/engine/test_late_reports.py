@@ -16,7 +16,7 @@ import pytest
 
 import engine
 from engine import DeltaError
-from engine.health import AMBULANCE, CCS, category_vector, propagate
+from engine.health import AMBULANCE, CCS, CCS_TREATED, TRAPPED, TRAPPED_TREATED, category_vector, propagate
 from engine.observations import DELIVERED
 from engine.planner import Planner
 
@@ -314,7 +314,7 @@ def test_a_late_treatment_end_after_a_rescue_end_on_time_changes_the_chain_from_
     late = _planner([rescue, treat, dict(_done(rescue), time=10.0), dict(_done(treat), time=12.0, completed_at=8.0)])
     try:
         assert _close(_facts(late), _facts(on_time))
-        h = propagate(propagate(category_vector("urgent"), CHAINS[0], 8.0), CHAINS[3], 2.0)
+        h = propagate(propagate(category_vector("urgent"), CHAINS[TRAPPED], 8.0), CHAINS[TRAPPED_TREATED], 2.0)
         assert cas(late, "c001")["health"] == pytest.approx(list(h), abs=1e-12)
         assert_consistent(late)
     finally:
@@ -330,7 +330,7 @@ def test_a_treatment_reported_done_after_the_pickup_counts_until_the_pickup():
     late = _planner([treat, pickup, dict(_done(treat), time=12.0, completed_at=8.0)])
     try:
         assert _close(_facts(late), _facts(on_time))
-        h = propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[4], 1.0)
+        h = propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[CCS_TREATED], 1.0)
         assert cas(late, "c002")["health"] == pytest.approx(list(h), abs=1e-12)
     finally:
         on_time.close()
@@ -497,7 +497,7 @@ def test_a_treatment_reported_done_after_the_delivery_counts_until_the_pickup(tm
             assert _close(_facts(p), _facts(on_time))
             assert resp(p, "amb-01")["available_at"] == 8.0
         restored.close()
-        h = propagate(propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[4], 2.0),
+        h = propagate(propagate(propagate(category_vector("delayed"), CHAINS[CCS], 8.0), CHAINS[CCS_TREATED], 2.0),
                       CHAINS[AMBULANCE], arrival - 10.0)
         assert late._model["delivered_fatalities"] == pytest.approx(h[3], abs=1e-12)
     finally:
