@@ -382,7 +382,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
     elif kind == "hospital_capacity":
         rows = m["hospitals"]
         i = _find_index(rows, "id", d.hospital, "hospital", "delta.hospital")
-        set_bed_reports(seen, d.hospital, bed_reports(seen, d.hospital) + ((t, rows[i]["capacity"]),))
+        recorded = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
+        set_bed_reports(seen, d.hospital, bed_reports(seen, d.hospital) + ((t, rows[i]["capacity"], recorded),))
         rows[i] = dict(rows[i], capacity=d.capacity)
     elif kind == "travel_changed":
         _travel_changed(m, d, sc.base_dir)
@@ -564,18 +565,21 @@ def _task_started(sc: Scenario, m: dict, d: TaskStarted, duration_of, started: d
         resp["start"], resp["available_at"] = d.hospital, arrival + sc.model.durations.handover
 
 
-def _bumped(seen: dict, hospital: str, t: float, report: float, cid: str) -> str | None:
+def _bumped(seen: dict, hospital: str, t: float, report: tuple, cid: str) -> str | None:
     """Whose bed casualty ``cid``, delivered at ``t`` to a full ``hospital``, takes: of the
     deliveries ``seen`` records there that took a bed and are admitted after it (after ``t``, or
-    at ``t`` with ``cid`` ahead of them by SPEC §7's tie, ``_ahead_of``) and by ``report`` (the
-    hospital's first report of its beds from ``t`` on, which counted them all), the last admitted,
+    at ``t`` with ``cid`` ahead of them by SPEC §7's tie, ``_ahead_of``) and counted by ``report``
+    (the hospital's first report of its beds from ``t`` on, ``(time, deliveries recorded before
+    it)``: those before it, and those at its minute recorded before it), the last admitted,
     now beyond the beds; None if there is none (``cid`` is beyond them). Of other deliveries at
     one time, the last recorded counts as the last admitted: their casualty indices left the
     model with them."""
     last, when = None, None
     for other, (source, record, _h) in seen.items():
-        if source != DELIVERED or not record or record[0] != hospital or not record[3] or record[1] > report + TOL:
+        if source != DELIVERED or not record or record[0] != hospital or not record[3]:
             continue
+        if record[1] > report[0] + TOL or (record[1] >= report[0] - TOL and record[4] >= report[1]):
+            continue  # not counted by the report: admitted from the beds it reported
         after = record[1] > t + TOL or (abs(record[1] - t) <= TOL and cid in record[5])
         if after and (when is None or (record[1], record[4]) > when):
             last, when = other, (record[1], record[4])
@@ -706,18 +710,18 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             # a report at the minute of a delivery reported late counted it, one at the minute of
             # a delivery reported on time came before it
             late = t < d.time - TOL
-            k = next((k for k, (c, _left) in enumerate(reports) if c > t + TOL or (late and c >= t - TOL)), None)
+            k = next((k for k, (c, _left, _n) in enumerate(reports) if c > t + TOL or (late and c >= t - TOL)), None)
             if k is None:
                 bed = hosp["capacity"] > 0
                 if bed:
                     hosp["capacity"] -= 1
             else:  # the hospital reported its beds since, net of this admission: as it had them before
-                c, left = reports[k]
+                c, left, recorded = reports[k]
                 bed = left > 0
                 if bed:
-                    set_bed_reports(seen, hospital, reports[:k] + ((c, left - 1),) + reports[k + 1:])
+                    set_bed_reports(seen, hospital, reports[:k] + ((c, left - 1, recorded),) + reports[k + 1:])
             if not bed:
-                bumped = _bumped(seen, hospital, t, math.inf if k is None else reports[k][0], d.casualty)
+                bumped = _bumped(seen, hospital, t, (math.inf, 0) if k is None else reports[k][::2], d.casualty)
                 if bumped is None:
                     over = (1.0 - p) * risk
                 else:  # it takes the bed of the last admitted after it, who is beyond the beds now

@@ -40,19 +40,21 @@ _HEALTH = TypeAdapter(Health)
 #: after it, needs (``deltas._bumped``), and a treatment's end reported after it
 #: (``deltas._treated_before_delivery``); ``()`` instead of the record if it is not known. A hospital's reports of
 #: its free beds (``hospital_capacity``) are kept under the key ``("beds", hospital id)`` as
-#: ``(time of the last, ((time, beds it had left just before), ...), None)``: a delivery reported
+#: ``(time of the last, ((time, beds it had left just before, deliveries recorded before it), ...),
+#: None)``: a delivery reported
 #: late that was made before a report is counted in the beds reported, and takes its place among
 #: the admissions before it.
 History = dict[str | tuple, tuple[float, tuple, tuple | None]]
 
 
 def bed_reports(seen: History, hospital: str) -> tuple:
-    """``((time, beds left just before), ...)``: ``hospital``'s reports of its beds, in time order."""
+    """``((time, beds left just before, deliveries recorded before), ...)``: ``hospital``'s
+    reports of its beds, in time order."""
     return seen.get(("beds", hospital), (None, ()))[1]
 
 
 def set_bed_reports(seen: History, hospital: str, reports) -> None:
-    reports = tuple((float(t), int(left)) for t, left in reports)
+    reports = tuple((float(t), int(left), int(recorded)) for t, left, recorded in reports)
     seen[("beds", hospital)] = (reports[-1][0], reports, None)
 
 
@@ -154,7 +156,8 @@ class _HistoryFile(Strict):
     casualties: dict[Id, _Carried] = {}
     delivered: list[Id] = Field(default_factory=list)
     deliveries: dict[Id, _Delivery] = {}
-    beds_reported: dict[Id, Annotated[list[tuple[Time, Annotated[int, Field(ge=0)]]], Field(min_length=1)]] = {}
+    beds_reported: dict[Id, Annotated[list[tuple[Time, Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]],
+                                      Field(min_length=1)]] = {}
     started: list[_Started] = []  # the planner's record of who started what (``Planner._started``)
     latest: dict[Id, _Latest] = {}
     issued_at: dict[Id, Time] = {}

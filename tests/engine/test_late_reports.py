@@ -41,9 +41,11 @@ def _planner(deltas=()) -> Planner:
 
 def _facts(p: Planner):
     """The model, the histories and the starts; of a delivery's record, where, when, p_dead and
-    the bed (not the order it was recorded in, nor who was ahead of it by the tie then: how the
-    reports came in, not what happened)."""
-    seen = {k: (v[0], v[1][:4], v[2]) if v[0] == DELIVERED else v for k, v in p._seen.items()}
+    the bed, and of a report of beds, when and how many were left (not the order of recording,
+    nor who was ahead of a delivery by the tie then: how the reports came in, not what
+    happened)."""
+    seen = {k: (v[0], v[1][:4], v[2]) if v[0] == DELIVERED else
+            (v[0], tuple(r[:2] for r in v[1]), v[2]) if isinstance(k, tuple) else v for k, v in p._seen.items()}
     return copy.deepcopy(p._model), seen, dict(p._started)
 
 
@@ -528,3 +530,28 @@ def test_a_delivery_reported_late_at_the_minute_of_a_report_of_beds_was_counted_
         finally:
             p.close()
     assert facts[1] == facts[0]
+
+
+def test_a_delivery_after_a_report_of_beds_at_its_minute_keeps_the_bed_the_report_gave():
+    """R1H12 is full; c004 arrives at t4; the hospital reports 1 free bed at t4 + 0.5 and c003,
+    arriving then, takes it; c004's delivery reaches the planner after both: it was beyond the
+    beds (c003's bed was one the report counted free, not one c004 could have had)."""
+    facts = []
+    for late in (False, True):
+        p, t4 = _two_deliveries_to_one_bed()
+        try:
+            p.apply({"type": "hospital_capacity", "time": t4 - 1.0, "hospital": "R1H12", "capacity": 0})
+            c004 = {"type": "task_completed", "responder": "amb-01", "task": "transport", "casualty": "c004"}
+            if not late:
+                p.apply(dict(c004, time=t4))
+            p.apply({"type": "hospital_capacity", "time": t4 + 0.5, "hospital": "R1H12", "capacity": 1})
+            p.apply(dict(_done(TRANSPORT), time=t4 + 0.5))
+            p.apply(dict(c004, time=t4 + 1.0, completed_at=t4) if late else _clock(t4 + 1.0))
+            facts.append(_facts(p))
+            p4 = _p_dead("delayed", 0.5, t4)
+            assert p._seen["c004"][1][3] is False and p._seen["c003"][1][3] is True
+            assert p._model["delivered_fatalities"] == pytest.approx(
+                p4 + (1.0 - p4) * RISK + _p_dead("immediate", 1.0, t4 + 0.5), abs=1e-12)
+        finally:
+            p.close()
+    assert _close(facts[1], facts[0])  # (the fatalities summed in another order)

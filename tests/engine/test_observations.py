@@ -112,7 +112,7 @@ def test_a_history_reads_back_as_it_was_written(picked_up, tmp_path):
     (lambda d: d.update(delivered=["gone"], deliveries={"gone": {"hospital": "R1H12", "arrival": 1.0,
                                                                  "p_dead": 1.5, "bed": True, "order": 0}}),
      "deliveries.gone.p_dead"),
-    (lambda d: d.update(beds_reported={"H9": 3.0}), "beds_reported.H9"),
+    (lambda d: d.update(beds_reported={"H9": [[3.0, 1, 0]]}), "beds_reported.H9"),
 ])
 def test_a_bad_history_file_is_rejected_naming_the_file_and_the_place(picked_up, tmp_path, change, where):
     scenario, plan = picked_up.snapshot(tmp_path / "snap")
