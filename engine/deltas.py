@@ -23,7 +23,8 @@ from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
 from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
-from .observations import DELIVERED, bed_reports, carried, carried_again, observe, set_bed_reports
+from .observations import (DELIVERED, bed_reports, carried, carried_again, deliveries_recorded, observe,
+                           set_bed_reports)
 from .scenario import Scenario, health_vector, pydantic_problems
 
 TOL = 1e-9
@@ -382,8 +383,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
     elif kind == "hospital_capacity":
         rows = m["hospitals"]
         i = _find_index(rows, "id", d.hospital, "hospital", "delta.hospital")
-        recorded = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
-        set_bed_reports(seen, d.hospital, bed_reports(seen, d.hospital) + ((t, rows[i]["capacity"], recorded),))
+        report = (t, rows[i]["capacity"], deliveries_recorded(seen))
+        set_bed_reports(seen, d.hospital, bed_reports(seen, d.hospital) + (report,))
         rows[i] = dict(rows[i], capacity=d.capacity)
     elif kind == "travel_changed":
         _travel_changed(m, d, sc.base_dir)
@@ -586,6 +587,11 @@ def _bumped(seen: dict, hospital: str, t: float, report: tuple, cid: str) -> str
     return last
 
 
+def _overflow_risk(m: dict, hosp: dict) -> float:
+    """The chance that a casualty admitted beyond ``hosp``'s beds dies of it (SPEC §7)."""
+    return hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+
+
 def _treated_before_delivery(sc: Scenario, m: dict, cid: str, t: float, seen: dict) -> None:
     """Casualty ``cid``, delivered, was treated from ``t``: its p_dead at arrival, carried again
     from its history then (kept in its delivery record), and the delivered fatalities with it.
@@ -598,8 +604,7 @@ def _treated_before_delivery(sc: Scenario, m: dict, cid: str, t: float, seen: di
     if h is None:
         return
     p = float(h[3])
-    hosp = next(x for x in m["hospitals"] if x["id"] == record[0])
-    risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+    risk = _overflow_risk(m, next(x for x in m["hospitals"] if x["id"] == record[0]))
     beyond = not record[3] and not is_known_dead(h)
     m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + (p - record[2]) * (1.0 - risk if beyond else 1.0)
     seen[cid] = (DELIVERED, record[:2] + (p,) + record[3:6] + (again[cid],), None)
@@ -638,16 +643,16 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
     if began is not None and t < began - TOL:
         raise DeltaError(Problem("delta.completed_at",
                                  f"{t} is before the {d.task} of '{d.casualty}' started ({began})"))
+    present = {r["id"] for r in m["responders"]}
     if d.task != "transport" and seen.get(d.casualty, (None,))[0] == DELIVERED:
         # reported after the casualty was delivered: a treatment that ended before the arrival
         # changes its p_dead then; the team that did the work, if still at it, is free since then
         if d.task == "treat":
             _treated_before_delivery(sc, m, d.casualty, t, seen)
-        if by == d.responder and _doing(started, by, d.task, d.casualty) and by in {r["id"] for r in m["responders"]}:
+        if by == d.responder and by in present and _doing(started, by, d.task, d.casualty):
             _responder(m, by)["available_at"] = t
         return
     cas = _own(m["casualties"], "id", d.casualty, "casualty", "delta.casualty")
-    present = {r["id"] for r in m["responders"]}
     if by is not None and by != d.responder and by in present:
         raise DeltaError(Problem("delta.responder", f"the {d.task} of '{d.casualty}' was started by '{by}', "
                                                     f"not '{d.responder}'"))
@@ -680,9 +685,10 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
             # done before the casualty was picked up, reported after: treated until then (in the
             # ambulance, treated or not is the same chain)
             _changes_at(sc, cas, t, seen, TREATED)
-            if picked_up[1] == d.responder or (by == d.responder and not _doing(started, by, "treat", d.casualty)):
-                resp = {}  # it carries the casualty now, or has set off for other work
-            resp["start"], resp["available_at"] = cas["site"], t
+            moved_on = picked_up[1] == d.responder or (by == d.responder and not _doing(started, by, "treat",
+                                                                                           d.casualty))
+            if not moved_on:  # (else it carries the casualty now, or has set off for other work)
+                resp["start"], resp["available_at"] = cas["site"], t
             return
         if cas.get("treated") or cas.get("in_transit"):
             raise DeltaError(Problem("delta.casualty", f"casualty '{d.casualty}' is not under treatment"))
@@ -705,7 +711,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         p, over, bed = float(h[3]), 0.0, False
         if not is_known_dead(h):  # a casualty known dead takes no bed (SPEC §8.1)
             hosp = _own(m["hospitals"], "id", hospital, "hospital", "delta.casualty")
-            risk = hosp.get("overflow_risk", m.get("hospital_overflow_risk", 0.05))
+            risk = _overflow_risk(m, hosp)
             reports = bed_reports(seen, hospital)
             # a report at the minute of a delivery reported late counted it, one at the minute of
             # a delivery reported on time came before it
@@ -721,7 +727,8 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
                 if bed:
                     set_bed_reports(seen, hospital, reports[:k] + ((c, left - 1, recorded),) + reports[k + 1:])
             if not bed:
-                bumped = _bumped(seen, hospital, t, (math.inf, 0) if k is None else reports[k][::2], d.casualty)
+                report = (math.inf, 0) if k is None else (reports[k][0], reports[k][2])  # (time, recorded before)
+                bumped = _bumped(seen, hospital, t, report, d.casualty)
                 if bumped is None:
                     over = (1.0 - p) * risk
                 else:  # it takes the bed of the last admitted after it, who is beyond the beds now
@@ -731,7 +738,7 @@ def _task_completed(sc: Scenario, m: dict, d: TaskCompleted, started: dict, seen
         ahead = _ahead_of(m["casualties"], d.casualty, hospital, t) if bed else ()
         m["delivered_fatalities"] = m.get("delivered_fatalities", 0.0) + p + over
         m["casualties"] = [c for c in m["casualties"] if c["id"] != d.casualty]
-        order = sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
+        order = deliveries_recorded(seen)
         carried_over = seen.get(d.casualty)  # (its history then: a treatment's end reported later needs it)
         if carried_over is None or carried_over[2] is None:
             carried_over = None

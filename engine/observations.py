@@ -47,6 +47,11 @@ _HEALTH = TypeAdapter(Health)
 History = dict[str | tuple, tuple[float, tuple, tuple | None]]
 
 
+def deliveries_recorded(seen: History) -> int:
+    """How many deliveries ``seen`` has recorded (with their record): the next one's order."""
+    return sum(1 for source, record, _h in seen.values() if source == DELIVERED and record)
+
+
 def bed_reports(seen: History, hospital: str) -> tuple:
     """``((time, beds left just before, deliveries recorded before), ...)``: ``hospital``'s
     reports of its beds, in time order."""
