@@ -11,7 +11,8 @@ memory (a few minutes), then both score every move of the London example's ``rul
 neighbourhood in a sweep on one thread (delta evaluation), evaluate its plan in full in a
 compiled loop, and run 20 000 annealing steps from it (fixed seed and temperatures). They also
 sweep the neighbourhood of descent's local optimum from ``rule``, where two hospitals are over
-their beds (the ``rule`` plan has none): what descent's later sweeps and tabu score.
+their beds (the ``rule`` plan has none): what descent's later sweeps and tabu score; and evaluate
+on one thread the batch benchmark's plans (random hospitals: about five over their beds each).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _unpack(rev: str, into: Path) -> str:
 def _harness(pkg: str):
     search = importlib.import_module(pkg + ".search")
     evaluate_repeat = importlib.import_module(pkg + ".evaluate").evaluate_repeat
+    evaluate_batch = importlib.import_module(pkg + ".evaluate").evaluate_batch
     layout = importlib.import_module(pkg + ".layout")
 
     def moves_loop(P, starts, order, hosp, pins, Winc, inc, moves, n):
@@ -63,7 +65,27 @@ def _harness(pkg: str):
                             np.empty_like(hosp), stats, False, bad)
         return float(best[0])
 
-    return moves_loop, evaluate_repeat, layout, anneal_loop
+    def batch_loop(P, rows, pins):
+        """Every row of ``rows`` evaluated by ``evaluate_batch`` on one thread; returns the sum of ``F``."""
+        n = rows.shape[0]
+        out = [np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)]
+        evaluate_batch(P, rows, pins, *out, 1)
+        return float(np.nansum(out[0]))
+
+    return moves_loop, evaluate_repeat, layout, anneal_loop, batch_loop
+
+
+def _batch_rows(P, sol, n: int) -> np.ndarray:
+    """``n`` rows of ``sol`` with random hospitals, as ``bench/test_kernels.py``'s batch benchmark makes."""
+    from kernels.evaluate import row_width
+
+    rows = np.empty((n, row_width(len(P.resp_loc), len(P.h0))), dtype=np.int32)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        hosp = sol.hosp.copy()
+        hosp[hosp >= 0] = rng.integers(0, len(P.hosp_loc), size=(hosp >= 0).sum())
+        rows[i] = np.concatenate([sol.starts, sol.order, hosp])
+    return rows
 
 
 def main(argv=None) -> None:
@@ -93,23 +115,26 @@ def main(argv=None) -> None:
     opt = state.current
     opt_moves, n_opt = SearchState(opt, opt.copy()).moves()
     steps = 20_000
+    rows = _batch_rows(P, sol, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         for name in (_unpack(args.rev, Path(tmp)), "kernels"):
-            moves_loop, evaluate_repeat, layout, anneal_loop = _harness(name)
+            moves_loop, evaluate_repeat, layout, anneal_loop, batch_loop = _harness(name)
             W = layout.workspace_for(P)  # each package's own workspace type
             W_opt = layout.workspace_for(P)
             cur = float(evaluate_repeat(P, sol.starts, sol.order, sol.hosp, sol.pins, W, 1))
             evaluate_repeat(P, opt.starts, opt.order, opt.hosp, opt.pins, W_opt, 1)
-            runs[name] = (moves_loop, evaluate_repeat, anneal_loop, W, W_opt)
+            runs[name] = (moves_loop, evaluate_repeat, anneal_loop, batch_loop, W, W_opt)
             total = moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n)
             total_opt = moves_loop(P, opt.starts, opt.order, opt.hosp, opt.pins, W_opt, opt.cur, opt_moves, n_opt)
             annealed = anneal_loop(P, sol, W, steps)
+            batch = batch_loop(P, rows, sol.pins)
             print(f"{name}: compiled; sum of move scores {total:.9f} (at the local optimum {total_opt:.9f}), "
-                  f"F {cur:.12f}, best F after {steps} annealing steps {annealed:.12f}")
-        best = {(name, what): np.inf for name in runs for what in ("move", "opt", "full", "anneal")}
+                  f"F {cur:.12f}, best F after {steps} annealing steps {annealed:.12f}, "
+                  f"sum of F over the batch {batch:.9f}")
+        best = {(name, what): np.inf for name in runs for what in ("move", "opt", "full", "anneal", "batch")}
         for _ in range(args.rounds):
-            for name, (moves_loop, evaluate_repeat, anneal_loop, W, W_opt) in runs.items():
+            for name, (moves_loop, evaluate_repeat, anneal_loop, batch_loop, W, W_opt) in runs.items():
                 t = time.perf_counter()
                 moves_loop(P, sol.starts, sol.order, sol.hosp, sol.pins, W, sol.cur, moves, n)
                 best[name, "move"] = min(best[name, "move"], (time.perf_counter() - t) / n)
@@ -122,10 +147,14 @@ def main(argv=None) -> None:
                 t = time.perf_counter()
                 anneal_loop(P, sol, W, steps)
                 best[name, "anneal"] = min(best[name, "anneal"], (time.perf_counter() - t) / steps)
+                t = time.perf_counter()
+                batch_loop(P, rows, sol.pins)
+                best[name, "batch"] = min(best[name, "batch"], (time.perf_counter() - t) / len(rows))
     base, new = list(runs)
     for what, label in (("move", f"delta evaluation in a one-thread sweep ({n} moves)"),
                         ("opt", f"the same at descent's local optimum ({n_opt} moves)"), ("full", "full evaluation"),
-                        ("anneal", f"annealing step ({steps} from rule)")):
+                        ("anneal", f"annealing step ({steps} from rule)"),
+                        ("batch", f"full evaluation of a batch plan, one thread ({len(rows)} plans)")):
         print(f"{label}: {args.rev} {best[base, what] * 1e6:.2f} µs, working tree {best[new, what] * 1e6:.2f} µs, "
               f"ratio {best[new, what] / best[base, what]:.3f}")
 

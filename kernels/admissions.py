@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrow
 from .config import JIT
 from .layout import ACTIVE, ADM, DEAD, GEN, IN_TRANSIT, N_TOUCHED, VERSION
 
@@ -78,6 +79,7 @@ def overflow_beyond(order, n, beds, risk, pdead):
 @njit(**JIT)
 def build_admissions(P, hosp, W):
     """Sort every hospital's admissions of the plan timed in ``W`` into ``W.adm``."""
+    P, hosp, W = borrow((P, hosp, W))
     status, transit_hosp = P.status, P.transit_hosp
     arrival, adm, start, fill = W.arrival, W.adm, W.adm_start, W.head
     n_hosp = start.shape[0] - 1
@@ -261,6 +263,7 @@ def readmit(P, hosp, Winc, W):
     every hospital keeps its count, those are merged again in place, O(their admissions); else
     every list is rewritten, O(casualties) copying.
     """
+    P, hosp, Winc, W = borrow((P, hosp, Winc, W))
     n_hosp = Winc.adm_start.shape[0] - 1
     adm, start = Winc.adm, Winc.adm_start
     new, new_start = W.adm, W.adm_start

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrow
 from .config import JIT
 from .layout import (CYCLE, FEASIBLE, GEN, HOSP_A, HOSP_B, IDENT, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, SHIFT,
                      SYNC_IDENT, SYNC_VERSION, TRANSPORT, TREAT, VERSION)
@@ -29,6 +30,7 @@ from .schedule import SHIFT_TOL
 @njit(**JIT)
 def touched(kind, a, b, c, starts, order, slot_owner, slot_of):
     """``(A, pA, B, pB, removed)``: the touched lists, their first changed index, a removed code."""
+    starts, order, slot_owner, slot_of = borrow((starts, order, slot_owner, slot_of))
     B, pB, removed = -1, 0, -1
     if kind == RELOCATE:
         A = slot_owner[a]
@@ -338,6 +340,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
 @njit(**JIT)
 def count_shift(P, starts, Winc):
     """How many responders end their last task after their shift (incumbent, fully timed)."""
+    P, starts, Winc = borrow((P, starts, Winc))
     n = 0
     for r in range(starts.shape[0] - 1):
         if starts[r + 1] > starts[r] and Winc.free[r] > P.resp_shift[r] + SHIFT_TOL:
@@ -354,6 +357,7 @@ def adopt(P, inc_starts, starts, pins, Winc, W):
     tallies and the slots of lists that moved in the flat arrays are copied.
     ``inc_starts`` is the incumbent's layout before the move.
     """
+    P, inc_starts, starts, pins, Winc, W = borrow((P, inc_starts, starts, pins, Winc, W))
     gen = W.gen
     g = gen[GEN]
     _copy_casualties(Winc, W, W.touched, gen[N_TOUCHED])

@@ -38,6 +38,7 @@ N_KINDS = len(RANDOM_KINDS)
 @njit(**JIT)
 def slot_tables(starts, order, n_cas, slot_owner, slot_of):
     """Fill ``slot_owner[s]`` (responder of slot ``s``) and ``slot_of[code]`` (slot, -1 if absent)."""
+    starts, order, slot_owner, slot_of = borrow((starts, order, slot_owner, slot_of))
     slot_of[:] = -1
     for r in range(starts.shape[0] - 1):
         for s in range(starts[r], starts[r + 1]):
@@ -54,6 +55,7 @@ def fits(P, code, r):
 @njit(**JIT)
 def _rebuild(starts, order, out_starts, out_order, skip, r_ins, pos, code):
     """Copy the lists without slot ``skip`` and with ``code`` inserted at ``pos`` of ``r_ins``."""
+    starts, order, out_starts, out_order = borrow((starts, order, out_starts, out_order))
     n_resp = starts.shape[0] - 1
     w = 0
     for r in range(n_resp):
@@ -77,6 +79,8 @@ def _rebuild(starts, order, out_starts, out_order, skip, r_ins, pos, code):
 @njit(**JIT)
 def apply_move(kind, a, b, c, starts, order, hosp, out_starts, out_order, out_hosp):
     """Write the solution after move ``(kind, a, b, c)`` into the ``out_*`` arrays."""
+    starts, order, hosp = borrow((starts, order, hosp))
+    out_starts, out_order, out_hosp = borrow((out_starts, out_order, out_hosp))
     out_hosp[:] = hosp
     if kind == RELOCATE:
         _rebuild(starts, order, out_starts, out_order, a, b, c, order[a])
@@ -131,6 +135,7 @@ def candidate_view(kind, a, b, c, starts, order, slot_owner, cs, co):
     Every other list of the candidate is the incumbent's, shifted to ``cs``: whoever reads one
     copies it first (``kernels.local``). ``apply_move`` writes the whole candidate.
     """
+    starts, order, slot_owner, cs, co = borrow((starts, order, slot_owner, cs, co))
     n_resp = starts.shape[0] - 1
     A, B = -1, -1
     if kind == RELOCATE or kind == REMOVE_TREAT:
@@ -178,6 +183,7 @@ def apply_in_place(kind, a, b, c, starts, order, hosp, cs, slot_owner, slot_of):
     shifts rather than the whole plan: what taking over an accepted move costs in annealing.
     Gives exactly ``apply_move`` followed by ``slot_tables``.
     """
+    starts, order, hosp, cs, slot_owner, slot_of = borrow((starts, order, hosp, cs, slot_owner, slot_of))
     n_resp = starts.shape[0] - 1
     n = starts[n_resp]
     lo, hi = 0, -1  # the slots whose task or owner changes

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from .admissions import overflow_beyond, sort_by_arrival
+from .borrow import borrow
 from .config import JIT
 from .health import dead_after, propagate
 from .layout import (
@@ -134,6 +135,7 @@ def overflows(P, hosp, arrival, pdead, W):
     need it and insertion-sorting them, 10 000 different London plans took 1.15x as long to
     evaluate (schedule and objective).
     """
+    P, hosp, arrival, pdead, W = borrow((P, hosp, arrival, pdead, W))
     status, transit_hosp = P.status, P.transit_hosp
     need, ends, group, order, over = W.need, W.head, W.nxt, W.buf, W.over
     n_hosp = need.shape[0]

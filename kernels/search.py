@@ -108,6 +108,7 @@ def pick_best(out_F, out_T, out_status, n_moves, allowed):
 @njit(**JIT)
 def commit(P, kind, a, b, c, starts, order, hosp, pins, Winc, cs, co, ch):
     """Apply a move to the incumbent in place and re-evaluate it in full; returns the objective."""
+    P, starts, order, hosp, pins, Winc, cs, co, ch = borrow((P, starts, order, hosp, pins, Winc, cs, co, ch))
     apply_move(kind, a, b, c, starts, order, hosp, cs, co, ch)
     starts[:] = cs
     order[:] = co
