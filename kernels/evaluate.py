@@ -12,6 +12,15 @@ from .objective import objective
 from .schedule import schedule
 
 
+@njit(**JIT, inline="always")
+def _evaluate(P, starts, order, hosp, pins, W):
+    status = schedule(P, starts, order, hosp, pins, W)
+    if status == CYCLE:
+        return np.nan, np.nan, np.nan, status
+    F, overflow, T = objective(P, hosp, W)
+    return F, overflow, T, status
+
+
 @njit(**JIT)
 def evaluate(P, starts, order, hosp, pins, W):
     """Schedule and score one solution; returns ``(F, overflow, T, status)``.
@@ -20,11 +29,7 @@ def evaluate(P, starts, order, hosp, pins, W):
     ``objective`` are inlined here: 9 % faster than calling them (``python -m bench.ab_kernels``).
     """
     P, starts, order, hosp, pins, W = borrow((P, starts, order, hosp, pins, W))
-    status = schedule(P, starts, order, hosp, pins, W)
-    if status == CYCLE:
-        return np.nan, np.nan, np.nan, status
-    F, overflow, T = objective(P, hosp, W)
-    return F, overflow, T, status
+    return _evaluate(P, starts, order, hosp, pins, W)
 
 
 @njit(**JIT)
@@ -54,7 +59,9 @@ def _evaluate_rows(P, rows, pins, lo, hi, W, out_F, out_overflow, out_T, out_sta
         starts = row[: n_resp + 1]
         order = row[n_resp + 1: n_resp + 1 + 3 * n_cas]
         hosp = row[n_resp + 1 + 3 * n_cas:]
-        F, o, T, s = evaluate(P, starts, order, hosp, pins, W)
+        # inlined: a call passes the problem's and workspace's sixty arrays, which cost 0.3 µs of
+        # a 3.4 µs evaluation, 0.65 µs of a 5.1 µs one with hospitals over their beds
+        F, o, T, s = _evaluate(P, starts, order, hosp, pins, W)
         out_F[i] = F
         out_overflow[i] = o
         out_T[i] = T
