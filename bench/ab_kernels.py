@@ -75,19 +75,6 @@ def _harness(pkg: str):
     return moves_loop, evaluate_repeat, layout, anneal_loop, batch_loop
 
 
-def _batch_rows(P, sol, n: int) -> np.ndarray:
-    """``n`` rows of ``sol`` with random hospitals, as ``bench/test_kernels.py``'s batch benchmark makes."""
-    from kernels.evaluate import row_width
-
-    rows = np.empty((n, row_width(len(P.resp_loc), len(P.h0))), dtype=np.int32)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        hosp = sol.hosp.copy()
-        hosp[hosp >= 0] = rng.integers(0, len(P.hosp_loc), size=(hosp >= 0).sum())
-        rows[i] = np.concatenate([sol.starts, sol.order, hosp])
-    return rows
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rev", help="git revision whose kernels/ are the baseline")
@@ -115,7 +102,9 @@ def main(argv=None) -> None:
     opt = state.current
     opt_moves, n_opt = SearchState(opt, opt.copy()).moves()
     steps = 20_000
-    rows = _batch_rows(P, sol, 2_000)
+    from bench.conftest import random_hospital_rows
+
+    rows = random_hospital_rows(P, sol, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         for name in (_unpack(args.rev, Path(tmp)), "kernels"):

@@ -58,6 +58,20 @@ def random_scenario(casualties: int, paramedics: int, fire: int, hospitals: int,
                                          fire=fire, hospitals=hospitals))
 
 
+def random_hospital_rows(P, sol, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` batch rows (``kernels.evaluate.row_width``) of plan ``sol``, each with every
+    transport sent to a random hospital: many hospitals over their beds, every row different."""
+    from kernels.evaluate import row_width
+
+    rows = np.empty((n, row_width(len(P.resp_loc), len(P.h0))), dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        hosp = sol.hosp.copy()
+        hosp[hosp >= 0] = rng.integers(0, len(P.hosp_loc), size=(hosp >= 0).sum())
+        rows[i] = np.concatenate([sol.starts, sol.order, hosp])
+    return rows
+
+
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(0)

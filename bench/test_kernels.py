@@ -8,10 +8,12 @@ import numpy as np
 from engine.plan import problem_arrays
 from kernels.borrow import borrow
 from kernels.delta import evaluate_move
-from kernels.evaluate import evaluate, evaluate_batch, evaluate_repeat, row_width
+from kernels.evaluate import evaluate, evaluate_batch, evaluate_repeat
 from kernels.layout import workspace_for
 from kernels.local import count_shift
 from kernels.moves import enumerate_moves, slot_tables
+
+from conftest import random_hospital_rows
 
 REPEATS = 10_000
 
@@ -44,13 +46,7 @@ def test_reference_evaluation(benchmark, london, london_greedy):
 def test_batch_evaluation(benchmark, london, london_greedy):
     """10 000 plans (random hospital choices on the greedy plan) evaluated on all cores."""
     P, s = problem_arrays(london), london_greedy
-    n_resp, n_cas = len(P.resp_loc), len(P.h0)
-    rows = np.empty((REPEATS, row_width(n_resp, n_cas)), dtype=np.int32)
-    rng = np.random.default_rng(0)
-    for i in range(REPEATS):
-        hosp = s.hosp.copy()
-        hosp[hosp >= 0] = rng.integers(0, len(P.hosp_loc), size=(hosp >= 0).sum())
-        rows[i] = np.concatenate([s.starts, s.order, hosp])
+    rows = random_hospital_rows(P, s, REPEATS)
     out = [np.empty(REPEATS) for _ in range(3)] + [np.empty(REPEATS, dtype=np.int64)]
     pins = s.pins
     evaluate_batch(P, rows[:2], pins, *[o[:2] for o in out], numba.get_num_threads())

@@ -14,6 +14,7 @@ from .schedule import schedule
 
 @njit(**JIT, inline="always")
 def _evaluate(P, starts, order, hosp, pins, W):
+    """``evaluate``'s body, for a caller that inlines it (the batch); its arrays borrowed by that caller."""
     status = schedule(P, starts, order, hosp, pins, W)
     if status == CYCLE:
         return np.nan, np.nan, np.nan, status
