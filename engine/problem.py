@@ -10,6 +10,7 @@ from kernels.layout import ACTIVE, DEAD, IN_TRANSIT, ProblemArrays
 
 from .health import is_known_dead, power_tables
 from .scenario import Scenario, free_from
+from .start_table import start_columns
 
 
 def _opt(values, default=np.nan) -> np.ndarray:
@@ -105,8 +106,10 @@ def _scalars(sc: Scenario) -> np.ndarray:
 def build_problem(sc: Scenario) -> ProblemArrays:
     """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
     small, big = power_tables(sc.chains)
+    cas = _casualty_columns(sc, sc.model.casualties, sc.health)
     return ProblemArrays(
-        **_casualty_columns(sc, sc.model.casualties, sc.health),
+        **cas,
+        **start_columns(small, cas["h0"], cas["status"], cas["trapped"], cas["treated"]),
         **_responder_columns(sc),
         **_hospital_columns(sc),
         travel=np.ascontiguousarray(sc.travel, dtype=np.float64),
@@ -150,6 +153,8 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
                 a[j] = row[k]
         h0 = out["h0"] = column(P.h0)
         h0[rows] = sc.health[rows]
+        out.update(start_columns(P.small, h0, out["status"], out["trapped"], out["treated"],
+                                 (P.start_table, column(P.start_row)), rows))
     if responders:
         out.update(_responder_columns(sc))
     elif clock:
@@ -181,6 +186,8 @@ def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int], clock
         time = float(sc.model.time)
         obs[idx] = [time if sc.model.casualties[i].observed_at is None else sc.model.casualties[i].observed_at
                     for i in changed]
+        out.update(start_columns(P.small, h0, P.status, P.trapped, P.treated, (P.start_table, P.start_row.copy()),
+                                 changed))
     if clock:
         out.update(_responder_times(sc), scalars=_scalars(sc))
     return P._replace(**out)

@@ -31,7 +31,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     evaluation to rounding (about 1e-15), not bit for bit.
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
-    small, big = P.small, P.big
+    small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
@@ -59,8 +59,8 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
                 and pickup[c] == o_pickup[c] and arrival[c] == o_arrival[c]):
             p = o_pdead[c]
         else:
-            p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
-                                 arrival[c], small, big)
+            p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
+                                 small, big, table, start_row[c], start_env[c])
         pdead[c] = p
         dF += p
         dT += arrival[c] - obs[c]

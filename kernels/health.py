@@ -86,3 +86,38 @@ def dead_after(h0, h1, h2, h3, env, delta, small, big):
         q = h0 * small[env, m, 3] + h1 * small[env, m, 7] + h2 * small[env, m, 11] + h3 * small[env, m, 15]
         p = (1.0 - f) * p + f * q
     return p
+
+
+@njit(**JIT, inline="always")
+def propagate_start(h0, h1, h2, h3, env, delta, small, big, table, row):
+    """``propagate`` of a casualty's health as observed (``h0``..``h3``), reading its row of
+    ``table`` when that row is for ``env`` (``row >= 0``).
+
+    ``table[row, n]`` is the health as observed times ``P_env^n``, made by the same product
+    ``propagate`` takes (``fill_start_table``), so the result is the same to the bit, for two loads
+    instead of two vector-matrix products: every casualty's timeline starts so, and the
+    products of its first segment wait on each other's loads and sums.
+    """
+    if row >= 0 and delta > 0.0 and delta < table.shape[1] - 1:
+        n = int(delta)  # delta > 0: the floor
+        f = delta - n
+        if f == 0.0:
+            return table[row, n, 0], table[row, n, 1], table[row, n, 2], table[row, n, 3]
+        g = 1.0 - f
+        m = n + 1
+        return (g * table[row, n, 0] + f * table[row, m, 0], g * table[row, n, 1] + f * table[row, m, 1],
+                g * table[row, n, 2] + f * table[row, m, 2], g * table[row, n, 3] + f * table[row, m, 3])
+    return propagate(h0, h1, h2, h3, env, delta, small, big)
+
+
+@njit(**JIT)
+def fill_start_table(h, env, small, out):
+    """``out[k, n] = h[k] · P_env[k]^n`` for every ``n`` of the power tables, by ``_vecmat``: a
+    start table's rows (``propagate_start``, ``engine.start_table``)."""
+    for k in range(h.shape[0]):
+        for n in range(small.shape[1]):
+            a0, a1, a2, a3 = _vecmat(h[k, 0], h[k, 1], h[k, 2], h[k, 3], small, env[k], n)
+            out[k, n, 0] = a0
+            out[k, n, 1] = a1
+            out[k, n, 2] = a2
+            out[k, n, 3] = a3

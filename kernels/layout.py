@@ -63,6 +63,9 @@ ProblemArrays = namedtuple(
         "rescued0",        # f8[C] rescue end before planning: -inf free, fixed end, or nan (planned)
         "r_known0",        # b1[C] rescue end known before planning (no rescue task needed)
         "treated0",        # f8[C] treated-chain start before planning: -inf, fixed end, or inf
+        "start_table",     # f8[K, T, 4] health as observed times P_env^n (kernels.health.propagate_start)
+        "start_row",       # i8[C] each casualty's row of start_table (-1: none)
+        "start_env",       # i8[C] the environment that row is for: its first segment's (-1: none)
     ],
 )
 

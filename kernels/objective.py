@@ -14,8 +14,9 @@ from numba import njit
 from .admissions import overflow_beyond, sort_by_arrival
 from .borrow import borrow
 from .config import JIT
-from .health import dead_after, propagate
+from .health import dead_after, propagate, propagate_start
 from .layout import (
+    ADM,
     DEAD,
     ENV_AMBULANCE,
     ENV_CCS,
@@ -27,29 +28,38 @@ from .layout import (
 
 
 @njit(**JIT, inline="always")
-def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big):
-    """Propagate from ``t`` to ``end`` in ``env``, switching to ``env_treated`` at ``treated_at``."""
+def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big, table, row, row_env):
+    """Propagate from ``t`` to ``end`` in ``env``, switching to ``env_treated`` at ``treated_at``.
+
+    While the health is still as observed, ``row`` is the casualty's row of the start table,
+    made for environment ``row_env`` (-1: none, or no longer as observed). Returns the health,
+    the new time and the ``row_env`` for the next segment.
+    """
     if end <= t:
-        return h0, h1, h2, h3, t
+        return h0, h1, h2, h3, t, row_env
     if treated_at <= t:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - t, small, big)
+        h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env_treated, end - t, small, big, table,
+                                         row if row_env == env_treated else -1)
     elif treated_at >= end:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, end - t, small, big)
+        h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env, end - t, small, big, table,
+                                         row if row_env == env else -1)
     else:
-        h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env, treated_at - t, small, big)
+        h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env, treated_at - t, small, big, table,
+                                         row if row_env == env else -1)
         h0, h1, h2, h3 = propagate(h0, h1, h2, h3, env_treated, end - treated_at, small, big)
-    return h0, h1, h2, h3, end
+    return h0, h1, h2, h3, end, -1
 
 
 @njit(**JIT, inline="always")
-def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, small, big):
-    """``p_dead`` at ``arrival`` of casualty ``c`` with health ``H[c]`` observed at ``t`` (not in transit)."""
+def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, small, big, table, row, row_env):
+    """``p_dead`` at ``arrival`` of casualty ``c`` with health ``H[c]`` observed at ``t`` (not in
+    transit); ``row`` is its row of the start ``table``, made for environment ``row_env``."""
     h0, h1, h2, h3 = H[c, 0], H[c, 1], H[c, 2], H[c, 3]
     if trapped:
-        h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t, rescued,
-                                     treated_at, small, big)
-    h0, h1, h2, h3, t = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, pickup, treated_at,
-                                 small, big)
+        h0, h1, h2, h3, t, row_env = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t, rescued,
+                                              treated_at, small, big, table, row, row_env)
+    h0, h1, h2, h3, t, row_env = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, pickup, treated_at,
+                                          small, big, table, row, row_env)
     return dead_after(h0, h1, h2, h3, ENV_AMBULANCE, arrival - t, small, big)
 
 
@@ -61,7 +71,7 @@ def objective(P, hosp, W):
     treats them like the plan's own arrivals.
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
-    small, big = P.small, P.big
+    small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     count = W.count
     n_cas = h0.shape[0]
@@ -84,8 +94,8 @@ def objective(P, hosp, W):
                 pdead[c] = np.nan  # no transport yet: a partial plan under construction
                 continue
             count[hosp[c]] += 1
-            p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c],
-                                 arrival[c], small, big)
+            p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
+                                 small, big, table, start_row[c], start_env[c])
         pdead[c] = p
         F += p
         T += arrival[c] - obs[c]
@@ -109,46 +119,49 @@ RANK_SORT_MAX = 16
 
 
 @njit(**JIT, inline="always")
-def _rank_by_arrival(group, lo, hi, arrival, out):
+def _rank_by_arrival(group, lo, hi, arrival, a, out):
     """``out[lo:hi]``: ``group[lo:hi]`` (in index order) stably by arrival, each placed at its
     rank. Quadratic, but with no branch on the data: an insertion sort's exits are mispredicted
-    about once an admission when every plan is different (a batch, a search)."""
-    for i in range(lo, hi):
-        a = arrival[group[i]]
+    about once an admission when every plan is different (a batch, a search). The arrivals are
+    copied side by side into ``a`` first, so the counts vectorise instead of gathering."""
+    m = hi - lo
+    for i in range(m):
+        a[i] = arrival[group[lo + i]]
+    for i in range(m):
+        x = a[i]
         r = 0
-        for j in range(lo, i):  # listed before i: a lower index, so first on a tie
-            r += arrival[group[j]] <= a
-        for j in range(i + 1, hi):
-            r += arrival[group[j]] < a
-        out[lo + r] = group[i]
+        for j in range(i):  # listed before i: a lower index, so first on a tie
+            r += a[j] <= x
+        for j in range(i + 1, m):
+            r += a[j] < x
+        out[lo + r] = group[lo + i]
 
 
 @njit(**JIT)
 def overflows(P, hosp, arrival, pdead, W):
     """``W.over[h]`` for every hospital with ``W.need[h]``: overflow fatalities, admissions beyond
-    its beds in arrival order (SPEC §7).
+    its beds in arrival order (SPEC §7). ``W.count`` must hold every hospital's admissions.
 
-    A counting pass groups every admission by hospital, each group in casualty index order, with
-    no branch on which hospitals need it (half of them did, unpredictably, in a batch of random
+    One pass groups every admission by hospital, each group in casualty index order, with no
+    branch on which hospitals need it (half of them did, unpredictably, in a batch of random
     plans); each group that needs it is then ordered stably by arrival, so equal arrivals stay
     in index order, as SPEC §7 breaks ties. Threading lists through only the hospitals that
     need it and insertion-sorting them, 10 000 different London plans took 1.15x as long to
     evaluate (schedule and objective).
+
+    The admission order ``W.adm`` is scratch here (its arrivals, as floats: the workspace has no
+    float array to spare, and a 30th array slowed every move); it is marked stale.
     """
     P, hosp, arrival, pdead, W = borrow((P, hosp, arrival, pdead, W))
     status, transit_hosp = P.status, P.transit_hosp
-    need, ends, group, order, over = W.need, W.head, W.nxt, W.buf, W.over
+    need, ends, group, order, over, count = W.need, W.head, W.nxt, W.buf, W.over, W.count
+    W.gen[ADM] = -1
+    scratch = W.adm.view(np.float64)
     n_hosp = need.shape[0]
-    ends[:] = 0
-    for c in range(status.shape[0]):
-        st = status[c]
-        if st == DEAD or np.isnan(arrival[c]):
-            continue
-        ends[transit_hosp[c] if st == IN_TRANSIT else hosp[c]] += 1
     o = 0
     for h in range(n_hosp):  # each hospital's group starts where the one before ends
-        o += ends[h]
-        ends[h] = o - ends[h]
+        ends[h] = o
+        o += count[h]
     for c in range(status.shape[0]):  # in index order: a stable sort by arrival keeps ties so
         st = status[c]
         if st == DEAD or np.isnan(arrival[c]):
@@ -161,7 +174,7 @@ def overflows(P, hosp, arrival, pdead, W):
         hi = ends[h]
         if need[h]:
             if hi - lo <= RANK_SORT_MAX:
-                _rank_by_arrival(group, lo, hi, arrival, order)
+                _rank_by_arrival(group, lo, hi, arrival, scratch, order)
                 over[h] = overflow_beyond(order[lo:hi], hi - lo, P.hosp_cap[h], P.hosp_risk[h], pdead)
             else:
                 sort_by_arrival(group, lo, hi, arrival)
