@@ -103,7 +103,8 @@ Search
     pickup-and-delivery models) prices arcs only and piles nearly every transport on the three
     or four ambulances nearest the sites (52.0 expected fatalities on London, against 25.6 for
     goldenhour's dispatcher rule). Then ``GUIDED_LOCAL_SEARCH`` runs for what is left of
-    ``time_limit_s`` after model building. A time-limited GLS is not reproducible; with
+    ``time_limit_s`` after model building (closing the model and reading in the start
+    included), or ``MIN_SEARCH_S`` if nothing is left. A time-limited GLS is not reproducible; with
     ``solution_limit`` (and a time limit that is not reached) the search is deterministic.
     OR-Tools' routing search takes no random seed, so ``seed`` permutes the numbering of the
     casualty nodes (``seed=0``: file order), which changes tie-breaking and hence the search.
@@ -447,10 +448,10 @@ def solve_ortools(sc: Scenario, time_limit_s: float, seed: int = 0, *, solution_
         neither known dead nor in transit, no treat tasks.
     info : dict
         ``status`` (OR-Tools' routing status name), ``ortools_objective`` (its integer surrogate
-        cost, ``COST_PER_FATALITY`` a fatality), ``wall_s`` (the whole call), ``build_s``,
-        ``search_limit_s``, ``nodes``, ``started_from`` and ``times``: OR-Tools' own minutes per
-        casualty (``pickup``, ``arrival``, ``hospital``, and ``rescue_start`` / ``rescue_end``
-        when it has a rescue), earliest feasible values.
+        cost, ``COST_PER_FATALITY`` a fatality), ``wall_s`` (the whole call), ``build_s`` (until
+        the search starts), ``search_limit_s``, ``nodes``, ``started_from`` and ``times``:
+        OR-Tools' own minutes per casualty (``pickup``, ``arrival``, ``hospital``, and
+        ``rescue_start`` / ``rescue_end`` when it has a rescue), earliest feasible values.
 
     Raises
     ------
@@ -479,11 +480,14 @@ def solve_ortools(sc: Scenario, time_limit_s: float, seed: int = 0, *, solution_
         chosen = {sc.casualty_index[t.casualty]: sc.hospital_index[t.hospital]
                   for ts in start_plan.routes.values() for t in ts if t.kind == "transport"}
     manager, routing, nodes, dims, extras = _build(sc, seed, k_hospitals, arc_weight, tuple(bounds), chosen)
+    params.time_limit.FromMilliseconds(int(round(time_limit_s * 1000)))  # OR-Tools warns without one
+    routing.CloseModelWithParameters(params)
+    start = None if start_plan is None else _initial_assignment(sc, routing, manager, nodes, extras, start_plan)
+    # the budget is what is left once the model is closed and the start read in (at 1 000
+    # casualties, most of a minute): set before, the search ran on for its whole limit after it
     build_s = time.perf_counter() - t_start
     search_s = max(MIN_SEARCH_S, time_limit_s - build_s)
     params.time_limit.FromMilliseconds(int(round(search_s * 1000)))
-    routing.CloseModelWithParameters(params)
-    start = None if start_plan is None else _initial_assignment(sc, routing, manager, nodes, extras, start_plan)
     if start is not None:
         solution = routing.SolveFromAssignmentWithParameters(start, params)
     else:

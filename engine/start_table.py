@@ -16,6 +16,7 @@ another (every online delta) share the table and look up only the casualties the
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -34,13 +35,14 @@ class _Rows:
         self.small = small  # held, so that its id names it while this lives
         self.index: dict[tuple[int, bytes], int] = {}
         self.table = np.empty((16, small.shape[1], 4))
-        self.issued = [self.table]
+        # the arrays handed out, weakly: one that no model views any more is freed
+        self.issued = [weakref.ref(self.table)]
         self.n = 0
         self.lock = threading.Lock()
 
     def owns(self, table: np.ndarray) -> bool:
         """Whether ``table`` is one this keeps (the rows made when it was handed out)."""
-        return any(table.base is t for t in self.issued)
+        return table.base is not None and any(table.base is t() for t in self.issued)
 
     def look_up(self, h0: np.ndarray, env: np.ndarray, which, row: np.ndarray) -> np.ndarray:
         """Set ``row[i]`` for every ``i`` in ``which``, making the rows not made yet; returns the
@@ -69,7 +71,7 @@ class _Rows:
             grown = np.empty((max(2 * len(self.table), self.n + k), self.small.shape[1], 4))
             grown[: self.n] = self.table[: self.n]
             self.table = grown
-            self.issued.append(grown)
+            self.issued = [t for t in self.issued if t() is not None] + [weakref.ref(grown)]
         fill_start_table(np.ascontiguousarray(h), np.ascontiguousarray(env, dtype=np.int64), self.small,
                          self.table[self.n: self.n + k])
         self.n += k

@@ -8,12 +8,14 @@ rounding direction or precedence in the model.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import engine
+from bench import peer_ortools
 from bench.peer_ortools import compare, solve_ortools
 from engine.evaluate import evaluate_detail, schedule_records
 from engine.generate import generate
@@ -134,6 +136,23 @@ def test_no_solution_raises():
     d["responders"] = [r for r in d["responders"] if r["kind"] == "fire"]
     with pytest.raises(RuntimeError, match="no paramedic"):
         solve_ortools(engine.load_scenario(d), 0.3)
+
+
+def test_budget_counts_reading_in_the_start(monkeypatch):
+    """What reading the start plan into the closed model costs comes out of the search's budget
+    (at 1 000 casualties it took most of a minute, and the search then ran its whole limit)."""
+    read = peer_ortools._initial_assignment
+
+    def slow_read(*args):
+        time.sleep(0.5)
+        return read(*args)
+
+    monkeypatch.setattr(peer_ortools, "_initial_assignment", slow_read)
+    sc = engine.load_scenario(generate("tiny", seed=0))
+    plan, info = solve_ortools(sc, 0.8)
+    assert info["build_s"] >= 0.5
+    assert info["search_limit_s"] == pytest.approx(max(peer_ortools.MIN_SEARCH_S, 0.8 - info["build_s"]), abs=1e-3)
+    _check(sc, plan, info)
 
 
 def _one_paramedic(sc) -> Plan:

@@ -133,3 +133,20 @@ def test_starts_beyond_the_rows_kept_are_multiplied_instead(monkeypatch, rng, wa
         arrays = plan.to_arrays(sc)
         got, plain = scores(P, arrays), scores(untabled(P), arrays)
         assert np.array_equal(np.array(got[:3]), np.array(plain[:3]), equal_nan=True)
+
+
+def test_an_array_grown_out_of_is_freed_once_no_model_views_it():
+    small = np.ascontiguousarray(np.broadcast_to(np.eye(4).reshape(1, 1, 16), (5, 8, 16)))  # any tables do
+    rows = start_table._Rows(small)
+    env = np.full(40, ENV_CCS)
+    h = np.random.default_rng(0).dirichlet(np.ones(4), size=40)
+    old = rows.look_up(h, env, range(16), np.empty(40, np.int64))
+    first = rows.issued[0]
+    kept = rows.look_up(h, env, range(40), np.empty(40, np.int64))  # grows past 16 rows
+    assert rows.owns(old) and rows.owns(kept) and old.base is not kept.base
+    np.testing.assert_array_equal(kept[:16], old)
+    del old
+    assert first() is None  # nothing views it: gone
+    assert rows.owns(kept) and not rows.owns(np.empty((1, 8, 4)))
+    rows.look_up(h, env, range(40), np.empty(40, np.int64))
+    assert rows.owns(kept)  # looked up again, nothing new: the same array
