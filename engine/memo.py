@@ -5,6 +5,13 @@ last sweep's scores and what each depended on; the next sweep re-scores only the
 lists, casualties or hospitals the applied move changed. It belongs to one ``SearchState`` and
 notices any change it was not told about (a delta, a pin, annealing moves, another scenario):
 then it simply scores everything again.
+
+Recording what each move depends on has a price: a sweep that re-scores every move and records
+it took 1.2–1.5 times a plain sweep. It pays when few moves are applied between sweeps (tabu
+applies one: two thirds of the scores reused), not after descent's follow-ups, which change
+most lists between its sweeps (London: 5–37 moves a sweep, 90–100 % of the scores stale until
+the last two sweeps). So a sweep after more applied moves than ``PLAIN_ABOVE`` of the lists
+(and more than one) scores every move plainly and records nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ class SweepMemo:
     #: the rows are put back in the sweep's order (``kernels.memo.compact``) once more than this
     #: share of a sweep's moves found theirs out of order
     STRAYS = 1 / 4
+    #: a sweep after more applied moves than this share of the lists (and more than one) scores
+    #: every move plainly: measured on London (16 lists) and 1 000 casualties (170), the memo
+    #: re-scored 63–100 % of the moves above it, and below it 23–66 % (``bench/HISTORY.md``)
+    PLAIN_ABOVE = 0.07
 
     def __init__(self):
         self._memo = None
@@ -47,6 +58,7 @@ class SweepMemo:
         self._P = None
         self._scratch = None  # a workspace for stamp_move
         self._seen: tuple | None = None  # the solution as the memo last knew it
+        self._swept_at = 0  # the epoch after the last sweep: moves applied since are stamped after it
 
     def _matches(self, sol: Solution, P) -> bool:
         seen = self._seen
@@ -66,6 +78,7 @@ class SweepMemo:
         self._stamp = np.zeros(n_ids, np.int64)
         self._meta = np.zeros(META_SIZE, np.int64)
         self._meta[EPOCH] = 1
+        self._swept_at = 1
         self._scratch = workspace_for(P)
 
     def score(self, sol: Solution, moves: np.ndarray, n: int, F, T, st, n_threads: int) -> int:
@@ -80,8 +93,15 @@ class SweepMemo:
             return n
         if not self._matches(sol, P) or self._meta[ROWS] + n > len(self._memo.dF):
             self._reset(P, self.ROOM * n + 16)
+        elif self._plain(len(P.resp_loc)):
+            sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, n_threads)
+            self.forget()  # what the rows remember is older than this sweep's scores
+            self._swept_at = int(self._meta[EPOCH])
+            self._remember(sol)  # moves applied from here are still stamped, and so counted
+            return n
         done = sweep_memo(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
                           n_threads, self._memo, self._stamp, self._meta)
+        self._swept_at = int(self._meta[EPOCH])
         self._remember(sol)
         capacity = len(self._memo.dF)
         if self._meta[STRAYS] > self.STRAYS * n or self._meta[ROWS] + n + n // 4 > capacity:
@@ -90,6 +110,11 @@ class SweepMemo:
             compact(self._memo, self._spare, self._meta, n)
             self._memo, self._spare = self._spare, self._memo
         return int(done)
+
+    def _plain(self, n_lists: int) -> bool:
+        """Whether so many moves were applied since the last sweep that this one scores plainly."""
+        applied = int(self._meta[EPOCH]) - self._swept_at  # each stamped move is an epoch
+        return applied > max(1.0, self.PLAIN_ABOVE * n_lists)
 
     def dependencies(self) -> Dependencies:
         """Every remembered row's dependencies and which of them have changed since (the memo

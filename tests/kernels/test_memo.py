@@ -10,6 +10,8 @@ comparison proves nothing), and without its stamps the comparison must fail.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,7 @@ from engine.plan import problem_arrays
 from engine.solve import solve
 from kernels.layout import ACTIVE, CYCLE
 from kernels.memo import ROWS, STRAYS
+from kernels.moves import HOSPITAL
 from kernels.search import pick_best
 
 from test_moves import SEEDS, cases, full_moves, granular_moves, run_sweep
@@ -149,8 +152,11 @@ def test_a_changed_solution_is_scored_afresh():
     assert _same(out, run_sweep(P, sol, moves, 1)).all()
 
 
-def test_descent_with_memo_equals_descent_without(monkeypatch):
-    """The memo changes how fast descent and tabu go, not where they go."""
+@pytest.mark.parametrize("plain_above", [SweepMemo.PLAIN_ABOVE, math.inf])
+def test_descent_with_memo_equals_descent_without(monkeypatch, plain_above):
+    """The memo changes how fast descent and tabu go, not where they go: whether or not some
+    sweeps score plainly (``SweepMemo.PLAIN_ABOVE``)."""
+    monkeypatch.setattr(SweepMemo, "PLAIN_ABOVE", plain_above)
     scenarios = [generate("random", seed=s, casualties=14, paramedics=3, fire=2, hospitals=3) for s in (5, 6)]
     with_memo = [solve(d, algorithm=a, iterations=it, seed=0).plan.to_json()
                  for d in scenarios for a, it in (("descent", None), ("tabu", 25))]
@@ -171,6 +177,7 @@ def test_assert_mode_catches_a_stale_memo(monkeypatch):
     from engine.algorithms import MoveMismatch
 
     monkeypatch.setattr(engine_memo, "stamp_move", lambda *args: None)
+    monkeypatch.setattr(SweepMemo, "PLAIN_ABOVE", math.inf)
     d = generate("random", seed=7, casualties=16, paramedics=3, fire=2, hospitals=2)
     with pytest.raises(MoveMismatch):
         solve(d, algorithm="descent", assert_moves=True)
@@ -356,3 +363,43 @@ def test_moves_with_more_dependencies_than_one_block_are_remembered_exactly(monk
         _apply(state, moves[i].copy(), (out[0][i], out[1][i]))
         memo.applied(sol)
     assert hidden > 0
+
+
+def test_a_sweep_after_many_applied_moves_scores_every_move_plainly(monkeypatch):
+    """Recording what each move depends on costs more than it saves once most scores are stale:
+    a sweep after more applied moves than ``PLAIN_ABOVE`` of the lists scores every move plainly
+    and records nothing, so the next one scores every move again, and the one after that reuses."""
+    d = generate("random", seed=10, casualties=24, paramedics=6, fire=2, hospitals=5)
+    for h in d["hospitals"]:
+        h["capacity"] = 50  # no hospital goes over its beds, which would make every score stale
+    sc = engine.load_scenario(d)
+    sol = construct.greedy(sc)
+    P = problem_arrays(sc)
+    state = SearchState(sol, sol.copy())
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(SweepMemo, "PLAIN_ABOVE", 3.5 / len(P.resp_loc))  # plain after 4 moves, not 3
+
+    def sweep_after(k):
+        for _ in range(k):  # a hospital move changes one list: most scores stay valid
+            moves = full_moves(P, sol)
+            F, T, st = run_sweep(P, sol, moves, 1)
+            i = int(rng.choice(np.flatnonzero((moves[:, 0] == HOSPITAL) & (st != CYCLE))))
+            _apply(state, moves[i].copy(), (F[i], T[i]))  # the memo is told (stamp_move)
+        moves = full_moves(P, sol)
+        out, fresh = _memo_sweep(state.memo, sol, moves)
+        assert _same(out, run_sweep(P, sol, moves, 1)).all()
+        return fresh, len(moves)
+
+    fresh, n = sweep_after(0)
+    assert fresh == n
+    fresh, n = sweep_after(3)
+    assert 0 < fresh < n  # three moves: from the memo
+    fresh, n = sweep_after(4)
+    assert fresh == n  # four: plainly
+    fresh, n = sweep_after(1)
+    assert fresh == n  # the plain sweep recorded nothing to reuse
+    fresh, n = sweep_after(1)
+    assert fresh < n
+    monkeypatch.setattr(SweepMemo, "PLAIN_ABOVE", 0.0)
+    fresh, n = sweep_after(1)
+    assert fresh < n  # never plainly after one move, however few the lists
