@@ -49,8 +49,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from engine.algorithms import Descent, SearchState
     from engine.construct import rule
+    from engine.memo import SweepMemo
     from engine.plan import problem_arrays
 
+    SweepMemo.PLAIN_ABOVE = np.inf  # every sweep through the memo: it is the memo's staleness we count
     sc = _scenario(args.scenario, args.added)
     sol = rule(sc)
     state = SearchState(sol, sol.copy())
