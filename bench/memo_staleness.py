@@ -49,13 +49,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     from engine.algorithms import Descent, SearchState
     from engine.construct import rule
-    from engine.memo import SweepMemo
     from engine.plan import problem_arrays
 
-    SweepMemo.PLAIN_ABOVE = np.inf  # every sweep through the memo: it is the memo's staleness we count
     sc = _scenario(args.scenario, args.added)
     sol = rule(sc)
     state = SearchState(sol, sol.copy())
+    state.memo.PLAIN_ABOVE = np.inf  # every sweep through the memo: it is the memo's staleness we count
     P = problem_arrays(sc)
     R, C, H = len(P.resp_loc), len(P.h0), len(P.hosp_loc)
     bounds = np.array([0, R, R + C, R + C + H, R + C + 2 * H, R + C + 2 * H + 1])  # the id ranges of kernels.memo
