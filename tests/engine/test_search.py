@@ -338,6 +338,29 @@ def test_same_seed_same_plan(algorithm, iterations):
         assert runs[0].stats.iterations == iterations
 
 
+
+@pytest.mark.parametrize("algorithm,iterations,casualties", [
+    ("descent", None, 30), ("tabu", 20, 30), ("annealing", 5000, 30), ("tabu", 3, 320)])
+def test_same_plan_on_one_thread_as_on_all(algorithm, iterations, casualties):
+    """A sweep's moves are dealt to the threads and the choice is made serially afterwards, so
+    the plan must not depend on how many cores the machine has (320 casualties: a granular
+    neighbourhood, with the sweep memo)."""
+    d = generate("random", seed=7, casualties=casualties, paramedics=6, fire=2, hospitals=4, sites=4)
+    threads = numba.get_num_threads()
+    assert threads > 1, "needs a machine with more than one core"
+    runs = []
+    try:
+        for n in (1, threads):
+            numba.set_num_threads(n)
+            runs.append(solve(d, algorithm=algorithm, seed=2, iterations=iterations, initial="rule"))
+    finally:
+        numba.set_num_threads(threads)
+    one, many = runs
+    assert json.dumps(one.plan.to_json(), sort_keys=True) == json.dumps(many.plan.to_json(), sort_keys=True)
+    assert one.objective == many.objective
+    assert one.stats.iterations == many.stats.iterations and one.stats.evaluations == many.stats.evaluations
+    assert one.stats.iterations > 0
+
 # --- every algorithm returns a valid plan ---------------------------------------------------
 
 def validity_scenarios() -> dict[str, dict]:
