@@ -21,8 +21,8 @@ from kernels.followups import OUT_WIDTH, apply_followups
 from kernels.layout import CYCLE, FEASIBLE, workspace_for
 from kernels.memo import META_SIZE
 from kernels.moves import enumerate_moves
-from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, sample_deltas, sweep, tabu_allowed,
-                            tabu_record)
+from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, pick_diversified, sample_deltas, sweep,
+                            tabu_allowed, tabu_count, tabu_record)
 
 from .accept import Outcome, SimulatedAnnealing
 from .memo import SweepMemo
@@ -275,13 +275,24 @@ class Descent(_Sweeping):
 class Tabu(_Sweeping):
     """Best non-tabu move each iteration, even if worse; a task may not return to the responder
     it just left (nor a transport to its previous hospital) for ``tenure`` iterations, unless that
-    would give a new best plan (aspiration)."""
+    would give a new best plan (aspiration).
+
+    A long-term memory too (Taillard's frequency penalty, as in Cordeau, Gendreau & Laporte's
+    tabu for routing): when no allowed move improves on the current plan, each is judged by its
+    ``F`` plus ``diversify`` (expected fatalities) times how often the tasks it moves have been
+    moved in this search. Without it, tabu left no local optimum of the London example: among
+    its thousands of moves, some always changed ``F`` by about 1e-5 (casualties of one site in
+    the same state trading places, tasks whose times hardly matter), and the least worsening
+    move was always one of those, for as long as it ran (``bench/HISTORY.md``).
+    """
 
     name = "tabu"
 
-    def __init__(self, tenure: int = 12):
+    def __init__(self, tenure: int = 12, diversify: float = 1.0):
         self.tenure = tenure
+        self.diversify = diversify
         self._tabu = None
+        self._moved = None  # how often each task has been moved (``kernels.search.tabu_count``)
 
     def _tables(self, sol: Solution):
         if self._tabu is None or len(self._tabu[0]) != len(sol.order):
@@ -289,26 +300,32 @@ class Tabu(_Sweeping):
             n_cas = len(sol.hosp)
             self._tabu = (np.full(n, -1, np.int64), np.zeros(n, np.int64),
                           np.full(n_cas, -1, np.int64), np.zeros(n_cas, np.int64))
+            self._moved = np.zeros(n, np.int64)
         return self._tabu
 
     def propose(self, state: SearchState) -> Proposal | None:
-        """The best allowed move (the best of all if every one is tabu); ``None`` if there is none."""
+        """The best allowed move (the best of all if every one is tabu), judged with the long-term
+        memory when none improves; ``None`` if there is no move."""
         moves, m, F, T, st = _score_all(state)
         if m == 0:
             return None
-        sol, b = state.current, state.best.cur
+        sol, b, c = state.current, state.best.cur, state.current.cur
         allowed = np.empty(m, dtype=np.bool_)
         tabu_allowed(moves, m, sol.starts, sol.order, sol.hosp, *self._tables(sol), state.iterations, F, T, st,
                      b[0], b[2], int(b[3]), allowed)
         best = pick_best(F, T, st, m, allowed)
         if best < 0:  # every move is tabu: take the best one regardless, rather than stall
             best = pick_best(F, T, st, m, np.ones(m, dtype=np.bool_))
+        elif self.diversify > 0 and not better(F[best], T[best], st[best], c[0], c[2], int(c[3])):
+            weight = self.diversify * abs(float(c[0])) / max(state.iterations, 1) if np.isfinite(c[0]) else 0.0
+            best = pick_diversified(moves, m, sol.order, F, T, st, allowed, self._moved, weight)
         return _proposal(moves, best, F, T)
 
     def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
         sol, move = state.current, proposal.move
         tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *self._tables(sol),
                     state.iterations + self.tenure)
+        tabu_count(move[0], move[1], move[2], sol.order, self._moved)
         _apply(state, move, proposal.predicted)
         return Outcome.BEST if state.improve_best() else Outcome.ACCEPT
 

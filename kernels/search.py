@@ -16,10 +16,10 @@ from .borrow import borrow
 from .config import ASSERT_REL, ASSERT_TOL, JIT, PARALLEL
 from .delta import evaluate_move, evaluate_move_inline
 from .evaluate import evaluate
-from .layout import CYCLE, FEASIBLE, LOCAL, make_workspace
+from .layout import CYCLE, FEASIBLE, LOCAL, TRANSPORT, TREAT, make_workspace
 from .local import adopt, count_shift
-from .moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, apply_in_place, apply_move,
-                    random_move)
+from .moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT, apply_in_place,
+                    apply_move, random_move)
 from .score import deal, incumbent_tables, score_moves, share
 
 TIE = 1e-9
@@ -177,6 +177,54 @@ def tabu_record(kind, a, b, starts, order, hosp, tabu_resp, tabu_until, tabu_hos
         tabu_hosp_until[a] = until
         tabu_hosp[b] = hosp[b]
         tabu_hosp_until[b] = until
+
+
+@njit(**JIT, inline="always")
+def moved_tasks(kind, a, b, order):
+    """The codes of the tasks a move takes from their places, -1 for none: the task relocated or
+    dropped, both tasks swapped, a reversed segment's two ends, the treat inserted, the transport
+    sent to another hospital (both of a hospital swap). What tabu's long-term memory counts."""
+    if kind == RELOCATE or kind == REMOVE_TREAT:
+        return order[a], -1
+    if kind == SWAP or kind == TWO_OPT:
+        return order[a], order[b]
+    if kind == HOSPITAL:
+        return 3 * a + TRANSPORT, -1
+    if kind == HOSPITAL_SWAP:
+        return 3 * a + TRANSPORT, 3 * b + TRANSPORT
+    if kind == INSERT_TREAT:
+        return 3 * a + TREAT, -1
+    return -1, -1  # construction's INSERT_TASK
+
+
+@njit(**JIT)
+def tabu_count(kind, a, b, order, moved):
+    """Before a move is committed: count it against each task it moves (``moved[code] += 1``)."""
+    t1, t2 = moved_tasks(kind, a, b, order)
+    if t1 >= 0:
+        moved[t1] += 1
+    if t2 >= 0:
+        moved[t2] += 1
+
+
+@njit(**JIT)
+def pick_diversified(moves, n_moves, order, out_F, out_T, out_status, allowed, moved, weight):
+    """Index of the best allowed move with ``weight`` times how often the tasks it moves have
+    been moved (``moved``, ``tabu_count``) added to its ``F`` (first index on ties), or -1."""
+    moves, order, out_F, out_T, out_status, allowed, moved = borrow(
+        (moves, order, out_F, out_T, out_status, allowed, moved))
+    best = -1
+    best_F = 0.0
+    for i in range(n_moves):
+        if not allowed[i]:
+            continue
+        t1, t2 = moved_tasks(moves[i, 0], moves[i, 1], moves[i, 2], order)
+        times = (moved[t1] if t1 >= 0 else 0) + (moved[t2] if t2 >= 0 else 0)
+        F = out_F[i] + weight * times
+        if best < 0 or better(F, out_T[i], out_status[i], best_F, out_T[best], out_status[best]):
+            best = i
+            best_F = F
+    return best
 
 
 @njit(**JIT, inline="always")

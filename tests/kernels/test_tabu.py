@@ -2,7 +2,8 @@
 ``tests/engine/test_search.py``, as test modules share one namespace) against its rule, stated
 plainly: after a move, no task goes back to the team it left, no transport back to the hospital
 it left, a dropped treat is not inserted again on any team and an inserted one not dropped, for
-the tenure; unless the move would beat the best plan (aspiration)."""
+the tenure; unless the move would beat the best plan (aspiration). And its long-term memory:
+how often each task has been moved, and the move it then picks."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 import engine
 from engine.construct import greedy
 from engine.plan import problem_arrays
-from kernels.layout import TREAT
+from kernels.layout import CYCLE, FEASIBLE, SHIFT, TRANSPORT, TREAT
 from kernels.moves import (HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT,
                            apply_move, enumerate_moves)
-from kernels.search import tabu_allowed, tabu_record
+from kernels.search import pick_diversified, tabu_allowed, tabu_count, tabu_record
 
 TENURE = 7
 
@@ -101,3 +102,91 @@ def test_tabu_memory_follows_its_rule(london, seed):
                      np.zeros(m, np.int64), 0.0, 0.0, 0, allowed)
         assert allowed.all()
     assert {RELOCATE, SWAP, HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT} <= kinds_seen
+
+
+# --- the long-term memory: how often each task has been moved ------------------------------
+
+def _moved_by(move, order) -> list[int]:
+    """The tasks a move takes from their places, stated plainly per kind (``kernels.search.moved_tasks``)."""
+    kind, a, b, _c = (int(x) for x in move)
+    if kind in (RELOCATE, REMOVE_TREAT):
+        return [int(order[a])]
+    if kind in (SWAP, TWO_OPT):
+        return [int(order[a]), int(order[b])]
+    if kind == HOSPITAL:
+        return [3 * a + TRANSPORT]
+    if kind == HOSPITAL_SWAP:
+        return [3 * a + TRANSPORT, 3 * b + TRANSPORT]
+    if kind == INSERT_TREAT:
+        return [3 * a + TREAT]
+    return []
+
+
+def test_tabu_count_counts_the_tasks_each_move_moves(london):
+    sol = greedy(london)
+    P = problem_arrays(london)
+    none = np.zeros((0, 0), np.int64)
+    buf = np.empty((200_000, 4), np.int64)
+    m = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, none, none, buf)
+    moved, expected = np.zeros(len(sol.order), np.int64), np.zeros(len(sol.order), np.int64)
+    for move in buf[:m]:
+        tabu_count(move[0], move[1], move[2], sol.order, moved)
+        for code in _moved_by(move, sol.order):
+            expected[code] += 1
+    assert {RELOCATE, SWAP, HOSPITAL, HOSPITAL_SWAP, INSERT_TREAT, TWO_OPT} <= set(np.unique(buf[:m, 0]).tolist())
+    assert (moved == expected).all()
+
+
+def _pick_reference(moves, order, F, T, st, allowed, moved, weight) -> int:
+    """``pick_diversified`` stated plainly: feasibility, then F plus the penalty (ties within
+    1e-9), then T, then the first index; a wait cycle is never better than anything."""
+    def rank(s):
+        return 0 if s == FEASIBLE else (2 if s == CYCLE else 1)
+
+    best = -1
+    for i in range(len(moves)):
+        if not allowed[i]:
+            continue
+        pen = F[i] + weight * sum(int(moved[t]) for t in _moved_by(moves[i], order))
+        if best < 0:
+            best, best_pen = i, pen
+            continue
+        r, rb = rank(st[i]), rank(st[best])
+        if r != rb:
+            ahead = r < rb
+        elif r == 2:
+            ahead = False
+        elif abs(pen - best_pen) > 1e-9:
+            ahead = pen < best_pen
+        else:
+            ahead = T[i] < T[best] - 1e-9
+        if ahead:
+            best, best_pen = i, pen
+    return best
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_pick_diversified_against_a_plain_statement(london, seed):
+    """Random scores (with exact ties, ties within 1e-9, wait cycles and shift overruns) and
+    counts on the London example's moves; sometimes nothing allowed, sometimes no penalty."""
+    rng = np.random.default_rng(seed)
+    sol = greedy(london)
+    P = problem_arrays(london)
+    none = np.zeros((0, 0), np.int64)
+    buf = np.empty((200_000, 4), np.int64)
+    m = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, none, none, buf)
+    idx = rng.choice(m, size=int(rng.integers(1, 400)), replace=False)
+    moves = np.ascontiguousarray(buf[idx])
+    n = len(moves)
+    F = rng.choice([10.0, 10.0 + 5e-10, 10.03, 10.06, 9.99], size=n) + rng.integers(0, 2, n) * rng.random(n) * 0.1
+    T = rng.choice([500.0, 501.0, 500.0 + 5e-10], size=n)
+    st = rng.choice([FEASIBLE, FEASIBLE, FEASIBLE, SHIFT, CYCLE], size=n).astype(np.int64)
+    F[st == CYCLE] = np.nan
+    T[st == CYCLE] = np.nan
+    allowed = rng.random(n) < (0.0 if seed == 0 else 0.7)
+    moved = rng.integers(0, 4, len(sol.order)).astype(np.int64)
+    weight = 0.0 if seed == 1 else float(rng.choice([0.01, 0.03, 0.1]))
+    got = pick_diversified(moves, n, sol.order, F, T, st, allowed, moved, weight)
+    assert got == _pick_reference(moves, sol.order, F, T, st, allowed, moved, weight)
+    if seed == 0:
+        assert got == -1
