@@ -277,13 +277,15 @@ class Tabu(_Sweeping):
     it just left (nor a transport to its previous hospital) for ``tenure`` iterations, unless that
     would give a new best plan (aspiration).
 
-    A long-term memory too (Taillard's frequency penalty, as in Cordeau, Gendreau & Laporte's
-    tabu for routing): when no allowed move improves on the current plan, each is judged by its
-    ``F`` plus ``diversify`` (expected fatalities) times how often the tasks it moves have been
-    moved in this search. Without it, tabu left no local optimum of the London example: among
-    its thousands of moves, some always changed ``F`` by about 1e-5 (casualties of one site in
-    the same state trading places, tasks whose times hardly matter), and the least worsening
-    move was always one of those, for as long as it ran (``bench/HISTORY.md``).
+    A long-term memory too (the frequency penalty of Cordeau, Gendreau & Laporte's tabu for
+    routing): when no allowed move improves on the current plan, each is judged by its ``F``
+    plus ``diversify`` times the plan's ``F`` times the share of the search's iterations that
+    moved the tasks it moves (both of a swap). Without it, tabu left no local optimum of the
+    London example: among its thousands of moves, some always changed ``F`` by about 1e-5
+    (casualties of one site in the same state trading places, tasks whose times hardly matter),
+    and the least worsening move was always one of those, for as long as it ran. Scaled so, the
+    penalty keeps its size as a search goes on and from scenario to scenario; a fixed weight per
+    time moved cost one of the 30 tiny instances its optimum (``bench/HISTORY.md``).
     """
 
     name = "tabu"
