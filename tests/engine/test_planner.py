@@ -1156,10 +1156,11 @@ def test_reconsidered_moves_are_scored_afresh_and_descent_keeps_only_improving_o
         for move in moves[: min(n, 25)]:
             proposal = Proposal(move.copy(), (math.nan, math.nan))
             assert Descent().reconsider(state, proposal) is None
-            again = Tabu().reconsider(state, proposal)
+            assert Tabu().reconsider(state, proposal) is None  # tabu's first descent is descent's
+            again = Tabu(followups=False).reconsider(state, proposal)
             assert again is not None and np.array_equal(again.move, move)
             trial = state.current.copy()
-            Tabu().accept(SearchState(trial, trial.copy()), again)
+            Tabu(followups=False).accept(SearchState(trial, trial.copy()), again)
             fresh = engine.evaluate(p.scenario, trial.to_plan())
             F, T = again.predicted
             assert (math.isnan(F) and fresh.expected_fatalities is None) or (

@@ -214,11 +214,27 @@ def test_tabu_long_term_memory_leaves_a_local_optimum_plain_tabu_does_not():
     """Without the long-term memory, tabu's least worsening move after a local optimum is one of
     many that hardly change ``F`` (1e-5), and it walks among them; with it (the default), the
     tasks it keeps moving cost more each time, and it reaches better plans in the same budget."""
-    for casualties, seed in ((20, 0), (30, 0), (30, 2)):
+    for casualties, seed in ((20, 1), (30, 2), (45, 2)):
         d = generate("random", seed=seed, casualties=casualties, paramedics=4, fire=2, hospitals=4, sites=3)
         plain = solve(d, algorithm=algorithms.Tabu(diversify=0.0), iterations=150)
         default = solve(d, algorithm="tabu", iterations=150)
         assert default.objective.expected_fatalities < plain.objective.expected_fatalities - 0.01
+
+
+def test_tabu_descends_as_descent_does_to_its_first_local_optimum():
+    """Tabu's first steps are descent's, follow-ups and all: with as many iterations as descent
+    took to its local optimum (its last sweep found nothing), tabu's best plan is that optimum;
+    one move a sweep (``followups=False``), it is not there yet."""
+    d = generate("random", seed=1, casualties=30, paramedics=4, fire=2, hospitals=4, sites=3)
+    descent = solve(d, algorithm="descent", initial="greedy")
+    k = descent.stats.iterations
+    tabu = solve(d, algorithm="tabu", iterations=k)
+    assert json.dumps(tabu.plan.to_json(), sort_keys=True) == json.dumps(descent.plan.to_json(), sort_keys=True)
+    assert tabu.objective == descent.objective
+    assert tabu.stats.moves > k  # follow-ups were applied
+    slow = solve(d, algorithm=algorithms.Tabu(followups=False), iterations=k)
+    assert slow.objective.expected_fatalities > descent.objective.expected_fatalities + TOL
+    assert slow.stats.moves == k
 
 
 def test_tabu_long_term_memory_leaves_improving_steps_alone():
