@@ -292,7 +292,7 @@ class Tabu(_Sweeping):
     allows whatever is tabu), so tabu descends there as ``Descent`` does, a sweep's other
     improving moves applied too (``followups=False``: one move a sweep throughout). Within the
     CLI's 100 iterations that took the London example and four random paper-size scenarios
-    from 128.72 to 125.44 expected fatalities in sum; after 1 000, 123.71 and 123.61.
+    from 128.72 to 125.44 expected fatalities in sum; after 1 000, 123.61 against 123.71.
     """
 
     name = "tabu"
