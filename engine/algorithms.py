@@ -321,7 +321,7 @@ class Tabu(_Sweeping):
             proposal = self._descent.propose(state)
             if proposal is not None:
                 return proposal
-            self._descent = None  # the sweep below reuses every score the memo just made
+            self._descent = None  # the same plan: the sweep below reuses what the memo kept of that one
         moves, m, F, T, st = _score_all(state)
         if m == 0:
             return None
