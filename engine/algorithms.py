@@ -225,7 +225,10 @@ class Descent(_Sweeping):
         while a later one, 1.7e-9 lower, improves on it (one in 12 665 fuzzed descents stopped
         there).
         """
-        moves, m, F, T, st = _score_all(state)
+        return self.choose(state, *_score_all(state))
+
+    def choose(self, state: SearchState, moves, m: int, F, T, st) -> Proposal | None:
+        """``propose`` from a sweep already made of ``state.current`` (``_score_all``'s arrays)."""
         sol = state.current
         improving = _improving(F[:m], T[:m], st[:m], sol.cur)
         best = pick_best(F, T, st, m, improving)
@@ -317,12 +320,12 @@ class Tabu(_Sweeping):
         """Descent's proposal until the first local optimum; then the best allowed move (the
         best of all if every one is tabu), judged with the long-term memory when none improves;
         ``None`` if there is no move."""
+        moves, m, F, T, st = _score_all(state)
         if self._descent is not None:
-            proposal = self._descent.propose(state)
+            proposal = self._descent.choose(state, moves, m, F, T, st)
             if proposal is not None:
                 return proposal
-            self._descent = None  # the same plan: the sweep below reuses what the memo kept of that one
-        moves, m, F, T, st = _score_all(state)
+            self._descent = None  # a local optimum: tabu from this same sweep
         if m == 0:
             return None
         sol, b, c = state.current, state.best.cur, state.current.cur
