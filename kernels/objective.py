@@ -73,11 +73,14 @@ def objective(P, hosp, W):
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
     small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
-    count = W.count
+    # each hospital's admissions are counted and chained (``head``/``nxt``, from the highest index
+    # down) as they are scored, for ``_chained_overflows``
+    count, head, nxt = W.count, W.head, W.nxt
     n_cas = h0.shape[0]
     F = P.scalars[3]
     T = 0.0
     count[:] = 0
+    head[:] = -1
     for c in range(n_cas):
         st = status[c]
         if st == DEAD:
@@ -86,14 +89,20 @@ def objective(P, hosp, W):
             continue
         if st == IN_TRANSIT:
             arrival[c] = P.transit_arrival[c]
-            count[P.transit_hosp[c]] += 1
+            h = P.transit_hosp[c]
+            count[h] += 1
+            nxt[c] = head[h]
+            head[h] = c
             p = dead_after(h0[c, 0], h0[c, 1], h0[c, 2], h0[c, 3], ENV_AMBULANCE, arrival[c] - obs[c],
                            small, big)
         else:
             if np.isnan(arrival[c]):
                 pdead[c] = np.nan  # no transport yet: a partial plan under construction
                 continue
-            count[hosp[c]] += 1
+            h = hosp[c]
+            count[h] += 1
+            nxt[c] = head[h]
+            head[h] = c
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
                                  small, big, table, start_row[c], start_env[c])
         pdead[c] = p
@@ -105,8 +114,8 @@ def objective(P, hosp, W):
         need[h] = count[h] > P.hosp_cap[h]
         any_need |= need[h]
         over[h] = 0.0
-    if any_need:  # see kernels.delta.objective_touched: the call itself is not free
-        overflows(P, hosp, arrival, pdead, W)
+    if any_need:
+        _chained_overflows(P, arrival, pdead, W)
     overflow = 0.0
     for h in range(count.shape[0]):
         overflow += over[h]
@@ -135,6 +144,37 @@ def _rank_by_arrival(group, lo, hi, arrival, a, out):
         for j in range(i + 1, m):
             r += a[j] < x
         out[lo + r] = group[lo + i]
+
+
+@njit(**JIT, inline="always")
+def _hospital_overflow(group, lo, hi, arrival, scratch, order, beds, risk, pdead):
+    """Overflow of one hospital admitting ``group[lo:hi]`` (in index order), put in arrival order."""
+    if hi - lo <= RANK_SORT_MAX:
+        _rank_by_arrival(group, lo, hi, arrival, scratch, order)
+        return overflow_beyond(order[lo:hi], hi - lo, beds, risk, pdead)
+    sort_by_arrival(group, lo, hi, arrival)
+    return overflow_beyond(group[lo:hi], hi - lo, beds, risk, pdead)
+
+
+@njit(**JIT, inline="always")
+def _chained_overflows(P, arrival, pdead, W):
+    """``overflows`` for the full objective, which chained each hospital's admissions as it
+    scored them: only the hospitals that need it are walked, with no pass over every casualty
+    and no call (which passes the problem's and workspace's arrays). Over 2 000 random-hospital
+    London plans, 0.93x the time of a full evaluation calling ``overflows``."""
+    need, head, nxt, group, order, over, count = W.need, W.head, W.nxt, W.buf, W.owner_treat, W.over, W.count
+    W.gen[ADM] = -1
+    scratch = W.adm.view(np.float64)
+    for h in range(need.shape[0]):
+        if need[h]:
+            m = count[h]
+            i = m - 1
+            c = head[h]
+            while c >= 0:  # the chain runs from the highest index down
+                group[i] = c
+                i -= 1
+                c = nxt[c]
+            over[h] = _hospital_overflow(group, 0, m, arrival, scratch, order, P.hosp_cap[h], P.hosp_risk[h], pdead)
 
 
 @njit(**JIT)
@@ -173,10 +213,6 @@ def overflows(P, hosp, arrival, pdead, W):
     for h in range(n_hosp):
         hi = ends[h]
         if need[h]:
-            if hi - lo <= RANK_SORT_MAX:
-                _rank_by_arrival(group, lo, hi, arrival, scratch, order)
-                over[h] = overflow_beyond(order[lo:hi], hi - lo, P.hosp_cap[h], P.hosp_risk[h], pdead)
-            else:
-                sort_by_arrival(group, lo, hi, arrival)
-                over[h] = overflow_beyond(group[lo:hi], hi - lo, P.hosp_cap[h], P.hosp_risk[h], pdead)
+            over[h] = _hospital_overflow(group, lo, hi, arrival, scratch, order, P.hosp_cap[h], P.hosp_risk[h],
+                                         pdead)
         lo = hi
