@@ -74,7 +74,7 @@ Workspace = namedtuple(
     [
         "rescued", "treated_at", "pickup", "arrival", "pdead",  # f8[C]
         "r_known", "t_known",                                   # b1[C]
-        "owner_treat", "owner_transport",                       # i8[C] scratch: schedule, admissions.chain_touched
+        "owner_treat", "owner_transport",                       # i8[C] scratch: schedule, chain_touched, ranks
         "ptr", "free", "loc", "blocked", "stack",               # per responder
         "start", "end",                                         # f8[slots]
         "count",                                                # i8[H]

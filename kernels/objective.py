@@ -2,8 +2,8 @@
 
 Each casualty's health is walked through its timeline, one maximal segment per environment,
 switching to the treated chain at ``treated_at``. Hospitals admit in arrival order (ties: casualty
-index); only hospitals that receive more casualties than beds are sorted, so the common case
-costs one counting pass (and the others two more passes together).
+index); the pass that scores every casualty also chains each hospital's admissions, and only
+hospitals that receive more casualties than beds are walked and sorted.
 """
 
 from __future__ import annotations
