@@ -24,23 +24,58 @@ def cold_sweep(state: SearchState):
     return _score_all(state)
 
 
-def test_sweep_paper_size(benchmark, london, london_greedy):
-    """One best-improvement sweep of the whole neighbourhood (enumerate + score every move), 2 cores."""
-    state = SearchState(london_greedy.copy(), london_greedy.copy())
-    cold_sweep(state)
+def _plain_score(_memo, sol, moves, n, F, T, st, n_threads):
+    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
+          n_threads)
+    return n
+
+
+def plain_sweep(state: SearchState) -> int:
+    """Enumerate every move, score each afresh and pick the best, recording nothing: a sweep of
+    descent after its follow-ups (``SweepMemo.PLAIN_ABOVE``), the issue's "one best-improvement
+    sweep". Returns the best move's index."""
+    moves, n = state.moves()
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    _plain_score(None, state.current, moves, n, F, T, st, numba.get_num_threads())
+    return pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+
+
+def _on_all_cores(benchmark, run, state: SearchState, rounds: int) -> None:
+    """Benchmark ``run(state)`` on Numba's threads (warmed once first; ``extra_info``: how many)."""
+    run(state)
     benchmark.extra_info["threads"] = numba.get_num_threads()
-    benchmark.pedantic(cold_sweep, args=(state,), rounds=10, iterations=1)
+    benchmark.pedantic(run, args=(state,), rounds=rounds, iterations=1)
 
 
-def test_sweep_paper_size_one_core(benchmark, london, london_greedy):
-    state = SearchState(london_greedy.copy(), london_greedy.copy())
+def _on_one_core(benchmark, run, state: SearchState, rounds: int) -> None:
+    """Benchmark ``run(state)`` with Numba's threads set to one (warmed once first)."""
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        cold_sweep(state)
-        benchmark.pedantic(cold_sweep, args=(state,), rounds=5, iterations=1)
+        run(state)
+        benchmark.pedantic(run, args=(state,), rounds=rounds, iterations=1)
     finally:
         numba.set_num_threads(previous)
+
+
+def test_sweep_paper_size_plain(benchmark, london, london_greedy):
+    """One best-improvement sweep of the whole neighbourhood (enumerate, score every move, pick
+    the best) as descent makes it, 2 cores."""
+    _on_all_cores(benchmark, plain_sweep, SearchState(london_greedy.copy(), london_greedy.copy()), rounds=20)
+
+
+def test_sweep_paper_size_plain_one_core(benchmark, london, london_greedy):
+    _on_one_core(benchmark, plain_sweep, SearchState(london_greedy.copy(), london_greedy.copy()), rounds=10)
+
+
+def test_sweep_paper_size(benchmark, london, london_greedy):
+    """One sweep of the whole neighbourhood that also records what each move's score depends on
+    (``SweepMemo``, for the sweeps after it to reuse), 2 cores."""
+    _on_all_cores(benchmark, cold_sweep, SearchState(london_greedy.copy(), london_greedy.copy()), rounds=10)
+
+
+def test_sweep_paper_size_one_core(benchmark, london, london_greedy):
+    _on_one_core(benchmark, cold_sweep, SearchState(london_greedy.copy(), london_greedy.copy()), rounds=5)
 
 
 def test_sweep_after_one_move_paper_size(benchmark, london, london_greedy):
@@ -83,12 +118,6 @@ def test_descent_from_rule_paper_size_one_move_a_sweep(benchmark, london):
     benchmark.extra_info["expected_fatalities"] = result.objective.expected_fatalities
     benchmark.extra_info["evaluations"] = result.stats.evaluations
     benchmark.extra_info["iterations"], benchmark.extra_info["moves"] = result.stats.iterations, result.stats.moves
-
-
-def _plain_score(self, sol, moves, n, F, T, st, n_threads):
-    sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
-          n_threads)
-    return n
 
 
 def test_descent_from_rule_paper_size_every_move_rescored(benchmark, london, monkeypatch):

@@ -81,3 +81,22 @@ def test_a_run_without_a_plan_leaves_no_older_plan_in_its_place(tmp_path, monkey
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "runs.json").read_text())}
     assert rows["ortools-gls"]["plan"] is None and rows["rule"]["plan"] == "plans/tiny-rule.json"
     assert not stale.exists()
+
+
+def test_a_run_without_a_plan_reports_the_time_it_took(tmp_path, monkeypatch):
+    """A peer that overruns its budget and finds nothing is reported with its wall time, not
+    the budget it was given (at 1 000 casualties OR-Tools' model building alone overran it)."""
+    import time
+
+    import bench.peer_ortools
+
+    def slow_no_solution(*_args, **_kwargs):
+        time.sleep(0.6)
+        raise RuntimeError("OR-Tools peer found no solution")
+
+    monkeypatch.setattr(bench.peer_ortools, "solve_ortools", slow_no_solution)
+    assert report.main(["--scenarios", "tiny", "--algorithms", "ortools-gls", "--time-limit", "0.1",
+                        "--no-micro", "--out", str(tmp_path)]) == 0
+    (row,) = json.loads((tmp_path / "runs.json").read_text())
+    assert row["runtime_s"] >= 0.6
+    assert re.search(r"\| ortools-gls \| no plan \|.*\| 0\.[6-9]\d s \|", (tmp_path / "report.md").read_text())
