@@ -17,6 +17,7 @@ import pytest
 import engine
 from bench import peer_ortools
 from bench.peer_ortools import compare, solve_ortools
+from engine import health
 from engine.evaluate import evaluate_detail, schedule_records
 from engine.generate import generate
 from engine.plan import Plan, Task, check_plan, problem_arrays
@@ -123,6 +124,21 @@ def test_work_in_progress_dead_and_in_transit():
     obj, W, arrays = evaluate_detail(sc, plan)
     recs = {r["casualty"]: r for r in schedule_records(sc, W, arrays)}
     assert recs[cas[0]["id"]]["start"] >= 25.0 and recs[cas[3]["id"]]["start"] >= 30.0
+
+
+def test_risk_curves_step_matrices_are_health_propagate_s_bits():
+    """The risk curves' step matrices, each made once per chain and duration (``_Steps``), give
+    ``health.propagate``'s results to the bit, whether made or read from the cache."""
+    sc = engine.load_scenario(EXAMPLES / "london-5x18.json")
+    steps = peer_ortools._Steps(sc.chains)
+    rng = np.random.default_rng(0)
+    deltas = np.concatenate([rng.uniform(0.0, 3.0, 40), rng.integers(1, 400, 40).astype(float),
+                             rng.uniform(0.0, 500.0, 40), np.floor(rng.uniform(0.0, 50.0, 40)) + 0.25])
+    for _ in range(2):  # the second pass reads every step from the cache
+        for d in deltas:
+            for k in range(len(sc.chains)):
+                h = rng.dirichlet(np.ones(4))
+                assert np.array_equal(steps.propagate(h, k, float(d)), health.propagate(h, sc.chains[k], float(d)))
 
 
 def test_no_solution_raises():
