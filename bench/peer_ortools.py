@@ -74,10 +74,11 @@ Objective: a surrogate for expected fatalities
     ``engine.health.propagate`` does with the scenario's chains (SPEC §3, §7; ``_Steps``). For a
     convex risk curve (delayed and urgent casualties) the fit approaches the curve's
     piecewise-linear interpolation, whose coefficients are the increase of ``p_dead``'s slope
-    from one bound to the next; for a concave one (immediate casualties, whose risk saturates) it is the closest convex
-    approximation, which overstates very late arrivals. Every casualty keeps a coefficient of at
-    least 1 on the first bound (SPEC §7's tie-breaker, casualty minutes). Coefficients are scaled
-    to integers at ``COST_PER_FATALITY`` cost units per expected fatality.
+    from one bound to the next; for a concave one (immediate casualties, whose risk saturates)
+    it is the closest convex approximation, which overstates very late arrivals. Every casualty
+    keeps a coefficient of at least 1 on the first bound (SPEC §7's tie-breaker, casualty
+    minutes). Coefficients are scaled to integers at ``COST_PER_FATALITY`` cost units per
+    expected fatality.
 Arc costs: driving and beds
     Every arc costs ``arc_weight`` expected fatalities per minute of driving (all vehicles), which
     keeps routes sensible and gives guided local search, which penalises arcs, something to work
