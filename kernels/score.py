@@ -5,7 +5,8 @@ per thread; its loop (``_score``, which borrows every array it is given: ``kerne
 inlines ``evaluate_move``, as the annealing loop does: a call per move passing the problem
 and two workspaces cost a fifth of a move's time in a sweep at paper size (``python -m
 bench.ab_kernels``), and inlining it everywhere it is called made the kernels take four times as
-long to compile.
+long to compile. It is inlined twice here: against the incumbent, and for a relocation against
+the plan without the moved task (``_without``), where only the list it joins is re-timed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from .admissions import ensure_admissions
 from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move_inline
-from .layout import ACTIVE, CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, make_workspace
+from .evaluate import evaluate
+from .layout import ACTIVE, CYCLE, GEN, IDENT, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, make_workspace
 from .local import count_shift
-from .moves import slot_tables
+from .moves import INSERT_TASK, RELOCATE, slot_tables
 
 
 @njit(**JIT)
@@ -83,6 +85,50 @@ def move_buffers(P, starts, order, hosp):
     """A workspace and candidate buffers for scoring moves: one set per thread."""
     W = make_workspace(P.h0.shape[0], P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
     return W, np.empty_like(starts), np.empty_like(order), np.empty_like(hosp)
+
+
+@njit(**JIT)
+def without_buffers(P, starts, order):
+    """A plan, its workspace and tables for ``_without``: one set per thread."""
+    W = make_workspace(P.h0.shape[0], P.resp_loc.shape[0], P.hosp_loc.shape[0], order.shape[0])
+    # an incumbent's name (``layout.SYNC_IDENT``), so a candidate workspace puts back only what
+    # its last move changed; Python names its workspaces 1, 2, ...
+    W.gen[IDENT] = -1
+    return (W, np.empty_like(starts), np.empty_like(order), np.empty(4),
+            np.empty(max(order.shape[0], 1), np.int64), np.empty(3 * P.h0.shape[0], np.int64))
+
+
+@njit(**JIT)
+def _without(P, s, starts, order, hosp, pins, slot_owner, Wr, rs, ro, incr, so_r, sof_r):
+    """The incumbent without the task in slot ``s``, evaluated in full into ``Wr`` with its
+    tables; returns its shift overruns, or -1 if it is caught in a wait cycle.
+
+    A relocation of that task is then scored as its insertion into this plan: the same
+    candidate, so the same times and, to rounding, the same ``F`` and ``T``. The relocations of
+    one task are enumerated together (about a hundred at paper size, to every list and place),
+    and each re-timed the tail of the list it leaves, the same for every destination: scored
+    against the plan without it, each re-times only the list it joins.
+    """
+    P, starts, order, hosp, pins, slot_owner = borrow((P, starts, order, hosp, pins, slot_owner))
+    Wr, rs, ro, incr, so_r, sof_r = borrow((Wr, rs, ro, incr, so_r, sof_r))
+    A = slot_owner[s]
+    n_resp = starts.shape[0] - 1
+    for r in range(n_resp + 1):
+        rs[r] = starts[r] - (1 if r > A else 0)
+    used = starts[n_resp]
+    for j in range(s):
+        ro[j] = order[j]
+    for j in range(s, used - 1):
+        ro[j] = order[j + 1]
+    for j in range(used - 1, ro.shape[0]):
+        ro[j] = -1
+    F, overflow, T, status = evaluate(P, rs, ro, hosp, pins, Wr)
+    incr[0], incr[1], incr[2], incr[3] = F, overflow, T, status
+    if status == CYCLE:
+        return -1
+    ensure_admissions(P, hosp, Wr)
+    slot_tables(rs, ro, P.h0.shape[0], so_r, sof_r)
+    return count_shift(P, rs, Wr)
 
 
 #: An over-capacity hospital's overflow change under a move that re-admits ``s`` of its
@@ -186,24 +232,50 @@ def score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_
     marked not reusable). ``sweep`` passes empty memo arrays.
     """
     W, cs, co, ch = move_buffers(P, starts, order, hosp)
+    Wr, rs, ro, incr, so_r, sof_r = without_buffers(P, starts, order)
     _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo, lo, hi, out_F, out_T,
-           out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch)
+           out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch,
+           Wr, rs, ro, incr, so_r, sof_r)
 
 
 @njit(**JIT)
 def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo, lo, hi,
-           out_F, out_T, out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch):
-    """``score_moves`` in the buffers it made: every array borrowed (``kernels.borrow``)."""
+           out_F, out_T, out_status, rows, dF, dT, status, when, deps, n_deps, epoch, record, W, cs, co, ch,
+           Wr, rs, ro, incr, so_r, sof_r):
+    """``score_moves`` in the buffers it made: every array borrowed (``kernels.borrow``).
+
+    A relocation of a transport or a treat is scored as that task's insertion into the plan
+    without it (``_without``, in ``Wr``, made again when the moved task changes): its list's
+    tail is re-timed once for all its destinations. Not while recording what each score depends
+    on (the memo's dependencies are the incumbent's lists), nor for a rescue, without which its
+    transport would wait for ever.
+    """
     P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
     slot_owner, slot_of, moves, todo, out_F, out_T = borrow((slot_owner, slot_of, moves, todo, out_F, out_T))
     out_status, rows, dF, dT, status, when = borrow((out_status, rows, dF, dT, status, when))
     deps, n_deps, W, cs, co, ch = borrow((deps, n_deps, W, cs, co, ch))
+    Wr, rs, ro, incr, so_r, sof_r = borrow((Wr, rs, ro, incr, so_r, sof_r))
     memo = rows.shape[0] > 0
     F0, T0 = inc[0], inc[2]
+    reducible = not (memo and record) and int(inc[3]) != CYCLE
+    source = -1
+    shift_r = -1
     for t in range(lo, hi):
         i = todo[t]
-        F, _o, T, st = evaluate_move_inline(P, moves[i, 0], moves[i, 1], moves[i, 2], moves[i, 3], starts, order,
-                                            hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
+        kind, a = moves[i, 0], moves[i, 1]
+        reduced = False
+        if reducible and kind == RELOCATE and order[a] % 3 != RESCUE:
+            if a != source:
+                source = a
+                shift_r = _without(P, a, starts, order, hosp, pins, slot_owner, Wr, rs, ro, incr, so_r, sof_r)
+            reduced = shift_r >= 0
+        if reduced:
+            # typed as the moves' own kind and task: a literal would compile the callees again
+            F, _o, T, st = evaluate_move_inline(P, kind * 0 + INSERT_TASK, a * 0 + order[a], moves[i, 2], moves[i, 3],
+                                                rs, ro, hosp, pins, Wr, incr, so_r, sof_r, shift_r, cs, co, ch, W)
+        else:
+            F, _o, T, st = evaluate_move_inline(P, kind, a, moves[i, 2], moves[i, 3], starts, order, hosp, pins,
+                                                Winc, inc, slot_owner, slot_of, n_shift, cs, co, ch, W)
         out_F[i] = F
         out_T[i] = T
         out_status[i] = st

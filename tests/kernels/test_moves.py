@@ -560,6 +560,41 @@ def run_sweep(P, sol, moves, n_threads):
     return F, T, st
 
 
+def scored_without_the_task(sol, move) -> bool:
+    """Whether a sweep scores ``move`` as its task's insertion into the plan without that task
+    (``kernels.score._without``): a relocation of a transport or a treat, from an incumbent with
+    no wait cycle."""
+    return (int(move[0]) == RELOCATE and int(sol.order[int(move[1])]) % KINDS != RESCUE
+            and int(sol.cur[3]) != CYCLE)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sweep_relocations_equal_full_evaluations(seed):
+    """A sweep scores a relocation of a transport or a treat against the plan without that task,
+    made once per task and thread: every such score (and every other relocation's) equals the
+    full evaluation of the candidate to 1e-9, status included, on one thread and on two, over
+    incumbents with pins, treats, shift overruns and full hospitals."""
+    checked = collections.Counter()
+    for label, d, sc, sol in cases(seed):
+        P = problem_arrays(sc)
+        W = workspace_for(P)
+        for name, moves in move_sets(P, sol, seed):
+            moves = moves[moves[:, 0] == RELOCATE]
+            if not len(moves):
+                continue
+            for threads in (1, 2):
+                F, T, st = run_sweep(P, sol, moves, threads)
+                for i, move in enumerate(moves):
+                    F2, _o, T2, st2 = evaluate(P, *candidate(sol, move), sol.pins, W)
+                    assert st[i] == st2 and _same(F[i], F2) and _same(T[i], T2), (
+                        f"sweep (F={F[i]!r}, T={T[i]!r}, status={st[i]}) != full (F={F2!r}, T={T2!r}, "
+                        f"status={st2}) on {threads} thread(s)\n{_repro(d, sc, sol, move)}")
+                    checked["without the task" if scored_without_the_task(sol, move) else "as relocations"] += 1
+                    checked[f"status {st2}"] += 1
+    assert checked["without the task"] >= 2000 and checked["as relocations"] >= 200, checked
+    assert checked[f"status {SHIFT}"] >= 20 and checked[f"status {CYCLE}"] >= 20, checked
+
+
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_sweep_same_on_one_and_two_threads(seed):
     n = 0
@@ -573,12 +608,15 @@ def test_sweep_same_on_one_and_two_threads(seed):
             for a, b in zip(one, two):
                 assert np.array_equal(a, b, equal_nan=True), (label, name)
             assert not np.any(one[2] == -7), (label, name)  # every output slot was written
-            # and equal to evaluate_move, one move at a time
+            # and equal to evaluate_move, one move at a time (a relocation the sweep scores against
+            # the plan without its task: to the full evaluation, in test_sweep_relocations_...)
             slot_owner, slot_of = tables(P, sol)
             n_shift = count_shift(P, sol.starts, sol.W)
             W = workspace_for(P)
             cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
             for i in range(0, len(moves), 7):
+                if scored_without_the_task(sol, moves[i]):
+                    continue
                 F, _o, T, st = evaluate_move(P, *(int(x) for x in moves[i]), sol.starts, sol.order, sol.hosp,
                                              sol.pins, sol.W, sol.cur, slot_owner, slot_of, n_shift,
                                              cs, co, ch, W)
