@@ -90,7 +90,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         for i in range(n_dirty):
             h = hlist[i]
             if need[h]:
-                over[h] = overflow_after(h, Winc.adm, Winc.adm_start, o_arrival, o_pdead, Winc.over[h], arrival, pdead,
+                over[h] = overflow_after(h, Winc.adm, Winc.adm_start, Winc.nxt, o_arrival, o_pdead, Winc.over[h], arrival, pdead,
                                          status, touched, first[h], links_out, links_in, W.mark, W.gen[GEN],
                                          P.hosp_cap[h], P.hosp_risk[h], W.nxt, W.buf)
     elif any_need:

@@ -81,7 +81,7 @@ Workspace = namedtuple(
         "over",                                                 # f8[H] overflow per hospital
         "dirty",                                                # b1[H] scratch for delta scoring
         "need", "head",                                         # b1[H], i8[H]: overflow groups, chains
-        "nxt",                                                  # i8[C]     (objective.overflows)
+        "nxt",                                                  # i8[C] chains; admission places
         "buf",                                                  # i8[C]
         "touched",                                              # i8[C] casualties a move touches
         "mark",                                                 # i8[C] generation stamps for touched

@@ -21,7 +21,7 @@ from .delta import evaluate_move_inline
 from .evaluate import evaluate
 from .layout import ACTIVE, CYCLE, GEN, IDENT, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, make_workspace
 from .local import count_shift
-from .moves import INSERT_TASK, RELOCATE, slot_tables
+from .moves import INSERT_TASK, RELOCATE, _rebuild, slot_tables
 
 
 @njit(**JIT)
@@ -99,7 +99,7 @@ def without_buffers(P, starts, order):
 
 
 @njit(**JIT)
-def _without(P, s, starts, order, hosp, pins, slot_owner, Wr, rs, ro, incr, so_r, sof_r):
+def _without(P, s, starts, order, hosp, pins, Wr, rs, ro, incr, so_r, sof_r):
     """The incumbent without the task in slot ``s``, evaluated in full into ``Wr`` with its
     tables; returns its shift overruns, or -1 if it is caught in a wait cycle.
 
@@ -109,19 +109,11 @@ def _without(P, s, starts, order, hosp, pins, slot_owner, Wr, rs, ro, incr, so_r
     and each re-timed the tail of the list it leaves, the same for every destination: scored
     against the plan without it, each re-times only the list it joins.
     """
-    P, starts, order, hosp, pins, slot_owner = borrow((P, starts, order, hosp, pins, slot_owner))
+    P, starts, order, hosp, pins = borrow((P, starts, order, hosp, pins))
     Wr, rs, ro, incr, so_r, sof_r = borrow((Wr, rs, ro, incr, so_r, sof_r))
-    A = slot_owner[s]
-    n_resp = starts.shape[0] - 1
-    for r in range(n_resp + 1):
-        rs[r] = starts[r] - (1 if r > A else 0)
-    used = starts[n_resp]
-    for j in range(s):
-        ro[j] = order[j]
-    for j in range(s, used - 1):
-        ro[j] = order[j + 1]
-    for j in range(used - 1, ro.shape[0]):
-        ro[j] = -1
+    # as apply_move drops a treat, with the same literal arguments: no specialisation of its own
+    _rebuild(starts, order, rs, ro, s, -1, 0, 0)
+    ro[rs[rs.shape[0] - 1]:] = -1
     F, overflow, T, status = evaluate(P, rs, ro, hosp, pins, Wr)
     incr[0], incr[1], incr[2], incr[3] = F, overflow, T, status
     if status == CYCLE:
@@ -264,10 +256,10 @@ def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift
         i = todo[t]
         kind, a = moves[i, 0], moves[i, 1]
         reduced = False
-        if reducible and kind == RELOCATE and order[a] % 3 != RESCUE:
+        if reducible and kind == RELOCATE and order[a] % KINDS != RESCUE:
             if a != source:
                 source = a
-                shift_r = _without(P, a, starts, order, hosp, pins, slot_owner, Wr, rs, ro, incr, so_r, sof_r)
+                shift_r = _without(P, a, starts, order, hosp, pins, Wr, rs, ro, incr, so_r, sof_r)
             reduced = shift_r >= 0
         if reduced:
             # typed as the moves' own kind and task: a literal would compile the callees again

@@ -29,7 +29,11 @@ def _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, ho
     hlist = np.array([h])
     chain_touched(hosp, inc_hosp, status, inc_arrival, arrival, touched, touched.shape[0], hlist, 1, need, first,
                   links_out, links_in)
-    return overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first[h],
+    place = np.full(status.shape[0], -7, np.int64)  # each admission's place in its hospital's order
+    for k in range(start.shape[0] - 1):
+        for p in range(start[k], start[k + 1]):
+            place[adm[p]] = p - start[k]
+    return overflow_after(h, adm, start, place, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first[h],
                           links_out, links_in, mark, g, beds, risk, ins, out)
 
 

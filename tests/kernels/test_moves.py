@@ -663,7 +663,8 @@ def test_a_move_scores_the_same_whatever_the_workspace_scored_before(seed):
 
 def test_admission_order_is_arrival_then_casualty_index():
     """``build_admissions``: each hospital's arriving casualties (planned, or in transit to it),
-    sorted by arrival, ties by casualty index (SPEC §7), written out here with Python's sort."""
+    sorted by arrival, ties by casualty index (SPEC §7), written out here with Python's sort;
+    and each one's place in that order (``W.nxt``, which ``overflow_after`` reads)."""
     n = ties = 0
     for label, _d, sc, sol in [case for seed in SEEDS for case in cases(seed)]:
         if int(sol.cur[3]) == CYCLE:
@@ -677,6 +678,7 @@ def test_admission_order_is_arrival_then_casualty_index():
             want = sorted(members, key=lambda c: (arrival[c], c))
             got = sol.W.adm[sol.W.adm_start[h]:sol.W.adm_start[h + 1]].tolist()
             assert got == want, (label, h)
+            assert [int(sol.W.nxt[c]) for c in want] == list(range(len(want))), (label, h)  # their places
             ties += len(want) - len({arrival[c] for c in want})
             n += len(want)
     assert n >= 500 and ties >= 5, (n, ties)
@@ -750,6 +752,9 @@ def test_adopt_equals_full_evaluation_over_chains_of_moves(seed):
             assert has_admissions(sol.W) and np.array_equal(sol.W.adm_start, W_full.adm_start) and np.array_equal(
                 sol.W.adm[:W_full.adm_start[-1]], W_full.adm[:W_full.adm_start[-1]]), \
                 f"{label} step {step}: admission order carried over != built afresh\n{_repro(d, sc, sol, move)}"
+            admitted = W_full.adm[:W_full.adm_start[-1]]
+            assert np.array_equal(sol.W.nxt[admitted], W_full.nxt[admitted]), \
+                f"{label} step {step}: admission places carried over != built afresh\n{_repro(d, sc, sol, move)}"
             assert all(_same(x, y) for x, y in zip(sol.cur[:3], want[:3])) and int(sol.cur[3]) == want[3], \
                 f"{label} step {step}: objective {tuple(sol.cur)} != full {want}\n{_repro(d, sc, sol, move)}"
             wrong = _workspace_mismatch(P, sol.starts, sol.W, W_full)
