@@ -90,9 +90,9 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
         for i in range(n_dirty):
             h = hlist[i]
             if need[h]:
-                over[h] = overflow_after(h, Winc.adm, Winc.adm_start, Winc.nxt, o_arrival, o_pdead, Winc.over[h], arrival, pdead,
-                                         status, touched, first[h], links_out, links_in, W.mark, W.gen[GEN],
-                                         P.hosp_cap[h], P.hosp_risk[h], W.nxt, W.buf)
+                over[h] = overflow_after(h, Winc.adm, Winc.adm_start, Winc.nxt, o_arrival, o_pdead, Winc.over[h],
+                                         arrival, pdead, status, touched, first[h], links_out, links_in, W.mark,
+                                         W.gen[GEN], P.hosp_cap[h], P.hosp_risk[h], W.nxt, W.buf)
     elif any_need:
         # no order kept (an incumbent not prepared by incumbent_tables): sorted from scratch, in
         # a call passing P and W that costs most of a microsecond, so only when a hospital needs it

@@ -33,8 +33,8 @@ def _chained(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, ho
     for k in range(start.shape[0] - 1):
         for p in range(start[k], start[k + 1]):
             place[adm[p]] = p - start[k]
-    return overflow_after(h, adm, start, place, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched, first[h],
-                          links_out, links_in, mark, g, beds, risk, ins, out)
+    return overflow_after(h, adm, start, place, inc_arrival, inc_pdead, inc_over, arrival, pdead, status, touched,
+                          first[h], links_out, links_in, mark, g, beds, risk, ins, out)
 
 
 def _overflow_after(h, adm, start, inc_arrival, inc_pdead, inc_over, arrival, pdead, hosp, inc_hosp, status, touched,
