@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from kernels.layout import ACTIVE, DEAD, IN_TRANSIT, ProblemArrays
+from kernels.health import fill_ride_table
+from kernels.layout import ACTIVE, DEAD, ENV_AMBULANCE, IN_TRANSIT, ProblemArrays
 
 from .health import is_known_dead, power_tables
 from .scenario import Scenario, free_from
@@ -103,21 +104,33 @@ def _scalars(sc: Scenario) -> np.ndarray:
     return np.array([float(m.time), m.durations.load, m.durations.handover, m.delivered_fatalities])
 
 
+def _ride(travel: np.ndarray, hosp_loc: np.ndarray, load: float, small: np.ndarray, big: np.ndarray) -> np.ndarray:
+    """``ProblemArrays.ride``: every place's ride to every hospital, as a column of its step
+    matrix (``kernels.health.fill_ride_table``). It depends on the roads, the hospitals and the
+    loading time only: made again when the roads change, shared by every other delta."""
+    out = np.empty((travel.shape[0], len(hosp_loc), 4))
+    fill_ride_table(travel, hosp_loc, float(load), ENV_AMBULANCE, small, big, out)
+    return out
+
+
 def build_problem(sc: Scenario) -> ProblemArrays:
     """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
     small, big = power_tables(sc.chains)
     cas = _casualty_columns(sc, sc.model.casualties, sc.health)
+    travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
+    hosp_loc = np.arange(len(sc.model.hospitals), dtype=np.int64)
     return ProblemArrays(
         **cas,
         **start_columns(small, cas["h0"], cas["status"], cas["trapped"], cas["treated"]),
         **_responder_columns(sc),
         **_hospital_columns(sc),
-        travel=np.ascontiguousarray(sc.travel, dtype=np.float64),
-        hosp_loc=np.arange(len(sc.model.hospitals), dtype=np.int64),
+        travel=travel,
+        hosp_loc=hosp_loc,
         small=small,
         big=big,
         chains=np.ascontiguousarray(sc.chains),
         scalars=_scalars(sc),
+        ride=_ride(travel, hosp_loc, sc.model.durations.load, small, big),
     )
 
 
@@ -161,8 +174,11 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         out.update(_responder_times(sc))
     if hospitals:
         out.update(_hospital_columns(sc))
-    if sc.travel is not P.travel:
-        out["travel"] = np.ascontiguousarray(sc.travel, dtype=np.float64)
+    n_hosp = len(sc.model.hospitals)
+    if sc.travel is not P.travel or P.ride.shape[1] != n_hosp:
+        out["travel"] = travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
+        out["hosp_loc"] = hosp_loc = np.arange(n_hosp, dtype=np.int64)
+        out["ride"] = _ride(travel, hosp_loc, sc.model.durations.load, P.small, P.big)
     out["scalars"] = _scalars(sc)
     return P._replace(**out)
 

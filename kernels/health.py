@@ -121,3 +121,28 @@ def fill_start_table(h, env, small, out):
             out[k, n, 1] = a1
             out[k, n, 2] = a2
             out[k, n, 3] = a3
+
+
+@njit(**JIT)
+def fill_ride_table(travel, hosp_loc, load, env, small, big, out):
+    """``out[l, h, i]``: the deceased entry of ``e_i · P_env(load + travel[l, hosp_loc[h]])``, the
+    chance that a casualty in state ``i`` when picked up at place ``l`` is dead on arrival at
+    hospital ``h``: a ride's column of its step matrix (``dead_on_ride``).
+
+    Each entry is ``propagate`` of a one-hot health, so it is the step matrix the kernels use,
+    by the same products, whatever the ride's length."""
+    for l in range(out.shape[0]):
+        for h in range(out.shape[1]):
+            delta = load + travel[l, hosp_loc[h]]
+            out[l, h, 0] = propagate(1.0, 0.0, 0.0, 0.0, env, delta, small, big)[3]
+            out[l, h, 1] = propagate(0.0, 1.0, 0.0, 0.0, env, delta, small, big)[3]
+            out[l, h, 2] = propagate(0.0, 0.0, 1.0, 0.0, env, delta, small, big)[3]
+            out[l, h, 3] = propagate(0.0, 0.0, 0.0, 1.0, env, delta, small, big)[3]
+
+
+@njit(**JIT, inline="always")
+def dead_on_ride(h0, h1, h2, h3, ride, l, h):
+    """``p_dead`` on arrival at hospital ``h`` of a casualty picked up at place ``l`` with health
+    ``h0``..``h3``: one dot product with its ride's column (``fill_ride_table``), where
+    ``dead_after`` took two with table columns and the fraction's step, on every timeline."""
+    return h0 * ride[l, h, 0] + h1 * ride[l, h, 1] + h2 * ride[l, h, 2] + h3 * ride[l, h, 3]

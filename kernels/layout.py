@@ -66,6 +66,7 @@ ProblemArrays = namedtuple(
         "start_table",     # f8[K, T, 4] health as observed times P_env^n (kernels.health.propagate_start)
         "start_row",       # i8[C] each casualty's row of start_table (-1: none)
         "start_env",       # i8[C] the environment that row is for: its first segment's (-1: none)
+        "ride",            # f8[L, H, 4] P_ambulance(load + travel to hospital h)[:, dead] (health.fill_ride_table)
     ],
 )
 

@@ -127,3 +127,22 @@ def test_a_kept_admission_pushed_beyond_the_last_bed_is_counted():
     got = _overflow_after(0, adm, start, inc_arrival, pdead, inc_over, arrival, pdead, hosp, hosp, status,
                           np.array([2], np.int64), mark, 1, 1, 1.0)
     assert abs(got - ((1 - 0.1) + (1 - 0.2))) <= 1e-15
+
+
+def test_rank_counts_the_admissions_before_a_casualty(rng):
+    """``_rank`` against counting plainly: ranges of every length from 0 (and not from the array's
+    start), arrivals on a few whole minutes so that ties with the casualty, broken by index, are
+    everywhere, and a casualty before, among and after them all."""
+    from kernels.admissions import _rank
+
+    for _ in range(400):
+        n_cas = int(rng.integers(1, 40))
+        arrival = rng.integers(0, 5, n_cas).astype(float)
+        members = rng.permutation(n_cas)[: int(rng.integers(0, n_cas + 1))]
+        members = members[np.lexsort((members, arrival[members]))]  # admission order
+        lo = int(rng.integers(0, 4))
+        adm = np.concatenate([np.full(lo, -1), members, np.full(3, -1)]).astype(np.int64)
+        c = int(rng.integers(0, n_cas))
+        a = float(rng.integers(-1, 6))
+        want = sum(1 for d in members if arrival[d] < a or (arrival[d] == a and d < c))
+        assert _rank(adm, lo, lo + len(members), arrival, c, a) == want
