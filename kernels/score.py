@@ -123,6 +123,35 @@ def _without(P, s, starts, order, hosp, pins, Wr, rs, ro, incr, so_r, sof_r):
     return count_shift(P, rs, Wr)
 
 
+#: A relocation is scored against the plan without its task only when that task's relocations
+#: come in a run of at least this many times the number of lists (``worth_without``).
+WITHOUT_RUN_PER_LIST = 2
+
+
+@njit(**JIT, inline="always")
+def worth_without(moves, i, a, n_lists):
+    """Whether relocation ``moves[i]`` of the task in slot ``a`` is scored against the plan
+    without that task: whether the run of consecutive relocations of it around ``i`` is at least
+    ``WITHOUT_RUN_PER_LIST`` times the number of lists long.
+
+    Making that plan is a full evaluation, O(the plan), and each relocation scored against it
+    saves the re-timing of the list the task leaves, about the plan over the number of lists: a
+    full neighbourhood relocates every task to a hundred or so places at paper size, where it
+    pays, but a granular one to a few dozen among thousands of tasks (at 1 000 casualties
+    descent took twice as long with it) and the audit's alternative each task once (an issue
+    took four times as long). The run is counted in ``moves`` itself, not in a thread's share,
+    so every thread decides as one would: the same scores on one thread as on two.
+    """
+    lo = i
+    while lo > 0 and moves[lo - 1, 0] == RELOCATE and moves[lo - 1, 1] == a:
+        lo -= 1
+    need = WITHOUT_RUN_PER_LIST * n_lists
+    hi = i + 1
+    while hi < moves.shape[0] and hi - lo < need and moves[hi, 0] == RELOCATE and moves[hi, 1] == a:
+        hi += 1
+    return hi - lo >= need
+
+
 #: An over-capacity hospital's overflow change under a move that re-admits ``s`` of its
 #: casualties depends only on the admissions within ``s`` places of its last bed (``kernels.memo``):
 #: windows of radius 1, 2, 4, ... ``2^(WINDOWS - 1)`` get an id each; a move re-admitting more
@@ -238,9 +267,9 @@ def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift
 
     A relocation of a transport or a treat is scored as that task's insertion into the plan
     without it (``_without``, in ``Wr``, made again when the moved task changes): its list's
-    tail is re-timed once for all its destinations. Not while recording what each score depends
-    on (the memo's dependencies are the incumbent's lists), nor for a rescue, without which its
-    transport would wait for ever.
+    tail is re-timed once for all its destinations, when they are many (``worth_without``). Not
+    while recording what each score depends on (the memo's dependencies are the incumbent's
+    lists), nor for a rescue, without which its transport would wait for ever.
     """
     P, starts, order, hosp, pins, Winc, inc = borrow((P, starts, order, hosp, pins, Winc, inc))
     slot_owner, slot_of, moves, todo, out_F, out_T = borrow((slot_owner, slot_of, moves, todo, out_F, out_T))
@@ -250,17 +279,27 @@ def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift
     memo = rows.shape[0] > 0
     F0, T0 = inc[0], inc[2]
     reducible = not (memo and record) and int(inc[3]) != CYCLE
-    source = -1
+    n_lists = starts.shape[0] - 1
+    # the run the last move was part of (-1: none): its task, its last index, whether it is reduced
+    source, last, use = -1, -1, False
+    built = -1  # the task Wr is the plan without
     shift_r = -1
     for t in range(lo, hi):
         i = todo[t]
         kind, a = moves[i, 0], moves[i, 1]
         reduced = False
         if reducible and kind == RELOCATE and order[a] % KINDS != RESCUE:
-            if a != source:
+            if a != source or i != last + 1:  # a run entered (a thread's share may start inside one)
                 source = a
-                shift_r = _without(P, a, starts, order, hosp, pins, Wr, rs, ro, incr, so_r, sof_r)
-            reduced = shift_r >= 0
+                use = worth_without(moves, i, a, n_lists)
+            last = i
+            if use:
+                if a != built:
+                    built = a
+                    shift_r = _without(P, a, starts, order, hosp, pins, Wr, rs, ro, incr, so_r, sof_r)
+                reduced = shift_r >= 0
+        else:
+            source = -1
         if reduced:
             # typed as the moves' own kind and task: a literal would compile the callees again
             F, _o, T, st = evaluate_move_inline(P, kind * 0 + INSERT_TASK, a * 0 + order[a], moves[i, 2], moves[i, 3],
