@@ -85,7 +85,9 @@ class SearchState:
         while True:
             n = enumerate_moves(P, sol.starts, sol.order, sol.hosp, sol.pins, neigh, hneigh, self._moves)
             if n <= len(self._moves):
-                return self._moves, n
+                # exactly the moves: the sweeps read runs of one task's relocations up to the
+                # array's end (kernels.score.worth_without), and past n are an earlier sweep's
+                return self._moves[:n], n
             self._moves = np.empty((int(n * 1.25) + 16, 4), dtype=np.int64)
 
 

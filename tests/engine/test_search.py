@@ -36,7 +36,7 @@ from engine.solution import Solution
 from engine.solve import DEFAULT_ITERATIONS, solve
 from kernels.evaluate import row_width
 from kernels.layout import ACTIVE, CYCLE, FEASIBLE, KINDS, RESCUE, SHIFT, TRANSPORT, TREAT
-from kernels.moves import enumerate_moves
+from kernels.moves import RELOCATE, enumerate_moves
 from kernels.search import _agrees, better, score_serial, sweep
 
 TOL = 1e-9
@@ -698,3 +698,30 @@ def test_explanation_times_follow_the_plan_s_schedule(london, algorithm):
         else:
             assert row["minutes_trapped"] is None
             assert row["minutes_ccs"] == pytest.approx(t["start"] - o, abs=1e-9)
+
+
+def test_the_sweeps_get_exactly_the_neighbourhood_whatever_the_buffer_held():
+    """``SearchState.moves`` reuses its buffer; past the neighbourhood it holds what an earlier,
+    larger one left. The sweeps read a run of one task's relocations up to the end of the array
+    they get (``kernels.score.worth_without``), so they get exactly the neighbourhood, and score
+    it to the bit as they score a fresh copy of it, though the buffer's next rows continue its
+    last run of relocations."""
+    state = _state(generate("random", seed=2, casualties=8, paramedics=2, fire=1, hospitals=2))
+    moves, n = state.moves()
+    moves = moves[:n].copy()
+    reloc = np.flatnonzero(moves[:, 0] == RELOCATE)
+    last = moves[reloc[-1]].copy()
+    stale = np.tile(last, (n + 64, 1))  # an earlier neighbourhood's rows: the same relocation
+    stale[: n] = moves
+    state._moves = stale
+    got, m = state.moves()
+    assert m == n and len(got) == n and np.array_equal(got, moves)
+    sol = state.current
+    P = problem_arrays(sol.sc)
+    out = []
+    for arr in (got, np.array(moves)):
+        F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, arr, n, F, T, st, 1)
+        out.append((F, T, st))
+    for a, b in zip(*out):
+        assert np.array_equal(a, b, equal_nan=True)
