@@ -296,8 +296,9 @@ def sweep_memo(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, o
     dealt, dealt_row = np.empty(max(n_todo, 1), np.int64), np.empty(max(n_todo, 1), np.int64)
     deal(todo, n_todo, n_chunks, dealt)
     deal(todo_row, n_todo, n_chunks, dealt_row)
+    scored = moves[:n_moves]  # score.worth_without reads runs to the array's end, not a buffer's
     for chunk in prange(n_chunks):
-        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, dealt,
+        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, scored, dealt,
                     share(chunk, n_todo, n_chunks), share(chunk + 1, n_todo, n_chunks), out_F, out_T, out_status,
                     dealt_row, dF, dT, status, when, deps, n_deps, epoch, local)
     for t in range(n_dup):

@@ -62,8 +62,9 @@ def sweep(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F, out_T,
     # would a literal epoch or flag not: each literal argument compiles a specialisation of its own)
     no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((1, 0, 1), np.int16)
     epoch, record = n_shift * 0, n_moves < 0
+    scored = moves[:n_moves]  # score.worth_without reads runs to the array's end, not a buffer's
     for chunk in prange(n_chunks):
-        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, todo,
+        score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, scored, todo,
                     share(chunk, n_moves, n_chunks), share(chunk + 1, n_moves, n_chunks), out_F, out_T, out_status,
                     no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, epoch, record)
 
@@ -82,9 +83,10 @@ def score_serial(P, starts, order, hosp, pins, Winc, inc, moves, n_moves, out_F,
     # specialisation of score_moves of its own
     no_rows, no_f, no_deps = np.empty(0, np.int64), np.empty(0), np.empty((1, 0, 1), np.int16)
     zero, record = n_moves * 0, n_moves < 0
-    score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves, np.arange(n_moves),
-                zero, n_moves, out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows, no_deps, no_rows, zero,
-                record)
+    # score.worth_without reads runs to the array's end: hand it the moves, not their buffer
+    score_moves(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift, moves[:n_moves],
+                np.arange(n_moves), zero, n_moves, out_F, out_T, out_status, no_rows, no_f, no_f, no_rows, no_rows,
+                no_deps, no_rows, zero, record)
 
 
 @njit(**JIT, inline="always")

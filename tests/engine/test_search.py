@@ -725,3 +725,36 @@ def test_the_sweeps_get_exactly_the_neighbourhood_whatever_the_buffer_held():
         out.append((F, T, st))
     for a, b in zip(*out):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("scorer", ["sweep, 1 thread", "sweep, 2 threads", "score_serial", "memo"])
+def test_every_scorer_reads_only_the_moves_it_is_told_of(scorer):
+    """A caller's buffer may hold more rows than ``n_moves`` (``kernels.alternative`` fills the
+    first rows of an ``np.empty`` one). Whether a relocation is scored against the plan without
+    its task depends on the run of its relocations (``kernels.score.worth_without``), and the two
+    ways agree only to rounding, so rows past ``n_moves`` that continue the last run must not
+    count: every scorer scores the buffer to the bit as it scores exactly its first ``n_moves``
+    rows. Neighbourhoods cut after a task's first relocation; on this scenario some of them
+    differ in the last bit when the buffer's rows are read."""
+    d = generate("random", seed=0, casualties=8, paramedics=2, fire=1, hospitals=2)
+    state = _state(d)
+    moves, n = state.moves()
+    sol = state.current
+    P = problem_arrays(sol.sc)
+    for last in np.flatnonzero(moves[:n, 0] == RELOCATE)[::3]:
+        k = int(last) + 1
+        buffer = np.tile(moves[last], (k + 64, 1))  # the rows past k repeat its last relocation
+        buffer[:k] = moves[:k]
+        out = []
+        for arr in (buffer, buffer[:k].copy()):
+            F, T, st = np.empty(k), np.empty(k), np.empty(k, dtype=np.int64)
+            if scorer == "score_serial":
+                score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, arr, k, F, T, st)
+            elif scorer == "memo":
+                _state(d).memo.score(sol, arr, k, F, T, st, 2)
+            else:
+                sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, arr, k, F, T, st,
+                      int(scorer[7]))
+            out.append((F, T, st))
+        for a, b in zip(*out):
+            assert np.array_equal(a, b, equal_nan=True), f"the neighbourhood cut after move {last}"
