@@ -24,7 +24,7 @@ def cold_sweep(state: SearchState):
     return _score_all(state)
 
 
-def _plain_score(_memo, sol, moves, n, F, T, st, n_threads):
+def _plain_score(_memo, sol, moves, n, F, T, st, n_threads, record_first=True):
     """``SweepMemo.score`` with no memo: every move scored afresh, nothing recorded."""
     sweep(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st,
           n_threads)

@@ -42,10 +42,10 @@ def _same(memo_out, plain_out):
     return ok
 
 
-def _memo_sweep(memo, sol, moves, n_threads=2):
+def _memo_sweep(memo, sol, moves, n_threads=2, record_first=True):
     n = len(moves)
     F, T, st = np.full(n, -7.0), np.full(n, -7.0), np.full(n, -7, dtype=np.int64)
-    fresh = memo.score(sol, moves, n, F, T, st, n_threads)
+    fresh = memo.score(sol, moves, n, F, T, st, n_threads, record_first)
     return (F, T, st), fresh
 
 
@@ -161,7 +161,7 @@ def test_descent_with_memo_equals_descent_without(monkeypatch, plain_above):
     with_memo = [solve(d, algorithm=a, iterations=it, seed=0).plan.to_json()
                  for d in scenarios for a, it in (("descent", None), ("tabu", 25))]
 
-    def plain(self, sol, moves, n, F, T, st, n_threads):
+    def plain(self, sol, moves, n, F, T, st, n_threads, record_first=True):
         F[:], T[:], st[:] = run_sweep(problem_arrays(sol.sc), sol, moves[:n], n_threads)
         return n
 
@@ -403,3 +403,30 @@ def test_a_sweep_after_many_applied_moves_scores_every_move_plainly(monkeypatch)
     monkeypatch.setattr(SweepMemo, "PLAIN_ABOVE", 0.0)
     fresh, n = sweep_after(1)
     assert fresh < n  # never plainly after one move, however few the lists
+
+
+@pytest.mark.parametrize("record_first", [True, False])
+def test_a_first_sweep_records_only_if_asked(record_first):
+    """Descent, whose follow-ups change most lists after each sweep, asks the memo not to record
+    a sweep of a plan it does not know (``record_first=False``): that sweep scores plainly, so
+    the next one, after a single move, scores every move again (and records), and the one after
+    that reuses. Asked to record (tabu), the sweep after one move already reuses."""
+    d = generate("random", seed=10, casualties=24, paramedics=6, fire=2, hospitals=5)
+    for h in d["hospitals"]:
+        h["capacity"] = 50  # no hospital over its beds: a hospital move leaves most scores valid
+    sc = engine.load_scenario(d)
+    sol = construct.greedy(sc)
+    P = problem_arrays(sc)
+    state = SearchState(sol, sol.copy())
+    rng = np.random.default_rng(0)
+    freshes = []
+    for step in range(3):
+        moves = full_moves(P, sol)
+        out, fresh = _memo_sweep(state.memo, sol, moves, record_first=record_first)
+        assert _same(out, run_sweep(P, sol, moves, 1)).all()
+        freshes.append(fresh / len(moves))
+        F, T, st = out
+        i = int(rng.choice(np.flatnonzero((moves[:, 0] == HOSPITAL) & (st != CYCLE))))
+        _apply(state, moves[i].copy(), (F[i], T[i]))  # the memo is told (stamp_move)
+    assert freshes[0] == 1.0 and freshes[2] < 1.0
+    assert (freshes[1] == 1.0) == (not record_first)
