@@ -97,14 +97,39 @@ def _agrees(x, full):
 
 @njit(**JIT)
 def pick_best(out_F, out_T, out_status, n_moves, allowed):
-    """Index of the best allowed move (first index on exact ties), or -1."""
-    best = -1
+    """Index of the best allowed move, SPEC §7's best of a set, or -1 if none is allowed.
+
+    The moves of the best feasibility rank; among them, those with ``F`` at most ``TIE`` above
+    the smallest; among those, the first whose ``T`` is at most ``TIE`` above their smallest
+    (the casualty minutes of two plans are equal to rounding as often as their ``F``: twins,
+    an order of the same visits). A wait cycle has no ``F`` or ``T``: the first such move, if
+    no other is allowed. A scan keeping the ``better`` of two is not the same: the tie is not
+    transitive, so the scan's answer could have ``F`` up to twice ``TIE`` above the smallest,
+    and depend on the moves' order.
+    """
+    r_best = 3
+    F_min = np.inf
     for i in range(n_moves):
-        if not allowed[i]:
-            continue
-        if best < 0 or better(out_F[i], out_T[i], out_status[i], out_F[best], out_T[best], out_status[best]):
-            best = i
-    return best
+        if allowed[i]:
+            r = _rank(out_status[i])
+            if r < r_best:
+                r_best, F_min = r, np.inf
+            if r == r_best and out_F[i] < F_min:
+                F_min = out_F[i]
+    T_min = np.inf
+    first = -1  # of the best rank: a cycle's, or any if no F is a number (none the kernels make)
+    for i in range(n_moves):
+        if allowed[i] and _rank(out_status[i]) == r_best:
+            if first < 0:
+                first = i
+            if out_F[i] - F_min <= TIE and out_T[i] < T_min:
+                T_min = out_T[i]
+    if r_best == 2:
+        return first
+    for i in range(n_moves):
+        if allowed[i] and _rank(out_status[i]) == r_best and out_F[i] - F_min <= TIE and out_T[i] - T_min <= TIE:
+            return i
+    return first
 
 
 @njit(**JIT)

@@ -432,6 +432,26 @@ def better(x, y) -> bool:
     return x[2] < y[2] - TIE
 
 
+def best_of(scores) -> int:
+    """SPEC §7's best of a set: the index of the best of ``scores`` (``objective`` triples).
+
+    The best rank; among those, the ones with ``F <= F_min + 1e-9``; among those, the first
+    with ``T <= T_min + 1e-9`` (their smallest ``T``; casualty minutes equal to rounding tie,
+    as ``better`` has them). Plans in a wait cycle have no ``F``: the first of them, if all
+    are. ``None`` for no scores.
+    """
+    if not scores:
+        return None
+    rank = min(x[0] for x in scores)
+    ranked = [i for i, x in enumerate(scores) if x[0] == rank]
+    if rank == 2:
+        return ranked[0]
+    f_min = min(scores[i][1] for i in ranked)
+    near = [i for i in ranked if scores[i][1] - f_min <= TIE]
+    t_min = min(scores[i][2] for i in near)
+    return next(i for i in near if scores[i][2] - t_min <= TIE)
+
+
 def apply_move(lists, hosp, move, at):
     """New ``(lists, hosp)`` after ``move = (kind, a, b, c)`` of ``kernels/moves.py``; ``at(slot)``
     gives a slot's ``(list, index)``. RELOCATE: the task at ``a`` to list ``b`` at index ``c`` of
@@ -587,10 +607,8 @@ def greedy(sc, pinned=None, hosp_pinned=None):
        transport is put into each paramedic team's list (teams in index order) at each index
        from the end of the pinned prefix to the end of the list, in that order; each candidate
        plan is scored by ``evaluate(..., partial=True)`` (casualties not carried yet left out);
-       the first candidate is kept and each later one replaces the kept one if it is
-       ``better`` (rank, then ``F`` beyond 1e-9, then ``T`` beyond 1e-9). That is the scan of
-       ``pick_best``, not "the first of those within 1e-9 of the best": the tolerance is not
-       transitive, and the scan's answer depends on the order.
+       the one kept is SPEC §7's best of the set (``best_of``: the best rank, then among
+       those with ``F`` within 1e-9 of the smallest the first with ``T`` within 1e-9 of theirs).
     """
     from engine.construct import rule
 
@@ -629,14 +647,13 @@ def greedy(sc, pinned=None, hosp_pinned=None):
             continue
         hosp[c] = nearest_with_bed(sc, c, taken)
         taken[hosp[c]] += 1
-        best = best_lists = None
+        cands, scores = [], []
         for r in medics:
             for i in range(pins[r], len(lists[r]) + 1):
                 cand = [list(codes) for codes in lists]
                 cand[r].insert(i, 3 * c + 2)
-                score = objective(evaluate(sc, plan_of(sc, cand, hosp, pins), partial=True))
-                if best is None or better(score, best):
-                    best, best_lists = score, cand
-        assert best_lists is not None, "no paramedic team to carry the casualty"
-        lists = best_lists
+                cands.append(cand)
+                scores.append(objective(evaluate(sc, plan_of(sc, cand, hosp, pins), partial=True)))
+        assert cands, "no paramedic team to carry the casualty"
+        lists = cands[best_of(scores)]
     return lists, hosp
