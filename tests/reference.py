@@ -432,7 +432,7 @@ def better(x, y) -> bool:
     return x[2] < y[2] - TIE
 
 
-def best_of(scores) -> int:
+def best_of(scores) -> int | None:
     """SPEC §7's best of a set: the index of the best of ``scores`` (``objective`` triples).
 
     The best rank; among those, the ones with ``F <= F_min + 1e-9``; among those, the first

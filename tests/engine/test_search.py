@@ -541,7 +541,7 @@ def test_descent_takes_an_improving_move_though_the_best_scored_one_ties(monkeyp
     T = np.full(n, cur[2])
     st = np.full(n, FEASIBLE, dtype=np.int64)
     F[0], F[1] = cur[0] - 0.96e-9, cur[0] - 1.66e-9  # the first ties the plan, the second beats it
-    assert not better(F[1], T[1], st[1], F[0], T[0], st[0])  # so a scan of all keeps the first
+    assert not better(F[1], T[1], st[1], F[0], T[0], st[0])  # pairwise, the second does not beat the first
     monkeypatch.setattr(algorithms, "_score_all", lambda state, **_: (moves, n, F, T, st))
     for followups in (False, True):
         proposal = algorithms.Descent(followups=followups).propose(state)
