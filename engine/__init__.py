@@ -12,9 +12,10 @@ from .planner import Planner
 from .result import Result, Statistics
 from .scenario import Scenario, load_scenario
 from .solve import Callbacks, solve
+from .stop import MaxIterations, MaxRuntime, NoImprovement
 
 __all__ = [
-    "Annealing", "Callbacks", "DeltaError", "Descent", "InputError", "Objective", "Plan", "PlanError", "Planner", "Problem",
-    "Result", "Scenario", "ScenarioError", "Statistics", "Tabu", "Task", "evaluate", "load_plan", "load_scenario",
-    "solve",
+    "Annealing", "Callbacks", "DeltaError", "Descent", "InputError", "MaxIterations", "MaxRuntime", "NoImprovement",
+    "Objective", "Plan", "PlanError", "Planner", "Problem", "Result", "Scenario", "ScenarioError", "Statistics", "Tabu",
+    "Task", "evaluate", "load_plan", "load_scenario", "solve",
 ]

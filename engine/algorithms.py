@@ -369,9 +369,9 @@ class Annealing:
     #: hospital swap (see kernels.moves.RANDOM_KINDS)
     weights = np.array([0.36, 0.22, 0.14, 0.08, 0.04, 0.08, 0.08])
 
-    def __init__(self, seed: int = 0, schedule: SimulatedAnnealing | None = None, samples: int = 300,
+    def __init__(self, seed: int | None = None, schedule: SimulatedAnnealing | None = None, samples: int = 300,
                  accept_prob: float = 0.5):
-        self.seed = seed
+        self.seed = seed  # None: ``solve``'s seed (0 when run otherwise)
         self.accept_prob = accept_prob
         self.schedule = schedule
         self.samples = samples
@@ -385,7 +385,7 @@ class Annealing:
         out = np.empty(self.samples)
         cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
         m = sample_deltas(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, *self._pools(P),
-                          self.weights, *state.neighbourhoods(), self.samples, self.seed * 7919 + 17,
+                          self.weights, *state.neighbourhoods(), self.samples, (self.seed or 0) * 7919 + 17,
                           workspace_for(P), cs, co, ch, out)
         state.evaluations += self.samples
         self._fit_tasks = int(sol.starts[-1])
@@ -432,7 +432,7 @@ class Annealing:
         bad = np.zeros(8)
         k = anneal_chunk(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, best.starts, best.order,
                          best.hosp, best.cur, *pools, self.weights, *state.neighbourhoods(),
-                         schedule.start, schedule.end, it0, total, n, self.seed * 1_000_003 + self._chunk,
+                         schedule.start, schedule.end, it0, total, n, (self.seed or 0) * 1_000_003 + self._chunk,
                          Wc, cs, co, ch, stats, state.assert_moves, bad)
         if k >= 0:
             raise MoveMismatch(f"move {tuple(int(x) for x in bad[:4])}: delta gave F={bad[4]!r}, T={bad[6]!r}; "

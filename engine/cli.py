@@ -13,13 +13,9 @@ from pathlib import Path
 
 from .compiling import compile_notice
 from .errors import InputError, Problem
+from .solve import MAX_SEED
 
 EXIT_BAD_INPUT = 2
-
-
-#: The largest ``--seed``: the search's kernels take it as a 64-bit integer, and an experiment
-#: derives its runs' seeds from it (``experiment.run_seed``).
-MAX_SEED = 2**32 - 1
 
 
 def seed(text: str) -> int:

@@ -27,15 +27,24 @@ def _progress(args):
 
 
 def cmd_solve(args) -> int:
+    from .scenario import load_scenario
     from .solve import solve
 
+    problems = []  # every one at once: the arguments', the output's and the scenario's
     if args.iterations is not None and args.iterations < 0:
-        raise InputError(Problem("--iterations", "expected a whole number >= 0"))
-    if args.time_limit is not None and not args.time_limit >= 0:
-        raise InputError(Problem("--time-limit", "expected seconds >= 0"))
+        problems.append(Problem("--iterations", "expected a whole number >= 0"))
+    if args.time_limit is not None and not 0 <= args.time_limit < float("inf"):
+        problems.append(Problem("--time-limit", "expected a finite number of seconds >= 0"))
     if args.out:
-        _writable(Path(args.out), "--out")  # before the search, not after it
-    result = solve(args.scenario, algorithm=args.algorithm, seed=args.seed, iterations=args.iterations,
+        problems += _problems(_writable, Path(args.out), "--out")  # before the search, not after it
+    sc = None
+    try:
+        sc = load_scenario(args.scenario)
+    except InputError as exc:
+        problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    result = solve(sc, algorithm=args.algorithm, seed=args.seed, iterations=args.iterations,
                    time_limit=args.time_limit, callbacks=_progress(args))
     if _progress(args):
         sys.stderr.write("\n")
@@ -44,6 +53,8 @@ def cmd_solve(args) -> int:
     if args.out:
         from .cli import write_text
 
+        # the folders on the way, as simulate's and experiment's --out: _writable let them pass
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text(args.out, json.dumps(doc, indent=1) + "\n")
     if args.json:
         out = {"objective": obj.to_json(), "stats": result.stats.to_json()}
@@ -118,7 +129,9 @@ def cmd_replay(args) -> int:
     simulated minute since the previous line, for at most ``MAX_GAP_MINUTES`` of them: nothing
     changes the model in a gap, so more search there finds nothing a control room would wait
     for (and a log that jumps a year would otherwise search for a year's worth). A rejected
-    delta is reported and the replay goes on, as it would in a control room.
+    delta is reported in the transcript and the replay goes on, as it would in a control room;
+    it is vetted before the search runs for the minutes up to it, so it changes nothing, not
+    even how long the search ran.
     """
     from .errors import DeltaError
     from .planner import Planner
@@ -148,6 +161,13 @@ def cmd_replay(args) -> int:
     planner = Planner(args.scenario, algorithm=args.algorithm, seed=args.seed, audit=audit)
     last = planner.time
     for i, rec in records:
+        try:
+            if rec.get("type") != "next_task":
+                planner.check(rec)  # a rejected delta changes nothing, the search's minutes included
+        except DeltaError as err:
+            for p in err.problems:
+                print(f"{rec['time']:8.2f}  rejected (line {i}): {p}")
+            continue
         minutes = min(max(0.0, rec["time"] - last), MAX_GAP_MINUTES)
         iterations = int(round(minutes * args.iterations_per_minute))
         if iterations:
@@ -211,6 +231,15 @@ def _config(args):
         _finite(args.seconds_per_minute, "--seconds-per-minute", "a finite number of seconds > 0", lambda x: x > 0)
     return SimulationConfig(horizon=args.horizon, iterations_per_minute=args.iterations_per_minute,
                             duration_cv=args.duration_cv, seconds_per_minute=args.seconds_per_minute)
+
+
+def _problems(check, *args) -> list[Problem]:
+    """The problems ``check(*args)`` raises, as a list (empty if none)."""
+    try:
+        check(*args)
+    except InputError as exc:
+        return exc.problems
+    return []
 
 
 def _writable(path: Path, name: str, directory: bool = False) -> Path:

@@ -6,14 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.layout import ACTIVE, DEAD, IN_TRANSIT
+from kernels.layout import ACTIVE, CYCLE, DEAD, IN_TRANSIT
 
 from .solution import Solution
 
 
 @dataclass
 class Explanation:
-    """``casualties``: one dict per casualty; ``hospitals``: admissions, beds and overflow each."""
+    """``casualties``: one dict per casualty; ``hospitals``: admissions, beds and overflow each.
+
+    A casualty's ``share`` is its ``p_dead`` plus its own overflow term (SPEC §7): the shares
+    and the scenario's ``delivered_fatalities`` add up to ``expected_fatalities``. A plan caught
+    in a cycle of waits has no objective: ``p_dead``, ``share`` and the hospitals' overflow are
+    ``None``, and only the times of the tasks timed before the cycle are given.
+    """
 
     casualties: list[dict]
     hospitals: list[dict]
@@ -31,18 +37,18 @@ class Explanation:
                  f"  {'casualty':<10} {'p_dead':>7} {'share':>7} {'arrival':>8} {'hospital':<10} "
                  f"{'trapped':>8} {'ccs':>7} {'ambul.':>7}"]
         for d in self.top(n):
-            lines.append(f"  {d['casualty']:<10} {d['p_dead']:7.4f} {d['share']:7.4f} "
+            lines.append(f"  {d['casualty']:<10} {_fmt(d['p_dead'], 4):>7} {_fmt(d['share'], 4):>7} "
                          f"{_fmt(d['arrival']):>8} {str(d['hospital']):<10} {_fmt(d['minutes_trapped']):>8} "
                          f"{_fmt(d['minutes_ccs']):>7} {_fmt(d['minutes_ambulance']):>7}")
         lines.append("hospital load:")
         for h in self.hospitals:
             lines.append(f"  {h['hospital']:<10} {h['admissions']:>3} admitted / {h['beds']:>3} beds"
-                         f"   overflow fatalities {h['overflow_fatalities']:.4f}")
+                         f"   overflow fatalities {_fmt(h['overflow_fatalities'], 4)}")
         return "\n".join(lines)
 
 
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def _fmt(x, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def explain(sol: Solution) -> Explanation:
@@ -52,6 +58,7 @@ def explain(sol: Solution) -> Explanation:
     sc, W = sol.sc, sol.W
     P = problem_arrays(sc)
     m = sc.model
+    scored = int(sol.cur[3]) != CYCLE  # else the workspace's p_dead are not this plan's
     n_hosp = len(m.hospitals)
     cas_over = np.zeros(len(m.casualties))
     admitted = [[] for _ in range(n_hosp)]
@@ -68,7 +75,7 @@ def explain(sol: Solution) -> Explanation:
             cas_over[c] = (1.0 - W.pdead[c]) * P.hosp_risk[h]
             over += cas_over[c]
         hospitals.append({"hospital": m.hospitals[h].id, "admissions": len(members), "beds": int(P.hosp_cap[h]),
-                          "overflow_fatalities": over})
+                          "overflow_fatalities": over if scored else None})
     casualties = []
     for c, cas in enumerate(m.casualties):
         o = float(P.obs[c])
@@ -85,8 +92,8 @@ def explain(sol: Solution) -> Explanation:
         ccs_from = rescued if rescued is not None else o
         casualties.append({
             "casualty": cas.id,
-            "p_dead": float(W.pdead[c]),
-            "share": float(W.pdead[c] + cas_over[c]),
+            "p_dead": float(W.pdead[c]) if scored else None,
+            "share": float(W.pdead[c] + cas_over[c]) if scored else None,
             "arrival": arrival,
             "hospital": hosp,
             "minutes_trapped": None if rescued is None else max(0.0, rescued - o),

@@ -19,7 +19,7 @@ from kernels.layout import ACTIVE, IN_TRANSIT, KINDS, RESCUE, TRANSPORT, TREAT
 
 from .errors import PlanError, Problem
 from .model import Id, Number, Strict
-from .scenario import Scenario, checked_format, loads, pydantic_problems, reported
+from .scenario import Scenario, checked_format, loads, pydantic_problems, read_text, reported
 
 PLAN_FORMAT = "goldenhour.plan/1"
 TASK_KINDS = ("rescue", "treat", "transport")
@@ -139,11 +139,7 @@ def load_plan(sc: Scenario, source: Any) -> Plan:
         raise PlanError(Problem("plan", f"expected a file path, a dict or a Plan, got {type(source).__name__}"))
     else:
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError(Problem(str(path), f"cannot read: {exc}")) from None
-        data = loads(text, str(path), PlanError)
+        data = loads(read_text(path, PlanError), str(path), PlanError)
     if not isinstance(data, dict):
         raise PlanError(Problem("plan", "a plan is a JSON object"))
     data, wrong_format = checked_format(data, PLAN_FORMAT, PlanError)

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from kernels.alternative import best_other_first
 from kernels.layout import CYCLE
 from kernels.schedule import SHIFT_TOL
-from kernels.search import better, score_serial
+from kernels.search import better, commit, score_serial
 
 from . import construct
 from .accept import Outcome
@@ -47,13 +47,14 @@ from .audit import AuditLog
 from .checks import check_shift
 from .deltas import Clock, actual_time, apply_delta, copy_model, parse_delta
 from .derive import derive
-from .errors import DeltaError, PlanError, Problem, ScenarioError
+from .errors import DeltaError, InputError, PlanError, Problem, ScenarioError
 from .objective import Objective
 from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
 from .repair import carry_over, repair, repair_solution, same_rules
 from .scenario import Scenario, free_from, load_scenario, pydantic_problems, with_available
 from .solution import Solution
+from .solve import seed_problem
 from .turns import TurnLock
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
@@ -167,14 +168,27 @@ def require_teams(sc: Scenario, error: type, checked: Scenario | None = None) ->
 
 
 class Planner:
-    """Online planning over one incident (see the module docstring and SPEC §8, §11)."""
+    """Online planning over one incident (see the module docstring and SPEC §8, §11).
+
+    ``issue_better``: an issue sends the team where a better plan than the incumbent sends it,
+    when sending it to another task first is one (``_first_choice``); ``False`` carries the
+    incumbent out as it stands.
+
+    Callbacks, each called outside the planner's lock in the thread that caused it:
+    ``on_best(plan, objective)`` whenever the incumbent changes (the search finds a better plan;
+    a delta is applied, which changes the model and so the plan and its score; a task is issued,
+    which pins it, or issues a better plan than the incumbent), ``on_delta(delta)`` after each
+    accepted delta, and ``on_issue(record)`` after each issue, with its audit record.
+    """
 
     def __init__(self, scenario, algorithm: str = "annealing", seed: int = 0, audit=None,
                  chunk: int | None = None, plan=None, assert_moves: bool | None = None,
                  on_best: Callable | None = None, on_delta: Callable | None = None,
-                 on_issue: Callable | None = None):
+                 on_issue: Callable | None = None, issue_better: bool = True):
         if algorithm not in ("descent", "tabu", "annealing"):
             raise ValueError(f"unknown algorithm '{algorithm}'; expected descent, tabu or annealing")
+        if (problem := seed_problem(seed)) is not None:
+            raise InputError(problem)
         model = load_scenario(scenario).to_dict()
         for cas in model["casualties"]:  # explicit, so that moving the clock cannot change them
             cas.setdefault("observed_at", float(model.get("time", 0.0)))
@@ -184,6 +198,7 @@ class Planner:
         require_teams(sc, ScenarioError)
         self.algorithm, self.seed = algorithm, seed
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
+        self.issue_better = issue_better  # see _first_choice
         self._assert = assert_mode_default() if assert_moves is None else assert_moves
         self._chunk = chunk or (200 if algorithm == "annealing" else 1)
         self._lock = TurnLock()  # the model, the search state and the pins (issues first, then in turn)
@@ -214,7 +229,7 @@ class Planner:
             sol = construct.greedy(sc) if len(sc.model.casualties) <= 2000 else construct.rule(sc)
         self._install(sc, sol)
         if sc.model.responders:  # load the issue's and the repair's kernels now: 50 ms each at first use
-            self._alternative(sol, 0)
+            self._first_choice(sol, 0)
             none = np.empty((0, 4), np.int64)
             score_serial(problem_arrays(sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.copy().W, sol.cur, none, 0,
                          np.empty(0), np.empty(0), np.empty(0, np.int64))
@@ -318,9 +333,13 @@ class Planner:
     def _searched(self, outcome: Outcome) -> None:
         if outcome == Outcome.BEST:
             self._publish()
-            if self.on_best:
-                plan, objective = self.best()
-                self.on_best(plan, objective)
+            self._announce()
+
+    def _announce(self) -> None:
+        """``on_best`` with the incumbent just published (outside the planner's lock)."""
+        if self.on_best:
+            plan, objective = self.best()
+            self.on_best(plan, objective)
 
     def _anneal_step(self, n: int) -> None:
         """One annealing chunk of the background search, run without the planner's lock on a
@@ -461,8 +480,16 @@ class Planner:
         """
         with self._turn(install=False):
             self._apply_locked(delta)
+        self._announce()
         if self.on_delta:
             self.on_delta(delta)
+
+    def check(self, delta) -> None:
+        """Raise ``DeltaError`` if ``apply(delta)`` would now; change nothing either way. A caller
+        can vet a delta before it spends search time on the minutes leading up to it
+        (``goldenhour replay``)."""
+        with self._turn(install=False):
+            self._prepare(delta)
 
     def _apply_locked(self, delta) -> None:
         """Apply ``delta``. The new incumbent is published at once but installed in a search
@@ -533,6 +560,7 @@ class Planner:
         if not finite:
             raise DeltaError(Problem("now", f"must be a finite number of minutes, got {now!r}"))
         now = float(now)
+        moved = None
         with self._turn(urgent=True, install=False):
             if responder not in self._sc.responder_index:
                 raise DeltaError(Problem("responder", f"unknown responder '{responder}'"))
@@ -547,10 +575,13 @@ class Planner:
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
-                return self._pins[responder][0]
-            issued = self._issue(responder, now)
-        if issued is None:
-            return None
+                pinned = self._pins[responder][0]
+            else:
+                pinned, issued = None, self._issue(responder, now)
+        if pinned is not None or issued is None:
+            if moved is not None:  # the clock moved: the incumbent is re-scored
+                self._announce()
+            return pinned
         # the wait for the disk is outside the planner's lock, so that the search and the
         # deltas go on meanwhile; the task is returned once its record is on disk. (Scoring the
         # alternative outside the lock too let twice as many deltas land under load, but the
@@ -558,6 +589,7 @@ class Planner:
         task, record = issued
         if self._audit is not None:
             self._audit.write(record)
+        self._announce()  # the plan with the task pinned (or the better one issued)
         if self.on_issue:
             self.on_issue(record)
         return task
@@ -598,7 +630,8 @@ class Planner:
         clock: the scenario to the next (the search within a fraction of a millisecond, a delta,
         or the next issue), the search state to the search. Until then the pin is in ``_pins``,
         the model and the published plan, which is all anyone reads without the lock. A clock
-        the issue moved first (``next_task``) waits with it: the two are installed once.
+        the issue moved first (``next_task``) waits with it: the two are installed once. A
+        better plan the alternative found (``_first_choice``) is issued the same way.
         """
         sc, best = self._sc, self._incumbent()
         r = sc.responder_index[rid]
@@ -613,22 +646,22 @@ class Planner:
         # before, and the same once its first task is pinned (read from resp_avail then)?
         P, pinned = problem_arrays(sc), bool(best.pins[r])
         read = avail if pinned else free_from(avail, P.scalars[0])
-        if read == (P.resp_avail[r] if pinned else P.resp_free[r]) and read == avail:
-            if _ends_after_shift(sc, best, r):
-                return None
-            sol, alternative = best, self._alternative(best, r)
-            self._unsettled = (sc, best, (r, avail))
-            self._publish_pin(r)
-        else:  # the team's start moves: both plans are scored under the new scenario now
+        same_start = read == (P.resp_avail[r] if pinned else P.resp_free[r]) and read == avail
+        if not same_start:  # the team's start moves: the plans are scored under the new scenario
             sc = with_available(sc, r, avail)
-            pins = best.pins.copy()
+            best = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
+        sol, alternative = self._first_choice(best, r)
+        if sol is not best and _ends_after_shift(sc, sol, r):  # a better plan, but not one to send it on
+            sol, alternative = best, float(sol.cur[0])
+        if _ends_after_shift(sc, sol, r):  # (timed as pinned: the team sets off at ``avail`` either way)
+            return None
+        if same_start:  # the plan issued is scored as it will be pinned: the pin waits too
+            self._unsettled = (sc, sol, (r, avail))
+            self._publish_pin(r, None if sol is best else sol)
+        else:
+            pins = sol.pins.copy()
             pins[r] = 1
-            sol = Solution.from_arrays(sc, best.starts, best.order, best.hosp, pins)
-            if _ends_after_shift(sc, sol, r):
-                return None
-            unpinned = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
-            alternative = self._alternative(unpinned, r)
-            self._install(sc, sol)
+            self._install(sc, Solution.from_arrays(sc, sol.starts, sol.order, sol.hosp, pins))
         task = task_of(sc, sol.order[sol.starts[r]], sol.hosp, True)
         self._model = model
         self._pins = {**self._pins, rid: [task]}  # a new dict: a chunk in flight compares them
@@ -638,19 +671,47 @@ class Planner:
                   "alternative_objective": alternative}
         return task, record
 
-    def _publish_pin(self, r: int) -> None:
-        """The published incumbent with team ``r``'s first task pinned (``_issue``)."""
-        with self._best_lock:
-            sc, starts, order, hosp, pins, objective = self._best_raw
+    def _publish_pin(self, r: int, sol: Solution | None = None) -> None:
+        """The published incumbent, or ``sol`` (a better plan an issue found), with team ``r``'s
+        first task pinned (``_issue``)."""
+        raw = None if sol is None else (sol.sc, sol.starts.copy(), sol.order.copy(), sol.hosp.copy(), sol.pins,
+                                        sol.objective)
+        with self._best_lock:  # at once: no reader sees the plan without its pin
+            sc, starts, order, hosp, pins, objective = self._best_raw if raw is None else raw
             pins = pins.copy()
             pins[r] = 1
             self._best_raw, self._best = (sc, starts, order, hosp, pins, objective), None
 
-    def _alternative(self, sol: Solution, r: int) -> float | None:
-        """Expected fatalities had ``r`` been sent to its best other task instead."""
-        F, _T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
-                                         sol.cur, r)
-        return None if status < 0 or math.isnan(F) else float(F)
+    def _first_choice(self, sol: Solution, r: int) -> tuple[Solution, float | None]:
+        """``sol``, or the better plan in which team ``r`` starts with another task; and the
+        expected fatalities had ``r`` been sent elsewhere first instead (the audit's alternative).
+
+        The alternative is a plan too (``kernels.alternative``), and it can be better than the
+        incumbent: one the search has not improved since the clock moved or news came in (in
+        421 of 799 issues of a tabu planner under deltas, the logged alternative was lower than
+        the logged objective). Then that plan is issued, and becomes the incumbent. The
+        alternative logged is the best plan scored that starts the team with another task than
+        the one issued: the best of the front moves when the incumbent's first task is issued;
+        when the better plan's is, the better of the incumbent and the best front move that
+        starts the team with yet another task. So it is never better than the objective logged.
+        A planner made with ``issue_better=False`` always issues the incumbent's first task (a
+        plan to be carried out as it stands, such as one approved by hand).
+        """
+        move, second = np.empty(4, np.int64), np.empty(3)
+        F, T, status = best_other_first(problem_arrays(sol.sc), sol.starts, sol.order, sol.hosp, sol.pins, sol.W,
+                                        sol.cur, r, move, second)
+        if status < 0 or math.isnan(F):  # nothing else to do, or only cycles of waits
+            return sol, None
+        c = sol.cur
+        if not self.issue_better or not better(F, T, int(status), c[0], c[2], int(c[3])):
+            return sol, float(F)
+        issued = sol.copy()  # a best plan is never changed in place (``_install``)
+        cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+        issued.cur[:] = commit(problem_arrays(sol.sc), *(int(x) for x in move), issued.starts, issued.order,
+                               issued.hosp, issued.pins, issued.W, cs, co, ch)
+        runner_up = second[2] >= 0 and better(second[0], second[1], int(second[2]), c[0], c[2], int(c[3]))
+        alternative = second[0] if runner_up else c[0]
+        return issued, None if math.isnan(alternative) else float(alternative)
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -671,13 +732,16 @@ class Planner:
             sc = self._sc
             history = history_json(self._seen, self._started, self._issued_at)
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
         scenario_path, plan_path = out / "scenario.json", out / "plan.json"
-        scenario_path.write_text(json.dumps(model, indent=1) + "\n", encoding="utf-8")
         obj, W, arrays = evaluate_detail(sc, plan)
-        plan_path.write_text(json.dumps(plan.to_json(obj, schedule_records(sc, W, arrays)), indent=1) + "\n",
-                             encoding="utf-8")
-        (out / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+        files = ((scenario_path, model), (plan_path, plan.to_json(obj, schedule_records(sc, W, arrays))),
+                 (out / HISTORY_FILE, history))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for path, doc in files:
+                path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:  # e.g. a file where the folder should be: bad input, not a crash
+            raise InputError(Problem(str(directory), f"cannot write a snapshot there: {exc.strerror or exc}")) from None
         return scenario_path, plan_path
 
     @classmethod

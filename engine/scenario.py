@@ -81,13 +81,19 @@ def _parse(source: Any) -> tuple[Any, Path | None, str]:
     if not isinstance(source, (str, os.PathLike)):
         raise ScenarioError(Problem("scenario", f"expected a file path or a dict, got {type(source).__name__}"))
     path = Path(source)
+    return loads(read_text(path, ScenarioError), str(path), ScenarioError), path.resolve().parent, str(path)
+
+
+def read_text(path: Path, error: type) -> str:
+    """A scenario's or plan's text; a file that cannot be read is one problem naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(Problem(str(path), "no such file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(Problem(str(path), f"cannot read: {exc}")) from None
-    return loads(text, str(path), ScenarioError), path.resolve().parent, str(path)
+        raise error(Problem(str(path), "no such file")) from None
+    except UnicodeDecodeError:
+        raise error(Problem(str(path), "cannot read: not UTF-8 text")) from None
+    except OSError as exc:
+        raise error(Problem(str(path), f"cannot read: {exc.strerror or exc}")) from None
 
 
 class _Twice(dict):

@@ -17,16 +17,24 @@ from .plan import Plan, load_plan
 from .result import Result, Statistics
 from .scenario import load_scenario
 from .solution import Solution
-from .stop import AnyOf, MaxIterations, MaxRuntime, Progress
+from .stop import AnyOf, MaxIterations, MaxRuntime, Progress, StoppingCriterion
 
 #: Iteration budgets when neither iterations nor a time limit is given (reproducible by default).
 DEFAULT_ITERATIONS = {"tabu": 100, "annealing": 200_000}
 ANNEAL_CHUNK = 2_000
+#: The largest seed: the search's kernels take it as a 64-bit integer, and an experiment derives
+#: its runs' seeds from it (``experiment.run_seed``).
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
 class Callbacks:
-    """``on_best(plan, objective)`` at each new best; ``on_iteration(stats, objective)`` per chunk."""
+    """``on_best(plan, objective)`` each time the search finds a plan better than its best so far
+    (not for the starting plan); ``on_iteration(stats, objective)`` after each chunk of search
+    with the best objective so far. A chunk is one iteration of descent and tabu and
+    ``ANNEAL_CHUNK`` of annealing, so annealing's several new bests within one chunk make one
+    ``on_best`` call (and one entry of ``Statistics.history``) with the last of them. An exception
+    a callback raises ends ``solve`` and reaches its caller."""
 
     on_best: Callable[[Plan, Objective], Any] | None = None
     on_iteration: Callable[[Statistics, Objective], Any] | None = None
@@ -58,24 +66,38 @@ def _finished(sol: Solution) -> Plan:
     return plan
 
 
-def check_arguments(algorithm, iterations, time_limit) -> None:
+def _whole(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def seed_problem(seed, path: str = "seed") -> Problem | None:
+    """What is wrong with a seed (a whole number from 0 to ``MAX_SEED``), or ``None``."""
+    if _whole(seed) and 0 <= seed <= MAX_SEED:
+        return None
+    return Problem(path, f"expected a whole number from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def check_arguments(algorithm, iterations, time_limit, seed=0, stop=None) -> None:
     problems = []
     named = isinstance(algorithm, str) and algorithm in ALGORITHMS
     if not (named or isinstance(algorithm, (Descent, Tabu, Annealing))):
         problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
-    if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
+    if iterations is not None and (not _whole(iterations) or iterations < 0):
         problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit >= 0):
-        problems.append(Problem("time_limit", f"expected seconds >= 0, got {time_limit!r}"))
-    if iterations is not None and time_limit is not None:
-        problems.append(Problem("time_limit", "give iterations or a time limit, not both"))
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
+                                       and 0 <= time_limit < float("inf")):
+        problems.append(Problem("time_limit", f"expected a finite number of seconds >= 0, got {time_limit!r}"))
+    if (p := seed_problem(seed)) is not None:
+        problems.append(p)
+    if stop is not None and not callable(stop):
+        problems.append(Problem("stop", f"expected a stopping criterion (a callable of Progress), got {stop!r}"))
     if problems:
         raise InputError(problems)
 
 
 def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: int = 0,
           iterations: int | None = None, time_limit: float | None = None, initial: Any = None, callbacks=None,
-          assert_moves: bool | None = None) -> Result:
+          assert_moves: bool | None = None, stop: StoppingCriterion | None = None) -> Result:
     """Search for the plan with the fewest expected fatalities (SPEC §7, §11).
 
     Parameters
@@ -85,11 +107,19 @@ def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: 
     algorithm
         ``rule`` or ``greedy`` (construction only), ``descent`` (best improvement until a local
         optimum), ``tabu`` or ``annealing``; or an algorithm object set up otherwise, such as
-        ``Descent(followups=False)``, the paper's descent that applies one move a sweep.
+        ``Descent(followups=False)``, the paper's descent that applies one move a sweep (an
+        ``Annealing`` made without a seed takes ``seed``).
     seed, iterations
-        Same scenario, seed and iteration budget give the same plan.
+        Same scenario, seed and iteration budget give the same plan. ``seed`` is a whole number
+        from 0 to ``MAX_SEED``.
     time_limit
-        Seconds of search instead of an iteration budget (not reproducible across machines).
+        Seconds of search (not reproducible across machines). Given with ``iterations``, the
+        search stops at whichever comes first.
+    stop
+        Any other stopping criterion (``engine.stop``), such as ``NoImprovement(50)`` or
+        ``NoImprovement(50) | MaxRuntime(2.0)``; the search stops when it, ``iterations`` or
+        ``time_limit`` says so. With none of the three, tabu and annealing stop after
+        ``DEFAULT_ITERATIONS`` and descent at its local optimum.
     initial
         Where the search starts: ``"greedy"`` (default, also ``None``), ``"rule"`` or a plan.
     callbacks
@@ -98,10 +128,12 @@ def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: 
         Re-evaluate fully after every applied move and raise on any mismatch above 1e-9
         (default: the ``GOLDENHOUR_ASSERT`` environment variable).
     """
-    check_arguments(algorithm, iterations, time_limit)
+    check_arguments(algorithm, iterations, time_limit, seed, stop)
     alg = None
     if not isinstance(algorithm, str):
         alg, algorithm = algorithm, algorithm.name
+        if isinstance(alg, Annealing) and alg.seed is None:
+            alg.seed = seed
     sc = load_scenario(scenario)
     from .errors import ScenarioError
     from .planner import require_teams
@@ -130,55 +162,71 @@ def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: 
             alg = {"descent": Descent, "tabu": Tabu}.get(algorithm)
             alg = alg() if alg else Annealing(seed=seed)
         stats.history.append((elapsed(), 0, *state.best.cur[[0, 2]].tolist()))
-        _search(state, alg, _stopping(algorithm, iterations, time_limit), time_limit, cb, stats, elapsed)
+        _search(state, alg, _stopping(algorithm, iterations, time_limit, stop), cb, stats, elapsed)
         stats.iterations, stats.evaluations, stats.moves = state.iterations, state.evaluations, state.applied
         stats.runtime_s, stats.compile_s = elapsed(), compiling.seconds
     best = state.best
     return Result(_finished(best), best.objective, stats, explain(best))
 
 
-def _stopping(algorithm: str, iterations: int | None, time_limit: float | None) -> AnyOf:
-    """The run's stopping criteria: the budget given, else the algorithm's default one."""
-    criteria = []
+def _stopping(algorithm: str, iterations: int | None, time_limit: float | None,
+              stop: StoppingCriterion | None = None) -> AnyOf:
+    """The run's stopping criteria: those given, and the algorithm's default budget when none is
+    given; annealing, which cools over its budget, takes the default too when the criteria given
+    set neither an iteration budget nor a time limit."""
+    criteria = [] if stop is None else [stop]
     if iterations is not None:
         criteria.append(MaxIterations(iterations))
     if time_limit is not None:
         criteria.append(MaxRuntime(time_limit))
-    if not criteria and algorithm in DEFAULT_ITERATIONS:
+    given = AnyOf(*criteria)
+    budget = given.remaining_iterations(Progress()) < float("inf") or any(
+        isinstance(c, MaxRuntime) for c in given.criteria)
+    if algorithm in DEFAULT_ITERATIONS and (not criteria or (algorithm == "annealing" and not budget)):
         criteria.append(MaxIterations(DEFAULT_ITERATIONS[algorithm]))
     return AnyOf(*criteria)
 
 
-def _search(state: SearchState, alg, stop: AnyOf, time_limit: float | None, cb: Callbacks, stats: Statistics,
+def _search(state: SearchState, alg, stop: AnyOf, cb: Callbacks, stats: Statistics,
             elapsed: Callable[[], float]) -> None:
     """Run ``alg`` on ``state`` in chunks until ``stop``, keeping ``stats`` and calling back."""
     from .accept import Outcome
 
     progress = Progress()
+    last_best = 0  # the iteration at the end of the chunk that found the best so far
     while not stop(progress):
+        before = state.iterations
         if isinstance(alg, Annealing):
             n = int(min(ANNEAL_CHUNK, stop.remaining_iterations(progress)))
             frac0 = stop.fraction(progress)
-            if time_limit is None:  # an iteration budget: this chunk's share is known
-                frac1 = min(1.0, frac0 + n / max(1.0, stop.remaining_iterations(progress) + progress.iterations))
-            else:  # a time limit: estimate the total from the speed so far
-                rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
-                est_total = rate * time_limit if rate > 0 else 50 * n
-                frac1 = min(1.0, frac0 + n / max(est_total, n))
-            outcome, finished = alg.run(state, n, frac0, frac1)
+            outcome, finished = alg.run(state, n, frac0, _chunk_end(stop, progress, frac0, n))
         else:
             outcome, finished = alg.run(state, 1)
         progress.iterations = state.iterations
         progress.runtime_s = elapsed()
         progress.finished = finished
         if outcome == Outcome.BEST:
-            progress.since_improvement = 0
+            last_best = state.iterations
             stats.history.append((progress.runtime_s, state.iterations, *state.best.cur[[0, 2]].tolist()))
             if cb.on_best:
                 cb.on_best(state.best.to_plan(), state.best.objective)
-        else:
-            progress.since_improvement += 1
+        progress.since_improvement = state.iterations - last_best
         stats.iterations, stats.evaluations, stats.runtime_s = state.iterations, state.evaluations, progress.runtime_s
         stats.moves = state.applied
-        if cb.on_iteration:
+        if cb.on_iteration and state.iterations > before:  # descent's last sweep finds nothing to do
             cb.on_iteration(stats, state.best.objective)
+
+
+def _chunk_end(stop: AnyOf, progress: Progress, frac0: float, n: int) -> float:
+    """How much of the budget an annealing chunk of ``n`` iterations will have used at its end,
+    which its cooling runs to: known for an iteration budget, estimated from the speed so far
+    for a time limit, and the larger of the two for both."""
+    left = stop.remaining_iterations(progress)
+    by_iterations = min(1.0, frac0 + n / max(1.0, left + progress.iterations)) if left < float("inf") else 0.0
+    by_time = 0.0
+    for c in stop.criteria:
+        if isinstance(c, MaxRuntime):
+            rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
+            total = rate * c.seconds if rate > 0 else 50 * n
+            by_time = max(by_time, min(1.0, frac0 + n / max(total, n)))
+    return max(by_iterations, by_time)

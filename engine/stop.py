@@ -73,7 +73,15 @@ class MaxRuntime(_Combinable):
 
 @dataclass
 class NoImprovement(_Combinable):
+    """Stops after ``iterations`` iterations without a new best. Annealing learns of new bests
+    once a chunk (``solve.ANNEAL_CHUNK`` iterations), so it counts from the end of the chunk
+    that found the last one."""
+
     iterations: int
+
+    def __post_init__(self):
+        if self.iterations < 0:
+            raise ValueError("iterations must be >= 0")
 
     def __call__(self, progress: Progress) -> bool:
         return progress.since_improvement >= self.iterations
@@ -83,7 +91,8 @@ class AnyOf(_Combinable):
     """Stops as soon as any of its criteria does."""
 
     def __init__(self, *criteria: StoppingCriterion):
-        self.criteria = criteria
+        # flat: ``solve`` looks for a time limit among them (``solve._chunk_end``)
+        self.criteria = tuple(x for c in criteria for x in (c.criteria if isinstance(c, AnyOf) else (c,)))
 
     def __call__(self, progress: Progress) -> bool:
         return progress.finished or any(c(progress) for c in self.criteria)

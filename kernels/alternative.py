@@ -10,6 +10,10 @@ margin twenty times the true one (0.40 expected fatalities against 0.018 on a tw
 Swaps with tasks further down other lists would double the moves an issue scores (about 110
 relocations at paper size, most of an issue's time) for alternatives a dispatcher rarely weighs.
 
+The best of those plans can be better than the incumbent (a plan not searched since the news
+came in): the planner then issues it (``engine.planner``) and logs beside it the better of the
+incumbent and the runner-up here, the best plan that starts the team with yet another task.
+
 It runs while a caller waits for its task, so its moves are scored in the calling thread
 (``search.score_serial``). Scored on two threads, an issue took half the time on an idle machine
 (0.22 against 0.46 ms) and thirty times as long with one other busy process on it (15 ms): a
@@ -52,11 +56,20 @@ def front_moves(P, starts, order, pins, r, moves):
     return n
 
 
+@njit(**JIT, inline="always")
+def _new_first(moves, i):
+    """The slot of the task a ``front_moves`` move puts first."""
+    return moves[i, 1] if moves[i, 0] == RELOCATE else moves[i, 2]
+
+
 @njit(**JIT)
-def best_other_first(P, starts, order, hosp, pins, Winc, inc, r):
+def best_other_first(P, starts, order, hosp, pins, Winc, inc, r, move, second):
     """``(F, T, status)`` of the best plan (SPEC §7 order) in which ``r`` starts with another
     task (``front_moves``), scored against the incumbent in ``Winc``; ``status`` -1 if
-    there is none."""
+    there is none. The move that makes that plan is written into ``move`` (four integers), and
+    ``(F, T, status)`` of the best of those plans that start ``r`` with yet another task into
+    ``second`` (status -1: none): what the audit logs when the planner issues the best one."""
+    second[2] = -1.0
     moves = np.empty((starts[starts.shape[0] - 1] + starts.shape[0], 4), np.int64)  # one swap a team at most
     n = front_moves(P, starts, order, pins, r, moves)
     if n == 0:
@@ -64,4 +77,11 @@ def best_other_first(P, starts, order, hosp, pins, Winc, inc, r):
     out_F, out_T, out_status = np.empty(n), np.empty(n), np.empty(n, np.int64)
     score_serial(P, starts, order, hosp, pins, Winc, inc, moves, n, out_F, out_T, out_status)
     best = pick_best(out_F, out_T, out_status, n, np.ones(n, np.bool_))
+    move[:] = moves[best]
+    others = np.empty(n, np.bool_)
+    for i in range(n):
+        others[i] = _new_first(moves, i) != _new_first(moves, best)
+    runner_up = pick_best(out_F, out_T, out_status, n, others)
+    if runner_up >= 0:
+        second[0], second[1], second[2] = out_F[runner_up], out_T[runner_up], out_status[runner_up]
     return out_F[best], out_T[best], out_status[best]

@@ -294,14 +294,13 @@ def _segments(o: float, phases, treated_at: float) -> list[tuple[int, float]]:
     return out
 
 
-def best_other_first(sc, plan, rid: str):
-    """The audit's counterfactual (SPEC §8): of every plan in which team ``rid`` (nothing of it
+def other_first_plans(sc, plan, rid: str):
+    """The audit's counterfactuals (SPEC §8): every plan in which team ``rid`` (nothing of it
     pinned) starts with another task it may do, taken from wherever it is not pinned and moved
     to the front, or, if it is another team's first task not pinned, swapped with ``rid``'s
-    first task (when that one fits the other team), the best by SPEC §7's order. Returns ``(rank, F)`` with rank 0 feasible, 1 over a
-    shift end, 2 a cycle of waits (``F`` nan), or ``None`` if there is no such plan. Among plans
-    whose ``F`` differ by at most 1e-9 the casualty minutes decide, so ``F`` may differ by that
-    much from the one an implementation picks."""
+    first task (when that one fits the other team). Returns ``(task, rank, F)`` for each, with
+    ``task`` the one it starts ``rid`` with and rank 0 feasible, 1 over a shift end, 2 a cycle of
+    waits (``F`` nan)."""
     fire = {r.id: r.kind == "fire" for r in sc.model.responders}
     first = plan.routes[rid][0] if plan.routes[rid] else None
     candidates = []
@@ -312,17 +311,27 @@ def best_other_first(sc, plan, rid: str):
             routes = {k: list(v) for k, v in plan.routes.items()}
             del routes[q][i]
             routes[rid].insert(0, task)
-            candidates.append(routes)
+            candidates.append((task, routes))
             own_first = q != rid and i == sum(1 for x in tasks if x.pinned)
             if own_first and first is not None and (first.kind == "rescue") == fire[q]:
                 routes = {k: list(v) for k, v in plan.routes.items()}
                 routes[rid][0], routes[q][i] = task, first
-                candidates.append(routes)
-    scored = []
-    for routes in candidates:
+                candidates.append((task, routes))
+    out = []
+    for task, routes in candidates:
         res = evaluate(sc, type(plan)(routes, plan.scenario, plan.time))
         rank = 2 if res.cycle else (0 if res.feasible else 1)
-        scored.append((rank, math.nan if res.cycle else res.expected_fatalities))
+        out.append((task, rank, math.nan if res.cycle else res.expected_fatalities))
+    return out
+
+
+def best_other_first(sc, plan, rid: str, besides=None):
+    """The best of ``other_first_plans`` (those starting ``rid`` with a task other than
+    ``besides``, if given) by SPEC §7's order: ``(rank, F)``, or ``None`` if there is none.
+    Among plans whose ``F`` differ by at most 1e-9 the casualty minutes decide, so ``F`` may
+    differ by that much from the one an implementation picks."""
+    scored = [(rank, F) for task, rank, F in other_first_plans(sc, plan, rid)
+              if besides is None or (task.kind, task.casualty) != (besides.kind, besides.casualty)]
     if not scored:
         return None
     rank = min(r for r, _ in scored)

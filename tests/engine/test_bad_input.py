@@ -203,6 +203,11 @@ def test_missing_files_are_one_clean_problem(good, tmp_path):
     with pytest.raises(engine.PlanError) as err:
         engine.load_plan(good, tmp_path / "nope.json")
     assert len(err.value.problems) == 1
+    # said as for a scenario, not as Python's errno text
+    assert str(err.value.problems[0]) == f"{tmp_path / 'nope.json'}: no such file"
+    with pytest.raises(engine.PlanError) as err:
+        engine.load_plan(good, tmp_path)  # a folder
+    assert str(err.value.problems[0]).startswith(f"{tmp_path}: cannot read: ") and "Errno" not in str(err.value)
 
 
 # --- the command line, in-process ------------------------------------------------------------

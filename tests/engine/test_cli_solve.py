@@ -173,6 +173,8 @@ def _check_errors(code, out, err, n_lines):
     (["--iterations", "ten"], "ten"),
     (["--time-limit", "1", "--iterations", "5"], "iterations"),
     (["--seed", "-1"], "seed"),
+    (["--time-limit", "inf"], "time-limit"),
+    (["--time-limit", "nan"], "time-limit"),
 ])
 def test_bad_arguments(capsys, scenario_file, argv, expect):
     code, out, err = run(capsys, "solve", scenario_file, *argv)
@@ -232,6 +234,27 @@ def test_solve_refuses_an_unwritable_out_before_searching(capsys, tmp_path, scen
     (tmp_path / "a-file").write_text("")
     code, out, err = run(capsys, "solve", scenario_file, "--out", tmp_path / "a-file" / "plan.json")
     assert code == 2 and err.startswith("goldenhour: --out: ") and out == ""
+
+
+def test_solve_reports_every_problem_at_once(capsys, tmp_path):
+    """The arguments', the output's and the scenario's problems together, one line each."""
+    missing = tmp_path / "nowhere.json"
+    code, out, err = run(capsys, "solve", missing, "--iterations", "-1", "--out", tmp_path)
+    lines = _check_errors(code, out, err, 3)
+    assert lines[0].startswith("goldenhour: --iterations: ")
+    assert lines[1].startswith("goldenhour: --out: ")
+    assert str(missing) in lines[2]
+
+
+def test_solve_writes_its_plan_into_folders_it_makes(capsys, tmp_path, scenario_file):
+    """A folder on the way of ``--out`` that does not exist yet is made, as ``simulate`` and
+    ``experiment`` make theirs (it passed the check made before the search, and the plan was
+    then lost)."""
+    plan_path = tmp_path / "new" / "deeper" / "plan.json"
+    code, out, err = run(capsys, "solve", scenario_file, "--algorithm", "greedy", "--out", plan_path, "--json")
+    assert code == 0, err
+    doc = json.loads(plan_path.read_text(encoding="utf-8"))
+    assert doc["objective"] == json.loads(out)["objective"]
 
 
 def test_generate_names_the_option_that_is_wrong(capsys):

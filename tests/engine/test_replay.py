@@ -200,3 +200,21 @@ def test_replay_with_an_audit_log_it_cannot_write_is_bad_input(tmp_path, capsys)
     code = main(["replay", str(SCENARIO), str(DELTAS), "--audit", str(tmp_path)])  # a folder
     _, err = capsys.readouterr()
     assert code == 2 and err.startswith(f"goldenhour: {tmp_path}: cannot write the audit log") and "Traceback" not in err
+
+
+def test_a_rejected_delta_changes_nothing_not_even_the_search_before_it(tmp_path, capsys):
+    """A delta far in the future that is refused must not have the search run for the minutes up
+    to it (nor move where the next line's minutes are counted from): the replay with it is the
+    replay without it, but for the line saying it was rejected."""
+    lines = DELTAS.read_text(encoding="utf-8").splitlines()
+    bad = json.dumps({"type": "health_observed", "time": 999.0, "casualty": "nobody", "health": "immediate"})
+    outs = []
+    for k, body in enumerate((lines, lines[:2] + [bad] + lines[2:])):
+        deltas, audit = tmp_path / f"deltas{k}.jsonl", tmp_path / f"audit{k}.jsonl"
+        deltas.write_text("\n".join(body) + "\n", encoding="utf-8")
+        assert main(["replay", str(SCENARIO), str(deltas), "--audit", str(audit), "--iterations-per-minute", "40",
+                     "--algorithm", "tabu"]) == 0
+        out = capsys.readouterr().out.replace(str(audit), "AUDIT")
+        out = re.sub(r"\(line \d+\)", "(line)", out)  # the lines after the extra one are numbered one more
+        outs.append(([ln for ln in out.splitlines() if "nobody" not in ln], audit.read_text(encoding="utf-8")))
+    assert outs[1] == outs[0]

@@ -297,7 +297,7 @@ def test_a_pickup_waits_for_the_treatment_the_plan_has_another_team_do(monkeypat
 
     class AsPlanned(real):  # this plan, and no search: the truth has to follow it as it is
         def __init__(self, scenario, algorithm, seed):
-            super().__init__(scenario, algorithm="descent", seed=seed, plan=plan)
+            super().__init__(scenario, algorithm="descent", seed=seed, plan=plan, issue_better=False)
 
         def step(self, iterations):
             pass
@@ -484,7 +484,7 @@ class _AsPlanned:
 
         class AsPlanned(real):
             def __init__(self, scenario, algorithm, seed):
-                super().__init__(scenario, algorithm="descent", seed=seed, plan=plan)
+                super().__init__(scenario, algorithm="descent", seed=seed, plan=plan, issue_better=False)
 
             def step(self, iterations):
                 pass

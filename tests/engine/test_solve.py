@@ -1,0 +1,98 @@
+"""``engine.solve``'s arguments, stopping criteria and callbacks (SPEC §11)."""
+
+from __future__ import annotations
+
+import pytest
+
+import engine
+from engine import Annealing, MaxRuntime, NoImprovement
+from engine.generate import generate
+
+
+@pytest.fixture(scope="module")
+def small():
+    return engine.load_scenario(generate("random", seed=5, casualties=14, paramedics=3, fire=1, hospitals=3))
+
+
+@pytest.mark.parametrize("kwargs,path", [
+    ({"seed": -1}, "seed"),
+    ({"seed": "x"}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"seed": 2**70}, "seed"),
+    ({"seed": True}, "seed"),
+    ({"iterations": True}, "iterations"),
+    ({"iterations": 2.0}, "iterations"),
+    ({"time_limit": float("inf")}, "time_limit"),
+    ({"time_limit": float("nan")}, "time_limit"),
+    ({"time_limit": False}, "time_limit"),
+    ({"stop": 5}, "stop"),
+])
+def test_bad_arguments_are_named(small, kwargs, path):
+    """Each is refused before any work as the command line refuses it, not as a numba typing
+    error, an overflow or a silent negative seed."""
+    with pytest.raises(engine.InputError) as info:
+        engine.solve(small, algorithm="annealing", **kwargs)
+    assert [p.path for p in info.value.problems] == [path]
+
+
+def test_iterations_and_a_time_limit_together_stop_at_whichever_comes_first(small):
+    r = engine.solve(small, algorithm="tabu", iterations=6, time_limit=600.0)
+    assert r.stats.iterations == 6
+    r = engine.solve(small, algorithm="tabu", iterations=10_000, time_limit=0.0)
+    assert r.stats.iterations == 0
+
+
+@pytest.mark.parametrize("patience", [1, 4])
+def test_no_improvement_stops_that_many_iterations_after_the_last_new_best(small, patience):
+    """Tabu goes on past its local optimum, so only the criterion can stop it here (no budget
+    is given, and the default one is 100 iterations)."""
+    r = engine.solve(small, algorithm="tabu", stop=NoImprovement(patience))
+    last_best = r.stats.history[-1][1]
+    assert r.stats.iterations == last_best + patience < 100
+
+
+def test_criteria_combine_with_or_and_with_a_budget(small):
+    r = engine.solve(small, algorithm="tabu", stop=NoImprovement(10**6) | MaxRuntime(600.0), iterations=9)
+    assert r.stats.iterations == 9
+    r = engine.solve(small, algorithm="tabu", stop=NoImprovement(2) | MaxRuntime(600.0), iterations=1_000)
+    assert r.stats.iterations == r.stats.history[-1][1] + 2
+
+
+def test_annealing_with_only_no_improvement_still_cools_over_a_budget(small):
+    """Annealing cools over its budget; a criterion that sets none leaves it the default one."""
+    from engine.solve import DEFAULT_ITERATIONS, _stopping
+    from engine.stop import Progress
+
+    stop = _stopping("annealing", None, None, NoImprovement(10**9))
+    assert stop.remaining_iterations(Progress()) == DEFAULT_ITERATIONS["annealing"]
+    assert _stopping("tabu", None, None, NoImprovement(3)).remaining_iterations(Progress()) == float("inf")
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_an_annealing_object_made_without_a_seed_takes_solve_s(small, seed):
+    by_name = engine.solve(small, algorithm="annealing", seed=seed, iterations=3_000)
+    by_object = engine.solve(small, algorithm=Annealing(), seed=seed, iterations=3_000)
+    assert by_object.plan.to_json() == by_name.plan.to_json()
+    own = engine.solve(small, algorithm=Annealing(seed=7), seed=seed, iterations=3_000)
+    assert own.plan.to_json() == engine.solve(small, algorithm="annealing", seed=7, iterations=3_000).plan.to_json()
+
+
+def test_the_seed_reaches_annealing(small):
+    plans = {str(engine.solve(small, algorithm=Annealing(), seed=s, iterations=3_000).plan.to_json()["routes"])
+             for s in range(4)}
+    assert len(plans) > 1
+
+
+@pytest.mark.parametrize("algorithm", ["descent", "tabu"])
+def test_on_iteration_is_called_once_an_iteration(small, algorithm):
+    seen = []
+    r = engine.solve(small, algorithm=algorithm, iterations=30, initial="rule",
+                     callbacks={"on_iteration": lambda stats, obj: seen.append(stats.iterations)})
+    assert seen == list(range(1, r.stats.iterations + 1))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, 2**70, True])
+def test_the_planner_takes_the_same_seeds(small, seed):
+    with pytest.raises(engine.InputError) as info:
+        engine.Planner(small, seed=seed)
+    assert [p.path for p in info.value.problems] == ["seed"]
