@@ -174,11 +174,14 @@ class Planner:
     when sending it to another task first is one (``_first_choice``); ``False`` carries the
     incumbent out as it stands.
 
-    Callbacks, each called outside the planner's lock in the thread that caused it:
-    ``on_best(plan, objective)`` whenever the incumbent changes (the search finds a better plan;
-    a delta is applied, which changes the model and so the plan and its score; a task is issued,
-    which pins it, or issues a better plan than the incumbent), ``on_delta(delta)`` after each
-    accepted delta, and ``on_issue(record)`` after each issue, with its audit record.
+    Callbacks, each called in the thread that caused it: ``on_best(plan, objective)`` whenever
+    the incumbent changes (the search finds a better plan, between two of its chunks and holding
+    the planner's lock, so keep it short; a delta is applied, which changes the model and so the
+    plan and its score; a task is issued, which pins it, or issues a better plan than the
+    incumbent), ``on_delta(delta)`` after each accepted delta, and ``on_issue(record)`` after
+    each issue, with its audit record; those two, and ``on_best`` for a delta or an issue, once
+    the lock is released. A delta's or an issue's ``on_best`` may so arrive after one the search
+    made since: ``best()`` is always the latest.
     """
 
     def __init__(self, scenario, algorithm: str = "annealing", seed: int = 0, audit=None,
@@ -489,7 +492,7 @@ class Planner:
         can vet a delta before it spends search time on the minutes leading up to it
         (``goldenhour replay``)."""
         with self._turn(install=False):
-            self._prepare(delta)
+            self._prepare(delta, dry_run=True)
 
     def _apply_locked(self, delta) -> None:
         """Apply ``delta``. The new incumbent is published at once but installed in a search
@@ -498,8 +501,9 @@ class Planner:
         workspace included: a fifth of a health observation's time)."""
         self._commit(self._prepare(delta))
 
-    def _prepare(self, delta) -> "_Change":
-        """Everything ``delta`` changes, computed and checked, nothing changed yet."""
+    def _prepare(self, delta, dry_run: bool = False) -> "_Change":
+        """Everything ``delta`` changes, computed and checked, nothing changed yet; with
+        ``dry_run`` (``check``), not even the incumbent a delta may re-score in place."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -530,7 +534,8 @@ class Planner:
         pins = {r: ts for r, ts in pins.items() if ts}
         # the last delta's incumbent, if no search state or issue shares it, is re-scored in
         # place: its copy was a tenth of an observation's time, in a stream of them
-        sol = carry_over(sc, self._incumbent(), in_place=self._own_incumbent) if pins == self._pins else None
+        in_place = self._own_incumbent and not dry_run
+        sol = carry_over(sc, self._incumbent(), in_place=in_place) if pins == self._pins else None
         if sol is None:
             sol = repair_solution(sc, self._incumbent(), pins)
             pins = issued(sol)
@@ -652,16 +657,19 @@ class Planner:
             best = Solution.from_arrays(sc, best.starts, best.order, best.hosp, best.pins)
         sol, alternative = self._first_choice(best, r)
         if sol is not best and _ends_after_shift(sc, sol, r):  # a better plan, but not one to send it on
-            sol, alternative = best, float(sol.cur[0])
-        if _ends_after_shift(sc, sol, r):  # (timed as pinned: the team sets off at ``avail`` either way)
-            return None
+            sol, alternative = best, float(sol.cur[0])  # (the one case its log shows a better plan)
         if same_start:  # the plan issued is scored as it will be pinned: the pin waits too
+            if _ends_after_shift(sc, sol, r):
+                return None
             self._unsettled = (sc, sol, (r, avail))
             self._publish_pin(r, None if sol is best else sol)
         else:
             pins = sol.pins.copy()
             pins[r] = 1
-            self._install(sc, Solution.from_arrays(sc, sol.starts, sol.order, sol.hosp, pins))
+            sol = Solution.from_arrays(sc, sol.starts, sol.order, sol.hosp, pins)
+            if _ends_after_shift(sc, sol, r):
+                return None
+            self._install(sc, sol)
         task = task_of(sc, sol.order[sol.starts[r]], sol.hosp, True)
         self._model = model
         self._pins = {**self._pins, rid: [task]}  # a new dict: a chunk in flight compares them
@@ -693,7 +701,9 @@ class Planner:
         alternative logged is the best plan scored that starts the team with another task than
         the one issued: the best of the front moves when the incumbent's first task is issued;
         when the better plan's is, the better of the incumbent and the best front move that
-        starts the team with yet another task. So it is never better than the objective logged.
+        starts the team with yet another task. So it is not better than the objective logged
+        (``_issue`` keeps the incumbent if the better plan's first task would end after the
+        team's shift, and logs that plan).
         A planner made with ``issue_better=False`` always issues the incumbent's first task (a
         plan to be carried out as it stands, such as one approved by hand).
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -133,6 +134,7 @@ def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: 
     if not isinstance(algorithm, str):
         alg, algorithm = algorithm, algorithm.name
         if isinstance(alg, Annealing) and alg.seed is None:
+            alg = copy.copy(alg)  # the caller's object keeps no seed: the next solve gives its own
             alg.seed = seed
     sc = load_scenario(scenario)
     from .errors import ScenarioError
@@ -220,13 +222,16 @@ def _search(state: SearchState, alg, stop: AnyOf, cb: Callbacks, stats: Statisti
 def _chunk_end(stop: AnyOf, progress: Progress, frac0: float, n: int) -> float:
     """How much of the budget an annealing chunk of ``n`` iterations will have used at its end,
     which its cooling runs to: known for an iteration budget, estimated from the speed so far
-    for a time limit, and the larger of the two for both."""
+    for a time limit, and the larger of the two for both. Before any speed is known, a time
+    limit's guess is taken only without an iteration budget: a time limit that does not bind
+    leaves the plan of an iteration budget as it is without one."""
     left = stop.remaining_iterations(progress)
-    by_iterations = min(1.0, frac0 + n / max(1.0, left + progress.iterations)) if left < float("inf") else 0.0
+    budget = left < float("inf")
+    by_iterations = min(1.0, frac0 + n / max(1.0, left + progress.iterations)) if budget else 0.0
+    rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
     by_time = 0.0
     for c in stop.criteria:
-        if isinstance(c, MaxRuntime):
-            rate = progress.iterations / progress.runtime_s if progress.runtime_s > 0 else 0
+        if isinstance(c, MaxRuntime) and (rate > 0 or not budget):
             total = rate * c.seconds if rate > 0 else 50 * n
             by_time = max(by_time, min(1.0, frac0 + n / max(total, n)))
     return max(by_iterations, by_time)

@@ -1493,6 +1493,30 @@ def test_callbacks_are_called(tmp_path):
         p.close()
 
 
+def test_check_changes_nothing_even_for_a_delta_it_accepts():
+    """``check`` vets a delta as ``apply`` would, and leaves the planner as it was: after a delta
+    the planner re-scores its own incumbent in place, and ``check`` did that too, so the search
+    that followed ran on the model of a delta never applied (an incumbent at minute 30 in a
+    planner at minute 1)."""
+    twin, p = (Planner(factories.one_site(), algorithm="descent", seed=0) for _ in range(2))
+    try:
+        for q in (twin, p):
+            q.apply({"type": "clock", "time": 1.0})  # the incumbent is the delta's own from here
+        before, inc = p.best(), p._incumbent()
+        cur, sc = inc.cur.copy(), inc.sc
+        p.check({"type": "clock", "time": 30.0})
+        assert p.time == 1.0 and p._incumbent().sc is sc and np.array_equal(p._incumbent().cur, cur)
+        assert p.best()[1] == before[1]
+        with pytest.raises(DeltaError):
+            p.check({"type": "clock", "time": 0.5})
+        for q in (twin, p):
+            q.step(3)
+        assert p.best()[1] == twin.best()[1] and p.best()[0].to_json() == twin.best()[0].to_json()
+    finally:
+        twin.close()
+        p.close()
+
+
 def test_on_best_reports_every_change_of_the_incumbent():
     """A delta and an issue change the incumbent as the search does: a subscriber that keeps
     the plan from ``on_best`` must see each new plan (a clock delta moved F from 0.20 to 0.34

@@ -96,3 +96,26 @@ def test_the_planner_takes_the_same_seeds(small, seed):
     with pytest.raises(engine.InputError) as info:
         engine.Planner(small, seed=seed)
     assert [p.path for p in info.value.problems] == ["seed"]
+
+
+def test_an_annealing_object_is_left_as_it_was_given(small):
+    """``solve`` gives the seed to a copy: the object passed twice with two seeds gives each
+    seed's plan (it kept the first seed before)."""
+    a = Annealing()
+    for seed in (1, 2):
+        got = engine.solve(small, algorithm=a, seed=seed, iterations=3_000)
+        assert got.plan.to_json() == engine.solve(small, algorithm="annealing", seed=seed,
+                                                  iterations=3_000).plan.to_json()
+    assert a.seed is None
+
+
+def test_a_time_limit_that_does_not_bind_leaves_annealing_s_plan_as_it_is(small):
+    """With an iteration budget, a time limit that does not bind changes nothing: the cooling
+    of the first chunk, before any speed is known, took the time limit's guess and the plan
+    differed from the budget's alone (for budgets above 50 chunks, whose first chunk is a
+    smaller share of the budget than that guess)."""
+    budget = 120_000
+    alone = engine.solve(small, algorithm="annealing", seed=3, iterations=budget)
+    both = engine.solve(small, algorithm="annealing", seed=3, iterations=budget, time_limit=3_600.0)
+    assert both.stats.iterations == budget
+    assert both.plan.to_json() == alone.plan.to_json()
