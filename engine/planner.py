@@ -23,6 +23,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -732,7 +733,9 @@ class Planner:
         Beside them, ``observations.json`` keeps when each casualty was last observed and what
         its health has been carried over since (``engine.observations``), which no scenario
         file can say: ``restore`` reads it, so that a report reaching the restored planner late
-        counts from when it was made, as it would have in this one.
+        counts from when it was made, as it would have in this one. A road network read from
+        files is copied in too (``network-nodes.*``, ``network-edges.*``, named relatively in
+        ``scenario.json``), so the snapshot can be moved or sent as a whole.
         """
         from .evaluate import evaluate_detail, schedule_records
 
@@ -748,6 +751,14 @@ class Planner:
                  (out / HISTORY_FILE, history))
         try:
             out.mkdir(parents=True, exist_ok=True)
+            net = model["network"] = dict(model["network"])
+            for key in ("nodes_file", "edges_file"):  # absolute in the model (Scenario.to_dict)
+                if net.get(key):
+                    src = Path(net[key])
+                    name = f"network-{key[:-5]}{''.join(src.suffixes)}"
+                    if not ((out / name).exists() and (out / name).samefile(src)):  # a restored snapshot's own
+                        shutil.copyfile(src, out / name)
+                    net[key] = name
             for path, doc in files:
                 path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         except OSError as exc:  # e.g. a file where the folder should be: bad input, not a crash

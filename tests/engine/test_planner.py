@@ -18,6 +18,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -1543,3 +1544,35 @@ def test_on_best_reports_every_change_of_the_incumbent():
         assert len(seen) == before + 2
     finally:
         p.close()
+
+
+def test_a_snapshot_of_a_road_network_from_files_can_be_moved(tmp_path):
+    """The network files are copied into the snapshot and named relatively (they were absolute
+    paths into this machine's examples): the folder restores anywhere, and a snapshot of the
+    restored planner into its own folder keeps them."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    p = Planner(root / "examples" / "helsinki.json", algorithm="descent", seed=0)
+    try:
+        p.step(2)
+        p.snapshot(tmp_path / "snap")
+        objective = p.best()[1]
+    finally:
+        p.close()
+    net = json.loads((tmp_path / "snap" / "scenario.json").read_text(encoding="utf-8"))["network"]
+    assert (net["nodes_file"], net["edges_file"]) == ("network-nodes.parquet", "network-edges.parquet")
+    shutil.move(tmp_path / "snap", tmp_path / "elsewhere")
+    q = Planner.restore(tmp_path / "elsewhere", algorithm="descent", seed=0)
+    try:
+        assert same_objective(q.best()[1], objective)
+        q.snapshot(tmp_path / "elsewhere")  # its own files: kept, not copied onto themselves
+        again = json.loads((tmp_path / "elsewhere" / "scenario.json").read_text(encoding="utf-8"))["network"]
+        assert again["nodes_file"] == "network-nodes.parquet"
+    finally:
+        q.close()
+    r = Planner.restore(tmp_path / "elsewhere", algorithm="descent", seed=0)
+    try:
+        assert same_objective(r.best()[1], objective)
+    finally:
+        r.close()
