@@ -340,7 +340,8 @@ class Planner:
             self._announce()
 
     def _announce(self) -> None:
-        """``on_best`` with the incumbent just published (outside the planner's lock)."""
+        """``on_best`` with the incumbent just published (see the class docstring for which
+        thread calls it, and under which lock)."""
         if self.on_best:
             plan, objective = self.best()
             self.on_best(plan, objective)

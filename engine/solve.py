@@ -71,11 +71,11 @@ def _whole(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def seed_problem(seed, path: str = "seed") -> Problem | None:
+def seed_problem(seed) -> Problem | None:
     """What is wrong with a seed (a whole number from 0 to ``MAX_SEED``), or ``None``."""
     if _whole(seed) and 0 <= seed <= MAX_SEED:
         return None
-    return Problem(path, f"expected a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return Problem("seed", f"expected a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def check_arguments(algorithm, iterations, time_limit, seed=0, stop=None) -> None:
