@@ -83,9 +83,9 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     if any_need and has_admissions(Winc):
         # the incumbent's overflow corrected for the touched casualties: merging them into the
         # admission order instead, O(its admissions), was half of a sweep at 10 000 casualties
-        # the chains' links in the full schedule's scratch: a 30th workspace array made every
+        # the chains' links in the full schedule's scratch: one more workspace array made every
         # move at paper size slower, where no hospital needs it (by up to a tenth, alternating)
-        first, links_out, links_in = W.head, W.owner_treat, W.owner_transport
+        first, links_out, links_in = W.head, W.wait_rescue, W.wait_ready
         chain_touched(hosp, hosp_inc, status, o_arrival, arrival, touched, W.gen[N_TOUCHED], hlist, n_dirty, need,
                       first, links_out, links_in)
         for i in range(n_dirty):

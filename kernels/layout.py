@@ -75,8 +75,8 @@ Workspace = namedtuple(
     [
         "rescued", "treated_at", "pickup", "arrival", "pdead",  # f8[C]
         "r_known", "t_known",                                   # b1[C]
-        "owner_treat", "owner_transport",                       # i8[C] scratch: schedule, chain_touched, ranks
-        "ptr", "free", "loc", "blocked", "stack",               # per responder
+        "wait_rescue", "wait_ready",                            # i8[C] schedule's waits; scratch: chain_touched, ranks
+        "ptr", "free", "loc", "stack",                          # per responder
         "start", "end",                                         # f8[slots]
         "count",                                                # i8[H]
         "over",                                                 # f8[H] overflow per hospital
@@ -117,8 +117,7 @@ def make_workspace(n_cas, n_resp, n_hosp, n_slots):
         np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas), np.empty(n_cas),
         np.empty(n_cas, np.bool_), np.empty(n_cas, np.bool_),
         np.empty(n_cas, np.int64), np.empty(n_cas, np.int64),
-        np.empty(n_resp, np.int64), np.empty(n_resp), np.empty(n_resp, np.int64),
-        np.empty(n_resp, np.bool_), np.empty(n_resp, np.int64),
+        np.empty(n_resp, np.int64), np.empty(n_resp), np.empty(n_resp, np.int64), np.empty(n_resp, np.int64),
         np.empty(max(n_slots, 1)), np.empty(max(n_slots, 1)),
         np.empty(n_hosp, np.int64),
         np.zeros(n_hosp),
@@ -140,7 +139,7 @@ _ident = itertools.count(1)
 
 @functools.lru_cache(maxsize=16)
 def _template(n_cas: int, n_resp: int, n_hosp: int) -> Workspace:
-    # a compiled kernel returning 29 arrays costs ~70 µs to box into Python objects, copying them
+    # a compiled kernel returning the workspace's arrays costs ~70 µs to box into Python objects, copying them
     # ~10 µs: the template is made once per size by make_workspace, the one source of the layout
     return make_workspace(n_cas, n_resp, n_hosp, KINDS * n_cas)
 

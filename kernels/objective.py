@@ -175,7 +175,7 @@ def _chained_overflows(P, arrival, pdead, W):
     scored them: only the hospitals that need it are walked, with no pass over every casualty
     and no call (which passes the problem's and workspace's arrays). Over 2 000 random-hospital
     London plans, 0.93x the time of a full evaluation calling ``overflows``."""
-    need, head, nxt, group, order, over, count = W.need, W.head, W.nxt, W.buf, W.owner_treat, W.over, W.count
+    need, head, nxt, group, order, over, count = W.need, W.head, W.nxt, W.buf, W.wait_rescue, W.over, W.count
     W.gen[ADM] = -1
     scratch = W.adm.view(np.float64)
     for h in range(need.shape[0]):
@@ -203,7 +203,7 @@ def overflows(P, hosp, arrival, pdead, W):
     evaluate (schedule and objective).
 
     The admission order ``W.adm`` is scratch here (its arrivals, as floats: the workspace has no
-    float array to spare, and a 30th array slowed every move); it is marked stale.
+    float array to spare, and one more array slowed every move); it is marked stale.
     """
     P, hosp, arrival, pdead, W = borrow((P, hosp, arrival, pdead, W))
     status, transit_hosp = P.status, P.transit_hosp

@@ -1,9 +1,11 @@
 """The exact timing rules of SPEC §6 over a solution array.
 
 Responders are advanced one task at a time from a work stack. A task that must wait for another
-responder's rescue or treatment blocks its responder until that task is timed, which pushes the
-blocked responder back on the stack; so every task is timed once, whatever order the waits
-resolve in. Responders still blocked when the stack empties wait on each other: a cycle.
+responder's rescue or treatment stops its responder, which is noted against the casualty it
+waits for; timing that rescue or treatment pushes it back on the stack. So every task is timed
+once, whatever order the waits resolve in, and responders still stopped when the stack empties
+wait on each other: a cycle. Fire teams are stacked last, so taken first: their rescues never
+wait, and once they are timed an ambulance seldom stops for one.
 
 One rule goes beyond SPEC §6's letter: **no planned task starts before the model's time.** Work
 under way is a fact of the scenario (SPEC §8.1: ``rescue_ends_at``, ``treatment_ends_at``,
@@ -29,10 +31,11 @@ SHIFT_TOL = 1e-9
 
 
 @njit(**JIT, inline="always")
-def _wake(r, c, order, starts, blocked, ptr, stack, top):
-    """Push responder ``r`` if it is blocked on a task of casualty ``c``; returns the new top."""
-    if r >= 0 and blocked[r] and ptr[r] < starts[r + 1] and order[ptr[r]] // 3 == c:
-        blocked[r] = False
+def _wake(waiting, c, stack, top):
+    """Push the responder noted in ``waiting[c]`` (if any) and clear the note; returns the new top."""
+    r = waiting[c]
+    if r >= 0:
+        waiting[c] = -1
         stack[top] = r
         top += 1
     return top
@@ -48,8 +51,11 @@ def schedule(P, starts, order, hosp, pins, W):
     # Arrays are taken out of the tuples once: a store into a boolean array may alias anything for
     # LLVM, which would otherwise reload every tuple field after each such store (10x slower).
     rescued, treated_at, pickup, arrival = W.rescued, W.treated_at, W.pickup, W.arrival
-    r_known, t_known, owner_treat, owner_transport = W.r_known, W.t_known, W.owner_treat, W.owner_transport
-    ptr, free, loc, blocked, stack = W.ptr, W.free, W.loc, W.blocked, W.stack
+    r_known, t_known = W.r_known, W.t_known
+    # the responder whose treatment of casualty c waits for its rescue, and the one whose
+    # transport of c waits for its rescue or treatment (-1: none)
+    wait_rescue, wait_ready = W.wait_rescue, W.wait_ready
+    ptr, free, loc, stack = W.ptr, W.free, W.loc, W.stack
     t_start, t_end = W.start, W.end
     W.gen[VERSION] += 1  # every array of W is about to change (see layout.SYNC_VERSION)
     W.gen[SYNC_IDENT] = 0
@@ -61,33 +67,36 @@ def schedule(P, starts, order, hosp, pins, W):
     # assignments took 4 % longer
     rescued0, r_known0, treated0 = P.rescued0, P.r_known0, P.treated0
     nan = np.nan
-    for c in range(owner_treat.shape[0]):
-        owner_treat[c] = -1
-        owner_transport[c] = -1
+    for c in range(wait_rescue.shape[0]):
+        wait_rescue[c] = -1
+        wait_ready[c] = -1
         pickup[c] = nan
         arrival[c] = nan
         rescued[c] = rescued0[c]
         r_known[c] = r_known0[c]
         treated_at[c] = treated0[c]
         t_known[c] = True
+    for s in range(starts[n_resp]):  # a transport waits for a planned treatment
+        t = order[s]
+        c = t // 3
+        if t - 3 * c == TREAT:
+            t_known[c] = False
+    resp_fire = P.resp_fire
     for r in range(n_resp):
-        for s in range(starts[r], starts[r + 1]):
-            t = order[s]
-            c = t // 3
-            k = t - 3 * c
-            if k == TREAT:
-                owner_treat[c] = r
-                t_known[c] = False
-            elif k != RESCUE:
-                owner_transport[c] = r
-    top = 0
-    for r in range(n_resp - 1, -1, -1):
         ptr[r] = starts[r]
         free[r] = P.resp_avail[r] if pins[r] > 0 else P.resp_free[r]
         loc[r] = P.resp_loc[r]
-        blocked[r] = False
-        stack[top] = r
-        top += 1
+    # fire teams on top, each kind lowest index first: with rescues timed first, London's plans
+    # stop an ambulance for a rescue seldom instead of about once a trapped casualty
+    top = 0
+    for r in range(n_resp - 1, -1, -1):
+        if not resp_fire[r]:
+            stack[top] = r
+            top += 1
+    for r in range(n_resp - 1, -1, -1):
+        if resp_fire[r]:
+            stack[top] = r
+            top += 1
     now = P.scalars[0]
     load = P.scalars[1]
     handover = P.scalars[2]
@@ -112,27 +121,25 @@ def schedule(P, starts, order, hosp, pins, W):
                 end = start + rescue_dur[c]
                 rescued[c] = end
                 r_known[c] = True
-                ptr[r] = s  # _wake reads other responders' positions only, but keep r's current
-                top = _wake(owner_treat[c], c, order, starts, blocked, ptr, stack, top)
-                top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                top = _wake(wait_rescue, c, stack, top)
+                top = _wake(wait_ready, c, stack, top)
                 here = site
             elif k == TREAT:
                 start = arrive
                 if trapped[c] and not resp_hart[r]:
                     if not r_known[c]:
-                        blocked[r] = True
+                        wait_rescue[c] = r
                         break
                     if rescued[c] > start:
                         start = rescued[c]
                 end = start + treat_dur[c]
                 treated_at[c] = end
                 t_known[c] = True
-                ptr[r] = s
-                top = _wake(owner_transport[c], c, order, starts, blocked, ptr, stack, top)
+                top = _wake(wait_ready, c, stack, top)
                 here = site
             else:
                 if not (r_known[c] and t_known[c]):
-                    blocked[r] = True
+                    wait_ready[c] = r
                     break
                 start = arrive
                 if trapped[c] and rescued[c] > start:

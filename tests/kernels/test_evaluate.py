@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import math
 
@@ -23,7 +24,7 @@ import reference
 from conftest import run_batch
 from engine.evaluate import evaluate_detail
 from engine.health import power_tables
-from engine.plan import Plan, Task, problem_arrays
+from engine.plan import Plan, Task, load_plan, problem_arrays
 from kernels.evaluate import evaluate as kernel_evaluate
 from kernels.evaluate import row_width
 from kernels.health import propagate as kernel_propagate
@@ -372,6 +373,38 @@ def test_trapped_casualty_non_hart_treat_waits_for_the_rescue(warm_jit):
     assert W.pdead[0] == pytest.approx(p, abs=1e-12)
     assert obj.casualty_minutes == 30.0
     assert obj.expected_fatalities > _trapped_case(hart=True)[0].expected_fatalities
+
+
+@pytest.mark.parametrize("listed", list(itertools.permutations(("fire", "medic", "amb"))))
+def test_a_transport_waits_for_a_rescue_then_for_a_treatment_in_any_responder_order(listed, warm_jit):
+    # F --4-- S --6-- H. The fire team rescues c (trapped, 12 min); paramedic "medic" (not HART,
+    # from H) treats it once freed (6 min); ambulance "amb" (from H) carries it, so it waits
+    # for the rescue and then for the treatment, whichever responder the schedule takes first.
+    # Rescue 4-16. Treat: arrives 6, starts max(6, 16) = 16, ends 22. Transport: arrives 6,
+    # picks up max(6, rescued 16, treated 22) = 22, arrival 22 + 2 + 6 = 30, ends 35. Then amb
+    # carries d (not trapped): back at S at 35 + 6 = 41, picks up 41, arrival 49, ends 54.
+    resp = {"fire": {"id": "fire", "kind": "fire", "start": "F"},
+            "medic": {"id": "medic", "kind": "paramedic", "start": "H"},
+            "amb": {"id": "amb", "kind": "paramedic", "start": "H"}}
+    d = _scenario(_graph(["f", "s", "h"], [("f", "s", 4.0), ("s", "h", 6.0)]),
+                  [{"id": "H", "node": "h", "capacity": 5}], [{"id": "S", "node": "s"}],
+                  [resp[r] for r in listed],
+                  [{"id": "c", "site": "S", "health": "immediate", "trapped": True,
+                    "rescue_minutes": 12.0, "treatment_minutes": 6.0},
+                   {"id": "d", "site": "S", "health": "urgent"}],
+                  stations=[{"id": "F", "node": "f"}])
+    plan = _plan({"amb": [("transport", "c", "H"), ("transport", "d", "H")], "fire": [("rescue", "c")],
+                  "medic": [("treat", "c")]})
+    obj, W, (starts, order, hosp, pins) = evaluate_detail(d, plan)
+    times = {}
+    for r, rid in enumerate(listed):
+        times[rid] = [(W.start[s], W.end[s]) for s in range(starts[r], starts[r + 1])]
+    assert times == {"fire": [(4.0, 16.0)], "medic": [(16.0, 22.0)], "amb": [(22.0, 35.0), (41.0, 54.0)]}
+    assert (W.pickup[0], W.arrival[0], W.pickup[1], W.arrival[1]) == (22.0, 30.0, 41.0, 49.0)
+    assert obj.feasible and obj.casualty_minutes == 30.0 + 49.0
+    sc = engine.load_scenario(d)
+    plan = load_plan(sc, plan)
+    assert not compare(sc, plan, obj, W, (starts, order, hosp, pins), reference.evaluate(sc, plan))
 
 
 def _tie_case(first: str, capacity: int = 1):
