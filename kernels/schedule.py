@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT
-from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, SYNC_IDENT, TREAT, VERSION
+from .layout import CYCLE, FEASIBLE, RESCUE, SHIFT, SYNC_IDENT, TREAT, VERSION, casualty_of
 
 SHIFT_TOL = 1e-9
 
@@ -78,7 +78,7 @@ def schedule(P, starts, order, hosp, pins, W):
         t_known[c] = True
     for s in range(starts[n_resp]):  # a transport waits for a planned treatment
         t = order[s]
-        c = t // 3
+        c = casualty_of(t)
         if t - 3 * c == TREAT:
             t_known[c] = False
     resp_fire = P.resp_fire
@@ -110,7 +110,7 @@ def schedule(P, starts, order, hosp, pins, W):
         here = loc[r]
         while s < end_r:
             t = order[s]
-            c = t // 3
+            c = casualty_of(t)
             k = t - 3 * c
             site = site_loc[c]
             arrive = f + travel[here, site]
