@@ -22,7 +22,7 @@ from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move
 from .evaluate import evaluate
-from .layout import CYCLE, KINDS, LOCAL, TRANSPORT, make_workspace
+from .layout import CYCLE, KINDS, LOCAL, TRANSPORT, casualty_of, make_workspace
 from .local import count_shift
 from .memo import stamp_scored
 from .moves import INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT, slot_tables
@@ -67,7 +67,7 @@ def _mark(kind, a, b, owner, order0, changed, treat):
         changed[b] = True
         treat[a] = True
     if kind == REMOVE_TREAT:
-        treat[order0[a] // KINDS] = True
+        treat[casualty_of(order0[a])] = True
 
 
 @njit(**JIT)

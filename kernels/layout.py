@@ -32,6 +32,12 @@ def casualty_of(code):
     return np.int64(np.uint64(code) // np.uint64(KINDS))
 
 
+@njit(**JIT, inline="always")
+def kind_of(code):
+    """The kind of task code ``code >= 0`` (``code % KINDS``), from ``casualty_of``."""
+    return code - KINDS * casualty_of(code)
+
+
 #: Casualty status codes.
 ACTIVE, DEAD, IN_TRANSIT = 0, 1, 2
 

@@ -54,7 +54,7 @@ from .admissions import merge_admissions
 from .borrow import borrow
 from .config import JIT, PARALLEL
 from .delta import evaluate_move
-from .layout import CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, TRANSPORT
+from .layout import CYCLE, GEN, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, TRANSPORT, casualty_of, kind_of
 from .moves import HOSPITAL, HOSPITAL_SWAP, INSERT_TASK, INSERT_TREAT, RELOCATE, REMOVE_TREAT, apply_move
 from .score import DEP_BLOCK, WINDOWS, deal, incumbent_tables, score_moves, share, window_id
 
@@ -364,7 +364,7 @@ def stamp_scored(P, kind, a, b, c, st, starts, order, hosp, Winc, slot_owner, sl
             code = co[new]
             changed = code != order[old] or (j >= W.tail[r] and (
                 W.start[new] != Winc.start[old] or W.end[new] != Winc.end[old])) or (
-                code % KINDS == TRANSPORT and ch[code // KINDS] != hosp[code // KINDS])
+                kind_of(code) == TRANSPORT and ch[casualty_of(code)] != hosp[casualty_of(code)])
             j += 1
         if changed:
             stamp[r] = e
@@ -374,9 +374,9 @@ def stamp_scored(P, kind, a, b, c, st, starts, order, hosp, Winc, slot_owner, sl
         if kind == INSERT_TREAT:
             cc = a
         elif kind == REMOVE_TREAT:
-            cc = order[a] // KINDS
+            cc = casualty_of(order[a])
         else:
-            cc = a // KINDS
+            cc = casualty_of(a)
         for k in range(KINDS):
             s = slot_of[KINDS * cc + k]
             if s >= 0:

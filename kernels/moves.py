@@ -25,7 +25,7 @@ from numba import njit
 
 from .borrow import borrow
 from .config import JIT
-from .layout import ACTIVE, RESCUE, TRANSPORT, TREAT
+from .layout import ACTIVE, RESCUE, TRANSPORT, TREAT, casualty_of, kind_of
 
 RELOCATE, SWAP, HOSPITAL, INSERT_TREAT, REMOVE_TREAT, TWO_OPT, INSERT_TASK, HOSPITAL_SWAP = range(8)
 MOVE_NAMES = ("relocate", "swap", "hospital", "insert_treat", "remove_treat", "two_opt", "insert_task",
@@ -49,7 +49,7 @@ def slot_tables(starts, order, n_cas, slot_owner, slot_of):
 @njit(**JIT, inline="always")
 def fits(P, code, r):
     """A rescue belongs to a fire team, a treat or transport to a paramedic team."""
-    return (code % 3 == RESCUE) == P.resp_fire[r]
+    return (kind_of(code) == RESCUE) == P.resp_fire[r]
 
 
 @njit(**JIT)
@@ -285,7 +285,7 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
         if s - starts[r1] < pins[r1]:
             continue
         code = order[s]
-        c = code // 3
+        c = casualty_of(code)
         # relocate
         if not granular:
             for r2 in range(n_resp):
@@ -453,7 +453,7 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
         if s - starts[r1] < pins[r1]:
             continue
         code = order[s]
-        c = code // 3
+        c = casualty_of(code)
         c2 = neigh[c, np.random.randint(0, neigh.shape[1])] if near else -1
         if kind == RELOCATE and near:  # just before or after a task of a nearby casualty
             s2 = slot_of[3 * c2 + (RESCUE if P.resp_fire[r1] else TRANSPORT)]
@@ -485,7 +485,7 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             return HOSPITAL, c, h, 0
         if kind == HOSPITAL_SWAP and near:
             s2 = slot_of[3 * c2 + TRANSPORT]
-            if order[s] % 3 != TRANSPORT or s2 < 0 or hosp[c] == hosp[c2]:
+            if kind_of(order[s]) != TRANSPORT or s2 < 0 or hosp[c] == hosp[c2]:
                 continue
             r2 = slot_owner[s2]
             if s2 - starts[r2] < pins[r2]:
@@ -530,8 +530,8 @@ def random_move(P, starts, order, hosp, pins, slot_owner, slot_of, paramedics, f
             return REMOVE_TREAT, tslot, 0, 0
         if kind == HOSPITAL_SWAP:
             s2 = np.random.randint(0, n_slots)
-            c2 = order[s2] // 3
-            if order[s] % 3 != TRANSPORT or order[s2] % 3 != TRANSPORT or hosp[c] == hosp[c2]:
+            c2 = casualty_of(order[s2])
+            if kind_of(order[s]) != TRANSPORT or kind_of(order[s2]) != TRANSPORT or hosp[c] == hosp[c2]:
                 continue
             r2 = slot_owner[s2]
             if s2 - starts[r2] < pins[r2]:

@@ -19,7 +19,7 @@ from .borrow import borrow
 from .config import JIT
 from .delta import evaluate_move_inline
 from .evaluate import evaluate
-from .layout import ACTIVE, CYCLE, GEN, IDENT, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, make_workspace
+from .layout import ACTIVE, CYCLE, GEN, IDENT, KINDS, N_DIRTY, N_LISTS, N_TOUCHED, RESCUE, kind_of, make_workspace
 from .local import count_shift
 from .moves import INSERT_TASK, RELOCATE, _rebuild, slot_tables
 
@@ -288,7 +288,7 @@ def _score(P, starts, order, hosp, pins, Winc, inc, slot_owner, slot_of, n_shift
         i = todo[t]
         kind, a = moves[i, 0], moves[i, 1]
         reduced = False
-        if reducible and kind == RELOCATE and order[a] % KINDS != RESCUE:
+        if reducible and kind == RELOCATE and kind_of(order[a]) != RESCUE:
             if a != source or i != last + 1:  # a run entered (a thread's share may start inside one)
                 source = a
                 use = worth_without(moves, i, a, n_lists)
