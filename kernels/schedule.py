@@ -107,12 +107,15 @@ def schedule(P, starts, order, hosp, pins, W):
         # the running responder's position, clock and place live in registers until it stops
         s = ptr[r]
         f = free[r]
-        here = loc[r]
+        here = np.uint64(loc[r])
         while s < end_r:
             t = order[s]
-            c = casualty_of(t)
-            k = t - 3 * c
-            site = site_loc[c]
+            signed = casualty_of(t)
+            k = t - 3 * signed
+            # indices as unsigned, so Numba does not test each for a negative one to wrap around:
+            # London's schedule took 0.68 µs so against 0.74 µs
+            c = np.uint64(signed)
+            site = np.uint64(site_loc[c])
             arrive = f + travel[here, site]
             if arrive < now:  # an issued task not reported started has not started yet
                 arrive = now
@@ -147,7 +150,7 @@ def schedule(P, starts, order, hosp, pins, W):
                 ta = treated_at[c]
                 if ta < inf and ta > start:
                     start = ta
-                dest = hosp_loc[hosp[c]]
+                dest = np.uint64(hosp_loc[hosp[c]])
                 arrive_h = start + load + travel[site, dest]
                 end = arrive_h + handover
                 pickup[c] = start
@@ -159,7 +162,7 @@ def schedule(P, starts, order, hosp, pins, W):
             s += 1
         ptr[r] = s
         free[r] = f
-        loc[r] = here
+        loc[r] = np.int64(here)
     status = FEASIBLE
     for r in range(n_resp):
         if ptr[r] < starts[r + 1]:
