@@ -42,17 +42,17 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     dF = 0.0
     dT = 0.0
     for i in range(W.gen[N_TOUCHED]):
-        c = touched[i]
+        c = np.uint64(touched[i])  # indices unsigned, as in health.dead_after
         if status[c] != 0:  # dead or in transit: nothing of theirs is planned
             continue
         if not np.isnan(o_arrival[c]):
             dF -= o_pdead[c]
             dT -= o_arrival[c] - obs[c]
-            h = hosp_inc[c]
-            count[h] -= 1
-            hlist[n_dirty] = h  # listed once, without a branch: kept only if it was not dirty yet
-            n_dirty += not dirty[h]
-            dirty[h] = True
+            dest = np.uint64(hosp_inc[c])
+            count[dest] -= 1
+            hlist[n_dirty] = dest  # listed once, without a branch: kept only if it was not dirty yet
+            n_dirty += not dirty[dest]
+            dirty[dest] = True
         if np.isnan(arrival[c]):
             pdead[c] = np.nan
             continue
@@ -61,15 +61,16 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             p = o_pdead[c]
         else:
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
-                                 small, big, table, start_row[c], start_env[c], ride, site_loc[c], hosp[c])
+                                 small, big, table, start_row[c], start_env[c], ride, np.uint64(site_loc[c]),
+                                 np.uint64(hosp[c]))
         pdead[c] = p
         dF += p
         dT += arrival[c] - obs[c]
-        h = hosp[c]
-        count[h] += 1
-        hlist[n_dirty] = h
-        n_dirty += not dirty[h]
-        dirty[h] = True
+        dest = np.uint64(hosp[c])
+        count[dest] += 1
+        hlist[n_dirty] = dest
+        n_dirty += not dirty[dest]
+        dirty[dest] = True
     W.gen[N_DIRTY] = n_dirty
     # every hospital in one pass, which vectorises: a walk of the list was slower at paper size,
     # where every touched casualty's hospital is listed (half of them)

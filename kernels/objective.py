@@ -102,22 +102,22 @@ def objective(P, hosp, W):
             continue
         if st == IN_TRANSIT:
             arrival[c] = P.transit_arrival[c]
-            h = P.transit_hosp[c]
-            count[h] += 1
-            nxt[c] = head[h]
-            head[h] = c
+            dest = np.uint64(P.transit_hosp[c])  # unsigned, as in health.dead_after
+            count[dest] += 1
+            nxt[c] = head[dest]
+            head[dest] = c
             p = dead_after(h0[c, 0], h0[c, 1], h0[c, 2], h0[c, 3], ENV_AMBULANCE, arrival[c] - obs[c],
                            small, big)
         else:
             if np.isnan(arrival[c]):
                 pdead[c] = np.nan  # no transport yet: a partial plan under construction
                 continue
-            h = hosp[c]
-            count[h] += 1
-            nxt[c] = head[h]
-            head[h] = c
+            dest = np.uint64(hosp[c])
+            count[dest] += 1
+            nxt[c] = head[dest]
+            head[dest] = c
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
-                                 small, big, table, start_row[c], start_env[c], ride, site_loc[c], h)
+                                 small, big, table, start_row[c], start_env[c], ride, np.uint64(site_loc[c]), dest)
         pdead[c] = p
         F += p
         T += arrival[c] - obs[c]
