@@ -272,26 +272,34 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
             cc = casualty_of(code)
             loc[r] = hosp_loc[inc_hosp[cc]] if code - 3 * cc == TRANSPORT else site_loc[cc]
     # go round the re-timed lists until none can advance
+    rescue_dur, treat_dur, t_start, t_end = P.rescue_dur, P.treat_dur, W.start, W.end
     progress = True
     while progress:
         progress = False
         for i in range(n_lists):
             r = lists[i]
-            while ptr[r] < starts[r + 1]:
-                s = ptr[r]
+            end_r = starts[r + 1]
+            first = ptr[r]
+            # as in schedule.schedule: the list's position, clock and place in registers, and
+            # indices unsigned (Numba tests a signed one for a negative index)
+            s = first
+            f = free[r]
+            here = np.uint64(loc[r])
+            while s < end_r:
                 code = order[s]
-                cc = casualty_of(code)
-                k = code - 3 * cc
-                site = site_loc[cc]
-                arrive = free[r] + travel[loc[r], site]
+                signed = casualty_of(code)
+                k = code - 3 * signed
+                cc = np.uint64(signed)
+                site = np.uint64(site_loc[cc])
+                arrive = f + travel[here, site]
                 if arrive < now:  # as in schedule.schedule
                     arrive = now
                 if k == RESCUE:
                     start = arrive
-                    end = start + P.rescue_dur[cc]
+                    end = start + rescue_dur[cc]
                     rescued[cc] = end
                     r_known[cc] = True
-                    loc[r] = site
+                    here = site
                 elif k == TREAT:
                     start = arrive
                     if trapped[cc] and not resp_hart[r]:
@@ -299,10 +307,10 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                             break
                         if rescued[cc] > start:
                             start = rescued[cc]
-                    end = start + P.treat_dur[cc]
+                    end = start + treat_dur[cc]
                     treated_at[cc] = end
                     t_known[cc] = True
-                    loc[r] = site
+                    here = site
                 else:
                     if not (r_known[cc] and t_known[cc]):
                         break
@@ -312,17 +320,21 @@ def local_schedule(P, kind, a, b, c, inc_starts, inc_order, inc_hosp, slot_owner
                     ta = treated_at[cc]
                     if ta < inf and ta > start:
                         start = ta
-                    dest = hosp_loc[hosp[cc]]
+                    dest = np.uint64(hosp_loc[hosp[cc]])
                     arrive_h = start + load + travel[site, dest]
                     end = arrive_h + handover
                     pickup[cc] = start
                     arrival[cc] = arrive_h
-                    loc[r] = dest
-                W.start[s] = start
-                W.end[s] = end
-                free[r] = end
-                ptr[r] = s + 1
+                    here = dest
+                t_start[s] = start
+                t_end[s] = end
+                f = end
+                s += 1
+            if s > first:
                 progress = True
+                ptr[r] = s
+                free[r] = f
+                loc[r] = np.int64(here)
     n_shift = n_shift_inc
     for i in range(n_lists):
         r = lists[i]
