@@ -19,13 +19,35 @@ REPEATS = 10_000
 
 
 def test_full_evaluation_kernel(benchmark, london, london_greedy):
-    """One full evaluation (schedule + objective) of the London plan, looped inside the kernel so
-    that Python's call overhead is not measured; the figure is divided by REPEATS in the report."""
+    """One full evaluation (schedule + objective) of the London plan, looped inside the kernel and
+    inlined there, as the batch and the searches run it, so that no call's overhead is measured;
+    the figure is divided by REPEATS in the report."""
     P, s = problem_arrays(london), london_greedy
     W = workspace_for(P)
     evaluate_repeat(P, s.starts, s.order, s.hosp, s.pins, W, 1)
     benchmark.extra_info["evaluations_per_round"] = REPEATS
     benchmark(evaluate_repeat, P, s.starts, s.order, s.hosp, s.pins, W, REPEATS)
+
+
+# not cached, for the reason given at _delta_loop below; it only calls the cached evaluate
+@numba.njit(cache=False, nogil=True)
+def _call_loop(P, starts, order, hosp, pins, W, repeats):
+    P, starts, order, hosp, pins, W = borrow((P, starts, order, hosp, pins, W))
+    F = 0.0
+    for _ in range(repeats):
+        F, _o, _t, _s = evaluate(P, starts, order, hosp, pins, W)
+    return F
+
+
+def test_full_evaluation_called(benchmark, london, london_greedy):
+    """The same, with ``evaluate`` called from compiled code each time instead of inlined: what
+    passing the problem's and workspace's arrays costs a compiled caller."""
+    P, s = problem_arrays(london), london_greedy
+    W = workspace_for(P)
+    assert _call_loop(P, s.starts, s.order, s.hosp, s.pins, W, 1) == evaluate_repeat(P, s.starts, s.order, s.hosp,
+                                                                                       s.pins, W, 1)
+    benchmark.extra_info["evaluations_per_round"] = REPEATS
+    benchmark(_call_loop, P, s.starts, s.order, s.hosp, s.pins, W, REPEATS)
 
 
 def test_full_evaluation_from_python(benchmark, london, london_greedy):
