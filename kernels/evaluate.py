@@ -38,8 +38,8 @@ def evaluate_repeat(P, starts, order, hosp, pins, W, repeats):
     """Evaluate the same solution ``repeats`` times: an evaluation's cost without a call's.
 
     The evaluation is inlined, as the batch and the searches run it. Calling ``evaluate``
-    instead adds the passing of the problem's and workspace's sixty arrays to each (about
-    0.27 µs at paper size: ``bench/test_kernels.py::test_full_evaluation_called``).
+    instead adds the passing of the problem's and workspace's sixty arrays to each (0.2-0.3 µs
+    at paper size: ``bench/test_kernels.py::test_full_evaluation_called``).
     """
     P, starts, order, hosp, pins, W = borrow((P, starts, order, hosp, pins, W))
     F = 0.0

@@ -84,7 +84,7 @@ def dead_after(h0, h1, h2, h3, env, delta, small, big):
     if n + 1 >= small.shape[1]:
         return propagate(h0, h1, h2, h3, env, delta, small, big)[3]
     # the minutes index the table unsigned: Numba tests a signed index for a negative one, to
-    # count from the end, on every read (the objective 0.87x as long without, London)
+    # count from the end, on every read (unsigned, London's objective took 0.87x as long)
     u = np.uint64(n)
     p = h0 * small[env, u, 3] + h1 * small[env, u, 7] + h2 * small[env, u, 11] + h3 * small[env, u, 15]
     if f > 0.0:
