@@ -13,6 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
+from kernels.health import TABLE
+
 STATES = ("delayed", "urgent", "immediate", "deceased")
 DECEASED = 3
 
@@ -35,7 +37,8 @@ DEFAULT_RATES = {
 }
 
 #: Power tables hold P^n for n < POWER_TABLE; longer segments combine them with P^(POWER_TABLE·2^j).
-POWER_TABLE = 256
+#: The kernels fix the size (``kernels.health.TABLE``): they split minutes by a shift, not a division.
+POWER_TABLE = TABLE
 POWER_BITS = 48
 
 

@@ -27,7 +27,9 @@ from engine.health import power_tables
 from engine.plan import Plan, Task, load_plan, problem_arrays
 from kernels.evaluate import evaluate as kernel_evaluate
 from kernels.evaluate import row_width
+from kernels.health import fill_start_table
 from kernels.health import propagate as kernel_propagate
+from kernels.health import propagate_start as kernel_propagate_start
 from kernels.layout import workspace_for
 from kernels.objective import RANK_SORT_MAX
 
@@ -563,7 +565,9 @@ def test_wait_cycle_has_no_objective(warm_jit):
 
 # --- P_k(δ) -------------------------------------------------------------------------------------
 
-DELTAS = (0.0, 0.5, 1.0, 255.7, 256.0, 257.3, 10000.25)
+# around the power table's end (256 minutes) and its multiples: a fraction after its last row,
+# whole multiples of it, and a fraction a row before a multiple
+DELTAS = (0.0, 0.5, 1.0, 254.5, 255.7, 256.0, 257.3, 511.5, 512.0, 767.25, 10000.25)
 
 
 def _chains(rng):
@@ -592,6 +596,26 @@ def test_propagation_equals_matrix_power_definition(delta, rng, warm_jit):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
             assert got.sum() == pytest.approx(1.0, abs=1e-12) and got.min() >= -1e-15
             np.testing.assert_allclose(reference.propagate(h, chains[env], delta), want, rtol=0, atol=1e-15)
+
+
+def test_a_start_row_gives_propagate_s_bits_within_the_table_and_beyond(rng, warm_jit):
+    """``propagate_start`` reads the first row(s) off a start table instead of multiplying, within
+    the power table and beyond it: the same numbers to the bit (so a casualty's score does not
+    depend on whether its start was tabled), and the definition's to 1e-12."""
+    chains = _chains(rng)
+    small, big = power_tables(chains)
+    h = rng.dirichlet(np.ones(4), size=5)
+    table = np.empty((5, small.shape[1], 4))
+    fill_start_table(h, np.arange(5), small, table)
+    for env in range(5):
+        for delta in DELTAS[1:] + (255.0, 255.5, 511.0, 767.999, 65791.5):
+            args = (float(h[env, 0]), float(h[env, 1]), float(h[env, 2]), float(h[env, 3]), env, delta, small, big)
+            got = kernel_propagate_start(*args, table, env)
+            assert got == kernel_propagate(*args)
+            n = math.floor(delta)
+            f = delta - n
+            want = h[env] @ (np.linalg.matrix_power(chains[env], n) @ ((1 - f) * np.eye(4) + f * chains[env]))
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 17, 255, 256, 257, 512, 1000])
