@@ -45,11 +45,13 @@ def _blend(a0, a1, a2, a3, b0, b1, b2, b3, f):
 
 @njit(**JIT, inline="always")
 def _beyond_table(a0, a1, a2, a3, env, q, f, small, big):
-    """``a · P(f) · P^(TABLE·q)`` for ``a = h·P^(TABLE−1)`` (``f > 0``) or ``a = h·P^r``
-    (``f = 0``): the rest of a segment of ``TABLE·q + r`` minutes and a fraction ``f`` once its
-    first table row is read. The fraction is taken before the ``big`` factors, not after, so
-    it does not wait for them: a timeline past the table (a casualty waiting hours) costs
-    about the products of one within it, plus one a set bit of ``q``."""
+    """``a · P(f) · P^(TABLE·q)``: the rest of a segment of ``TABLE·q + r`` minutes and a
+    fraction once its first row is read, ``a`` being the health after its first ``r`` minutes
+    and fraction (``f = 0`` then) or, when ``r + 1`` is past the table, after ``TABLE − 1``
+    minutes alone (the fraction ``f > 0`` still to take). The fraction is taken before the
+    ``big`` factors, not after, so it does not wait for them: a timeline past the table (a
+    casualty waiting hours) costs about the products of one within it, plus one a set bit of
+    ``q``."""
     if f > 0.0:
         b0, b1, b2, b3 = _vecmat(a0, a1, a2, a3, small, env, np.uint64(1))
         a0, a1, a2, a3 = _blend(a0, a1, a2, a3, b0, b1, b2, b3, f)
