@@ -90,7 +90,7 @@ def _admissions(n_hosp, status, arrival, hosp):
 
 def test_overflow_after_a_move_equals_summing_the_admissions_afresh():
     rng = np.random.default_rng(7)
-    checked = crossings = 0
+    checked = crossings = within = 0
     for _ in range(3000):
         n, n_hosp, h, status, inc_arrival, inc_pdead, inc_hosp, touched, arrival, pdead, hosp = _case(rng)
         # casualties in transit arrive where they are bound: their hospital is never a plan's
@@ -110,7 +110,19 @@ def test_overflow_after_a_move_equals_summing_the_admissions_afresh():
         assert abs(got - want) <= 1e-12, (n, h, beds, got, want)
         checked += 1
         crossings += (len(inc_members) > beds) != (len(after) > beds) or (len(after) > beds and len(touched) > 0)
+        within += _all_within_beds(inc_members, after, inc_arrival, arrival, mark, g, beds)
     assert checked == 3000 and crossings >= 500, crossings
+    assert within >= 100, within  # overflow_after's shortcut: the same beds, the same overflow
+
+
+def _all_within_beds(inc_members, after, inc_arrival, arrival, mark, g, beds) -> bool:
+    """Whether a move at a hospital over its beds takes as many out of its admissions as it
+    admits again, all of them within the beds before and after."""
+    before = sorted(inc_members, key=lambda c: (inc_arrival[c], c))
+    now = sorted(after, key=lambda c: (arrival[c], c))
+    out = [p for p, c in enumerate(before) if mark[c] == g]
+    back = [p for p, c in enumerate(now) if mark[c] == g]
+    return len(after) > beds and len(out) == len(back) > 0 and all(p < beds for p in out + back)
 
 
 def test_a_kept_admission_pushed_beyond_the_last_bed_is_counted():
@@ -127,6 +139,28 @@ def test_a_kept_admission_pushed_beyond_the_last_bed_is_counted():
     got = _overflow_after(0, adm, start, inc_arrival, pdead, inc_over, arrival, pdead, hosp, hosp, status,
                           np.array([2], np.int64), mark, 1, 1, 1.0)
     assert abs(got - ((1 - 0.1) + (1 - 0.2))) <= 1e-15
+
+
+def test_a_re_admitted_casualty_tied_with_the_first_beyond_the_beds_takes_a_bed_by_its_index():
+    """Three beds, admissions at 5, 10, 20, 30 (casualties 4, 1, 2, 3). Casualty 1 re-arrives at
+    30, tied with casualty 3, the first beyond the beds: with the lower index it takes the third
+    bed, and the overflow is the incumbent's. Casualty 4, re-arriving so instead, is admitted
+    after casualty 3, which takes the bed."""
+    status = np.full(5, ACTIVE, np.int64)
+    hosp = np.zeros(5, np.int64)
+    inc_arrival = np.array([np.nan, 10.0, 20.0, 30.0, 5.0])
+    pdead = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    adm, start = _admissions(1, status, inc_arrival, hosp)
+    inc_over = 1 - 0.3
+    for c, want in ((1, inc_over), (4, 1 - 0.4)):
+        mark = np.zeros(5, np.int64)
+        mark[c] = 1
+        arrival = inc_arrival.copy()
+        arrival[c] = 30.0
+        got = _overflow_after(0, adm, start, inc_arrival, pdead, inc_over, arrival, pdead, hosp, hosp, status,
+                              np.array([c], np.int64), mark, 1, 3, 1.0)
+        exact = c == 1  # the same beds: the incumbent's overflow, to the bit
+        assert (got == want) if exact else abs(got - want) <= 1e-15, (c, got, want)
 
 
 def test_rank_counts_the_admissions_before_a_casualty(rng):
