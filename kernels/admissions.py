@@ -236,15 +236,14 @@ def overflow_after(h, adm, start, place, inc_arrival, inc_pdead, inc_over, arriv
             n_out += 1
             e = links_out[e >> 1]
     n_inc = hi - lo
-    if n_out == k and beds < n_inc and (k == 0 or out[k - 1] < beds):
+    if k > 0 and n_out == k and beds < n_inc and out[k - 1] < beds:
         # as many admitted again as taken out, all taken out from within the beds: if the last
         # to arrive again comes before the first admission beyond the beds (kept), they all take
         # beds again and the overflow is the incumbent's, to the bit, with no binary search for
         # each (a move that re-times a full hospital's early admissions): a sweep at London's
         # local optimum took 0.98-0.99 of the time, an annealing move at 1 000 casualties 0.97
-        z = adm[lo + beds]
-        y = ins[k - 1] if k > 0 else z
-        if k == 0 or arrival[y] < inc_arrival[z] or (arrival[y] == inc_arrival[z] and y < z):
+        y, z = ins[k - 1], adm[lo + beds]
+        if arrival[y] < inc_arrival[z] or (arrival[y] == inc_arrival[z] and y < z):
             return inc_over
     # q: the re-admitted ones within the beds (each one's place: the kept admissions before it,
     # and the re-admitted ones before it)
