@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from kernels.health import fill_ride_table
-from kernels.layout import ACTIVE, DEAD, ENV_AMBULANCE, IN_TRANSIT, ProblemArrays
+from kernels.health import fill_ride_steps, fill_ride_table, fill_start_ride
+from kernels.layout import ACTIVE, DEAD, ENV_AMBULANCE, ENV_CCS, ENV_CCS_TREATED, IN_TRANSIT, ProblemArrays
 
 from .health import is_known_dead, power_tables
 from .scenario import Scenario, free_from
@@ -113,15 +113,58 @@ def _ride(travel: np.ndarray, hosp_loc: np.ndarray, load: float, small: np.ndarr
     return out
 
 
+#: ``ProblemArrays.ride_steps`` and ``start_ride`` each take at most this many bytes: 4.3 and
+#: 3.2 MB for the London example (22 places, 12 hospitals, 6 start rows). A problem with
+#: thousands of places and dozens of hospitals would need gigabytes: its kernels propagate
+#: the wait before a ride instead, as they do for start rows beyond ``start_ride``'s.
+RIDE_TABLES_MAX_BYTES = 32 << 20
+
+
+def _ride_steps(small: np.ndarray, ride: np.ndarray) -> np.ndarray:
+    """``ProblemArrays.ride_steps``: a wait at a site, treated or not, then the ride to each
+    hospital (``kernels.health.fill_ride_steps``); empty if it would take more than
+    ``RIDE_TABLES_MAX_BYTES``. It depends on what ``ride`` does and the chains only."""
+    envs = np.array([ENV_CCS, ENV_CCS_TREATED], dtype=np.int64)
+    shape = (len(envs),) + ride.shape[:2] + (small.shape[1], 4)
+    if 8 * math.prod(shape) > RIDE_TABLES_MAX_BYTES:
+        shape = (len(envs), 0, 0) + shape[3:]
+    out = np.empty(shape)
+    fill_ride_steps(small, ride, envs, out)
+    return out
+
+
+def _start_ride(table: np.ndarray, ride: np.ndarray, previous: ProblemArrays | None = None) -> np.ndarray:
+    """``ProblemArrays.start_ride``: each row of the start ``table`` then each ride
+    (``kernels.health.fill_start_ride``), for as many of the first rows as
+    ``RIDE_TABLES_MAX_BYTES`` allows.
+
+    The start table's rows are the process's (``engine.start_table``): a model derived from
+    ``previous`` shares its ``start_ride`` while the rides and the rows it was made of are the
+    same, rather than making it again at every delta (rows made since are propagated)."""
+    if previous is not None:
+        old = previous.start_ride
+        k = old.shape[0]
+        if (ride is previous.ride and table.shape[0] >= k
+                and (table is previous.start_table or np.array_equal(table[:k], previous.start_table[:k]))):
+            return old
+    per_row = 8 * ride.shape[0] * ride.shape[1] * table.shape[1]
+    out = np.empty((min(table.shape[0], RIDE_TABLES_MAX_BYTES // max(per_row, 1)),) + ride.shape[:2]
+                   + (table.shape[1],))
+    fill_start_ride(table, ride, out)
+    return out
+
+
 def build_problem(sc: Scenario) -> ProblemArrays:
     """Every array of ``ProblemArrays``, C-contiguous with fixed dtypes."""
     small, big = power_tables(sc.chains)
     cas = _casualty_columns(sc, sc.model.casualties, sc.health)
     travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
     hosp_loc = np.arange(len(sc.model.hospitals), dtype=np.int64)
+    ride = _ride(travel, hosp_loc, sc.model.durations.load, small, big)
+    start = start_columns(small, cas["h0"], cas["status"], cas["trapped"], cas["treated"])
     return ProblemArrays(
         **cas,
-        **start_columns(small, cas["h0"], cas["status"], cas["trapped"], cas["treated"]),
+        **start,
         **_responder_columns(sc),
         **_hospital_columns(sc),
         travel=travel,
@@ -130,7 +173,9 @@ def build_problem(sc: Scenario) -> ProblemArrays:
         big=big,
         chains=np.ascontiguousarray(sc.chains),
         scalars=_scalars(sc),
-        ride=_ride(travel, hosp_loc, sc.model.durations.load, small, big),
+        ride=ride,
+        ride_steps=_ride_steps(small, ride),
+        start_ride=_start_ride(start["start_table"], ride),
     )
 
 
@@ -179,7 +224,9 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         out["travel"] = travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
         out["hosp_loc"] = hosp_loc = np.arange(n_hosp, dtype=np.int64)
         out["ride"] = _ride(travel, hosp_loc, sc.model.durations.load, P.small, P.big)
+        out["ride_steps"] = _ride_steps(P.small, out["ride"])
     out["scalars"] = _scalars(sc)
+    out["start_ride"] = _start_ride(out.get("start_table", P.start_table), out.get("ride", P.ride), P)
     return P._replace(**out)
 
 
@@ -206,4 +253,6 @@ def patch_observations(P: ProblemArrays, sc: Scenario, changed: list[int], clock
                                  changed))
     if clock:
         out.update(_responder_times(sc), scalars=_scalars(sc))
+    if "start_table" in out:
+        out["start_ride"] = _start_ride(out["start_table"], P.ride, P)
     return P._replace(**out)

@@ -4,6 +4,13 @@ Whole minutes come from the power tables (one vector-matrix product below the ta
 more above it: no horizon cap), the fraction from one linear step ``(1 − f)·h + f·(h·P)``, taken
 as ``(1 − f)·h·P^r + f·h·P^(r+1)`` for ``r`` the minutes modulo the table size: the same matrix,
 since every table entry is a power of the one chain and so they commute.
+
+A timeline's last segment, the ride to hospital, is read off a table of rides made once per
+model (``fill_ride_table``), and so, while the model is small enough for it, is the wait at the
+site before it, together with the ride: off a table of start rows (``fill_start_ride``) when
+the wait is the casualty's first segment, else off the power tables times the rides
+(``fill_ride_steps``). Both are linear in the health, so they give the products' figures to
+rounding.
 """
 
 from __future__ import annotations
@@ -189,3 +196,71 @@ def dead_on_ride(h0, h1, h2, h3, ride, l, h):
     ``h0``..``h3``: one dot product with its ride's column (``fill_ride_table``), where
     ``dead_after`` took two with table columns and the fraction's step, on every timeline."""
     return h0 * ride[l, h, 0] + h1 * ride[l, h, 1] + h2 * ride[l, h, 2] + h3 * ride[l, h, 3]
+
+
+@njit(**JIT)
+def fill_start_ride(table, ride, out):
+    """``out[k, l, h, n]``: row ``k`` of a start ``table`` (a health as observed times
+    ``P_env^n``) then the ride from place ``l`` to hospital ``h``: its dot product with the
+    ride's column (``fill_ride_table``). A casualty whose first segment ends at its pickup, in
+    less than the table's minutes, is then read off two entries (``dead_from_start``)."""
+    table, ride, out = borrow((table, ride, out))
+    for k in range(out.shape[0]):
+        for l in range(out.shape[1]):
+            for h in range(out.shape[2]):
+                for n in range(out.shape[3]):
+                    total = 0.0
+                    for i in range(4):
+                        total += table[k, n, i] * ride[l, h, i]
+                    out[k, l, h, n] = total
+
+
+@njit(**JIT, inline="always")
+def dead_from_start(start_ride, row, l, h, delta):
+    """``p_dead`` on arrival at hospital ``h`` of a casualty who waits ``0 <= delta < TABLE - 1``
+    minutes from its observation before its ride from place ``l``, its first segment being row
+    ``row`` of the start table (``fill_start_ride``): ``dead_on_ride(propagate_start(...))`` to
+    rounding, as in ``dead_by_steps``."""
+    n = np.uint64(delta)  # delta >= 0: the floor; unsigned, as in dead_after
+    f = delta - n
+    p = start_ride[row, l, h, n]
+    if f > 0.0:
+        p = (1.0 - f) * p + f * start_ride[row, l, h, n + np.uint64(1)]
+    return p
+
+
+@njit(**JIT)
+def fill_ride_steps(small, ride, envs, out):
+    """``out[e, l, h, n, i]``: the deceased entry of ``e_i · P_env^n`` then the ride from place
+    ``l`` to hospital ``h``, for ``env = envs[e]`` and every ``n`` of the power table: ``P_env^n``
+    times the ride's column (``fill_ride_table``). A timeline's last segment before its ride,
+    ``n`` whole minutes and a fraction in ``env``, is then two dot products (``dead_by_steps``)
+    where it was two vector-matrix products and a dot product with the ride's column."""
+    small, ride, envs, out = borrow((small, ride, envs, out))
+    for e in range(out.shape[0]):
+        k = envs[e]
+        for l in range(out.shape[1]):
+            for h in range(out.shape[2]):
+                for n in range(out.shape[3]):
+                    for i in range(4):
+                        total = 0.0
+                        for j in range(4):
+                            total += small[k, n, 4 * i + j] * ride[l, h, j]
+                        out[e, l, h, n, i] = total
+
+
+@njit(**JIT, inline="always")
+def dead_by_steps(h0, h1, h2, h3, steps, e, l, h, delta):
+    """``p_dead`` on arrival at hospital ``h`` of a casualty with health ``h0``..``h3`` who waits
+    ``0 <= delta < TABLE - 1`` minutes in environment ``e`` of ``steps`` (``fill_ride_steps``)
+    before its ride from place ``l``: ``dead_on_ride(propagate(...))`` to rounding, since
+    ``P(δ) = (1 − f)·P^n + f·P^(n+1)`` and the ride's column is linear in the health."""
+    n = np.uint64(delta)  # delta >= 0: the floor; unsigned, as in dead_after
+    f = delta - n
+    p = h0 * steps[e, l, h, n, 0] + h1 * steps[e, l, h, n, 1] + h2 * steps[e, l, h, n, 2] + h3 * steps[e, l, h, n, 3]
+    if f > 0.0:
+        m = n + np.uint64(1)
+        q = (h0 * steps[e, l, h, m, 0] + h1 * steps[e, l, h, m, 1] + h2 * steps[e, l, h, m, 2]
+             + h3 * steps[e, l, h, m, 3])
+        p = (1.0 - f) * p + f * q
+    return p

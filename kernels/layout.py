@@ -85,6 +85,8 @@ ProblemArrays = namedtuple(
         "start_row",       # i8[C] each casualty's row of start_table (-1: none)
         "start_env",       # i8[C] the environment that row is for: its first segment's (-1: none)
         "ride",            # f8[L, H, 4] P_ambulance(load + travel to hospital h)[:, dead] (health.fill_ride_table)
+        "ride_steps",      # f8[2, L, H, T, 4] P_env^n · ride[l, h], env CCS then CCS treated (health.fill_ride_steps)
+        "start_ride",      # f8[K', L, H, T] start_table[k, n] · ride[l, h], K' <= K (health.fill_start_ride)
     ],
 )
 

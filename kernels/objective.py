@@ -14,7 +14,7 @@ from numba import njit
 from .admissions import overflow_beyond, sort_by_arrival
 from .borrow import borrow
 from .config import JIT
-from .health import dead_after, dead_on_ride, propagate, propagate_start
+from .health import TABLE, dead_after, dead_by_steps, dead_from_start, dead_on_ride, propagate, propagate_start
 from .layout import (
     ADM,
     DEAD,
@@ -52,7 +52,7 @@ def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big, t
 
 @njit(**JIT, inline="always")
 def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, small, big, table, row, row_env, ride,
-                     site, hosp):
+                     start_ride, steps, site, hosp):
     """``p_dead`` at ``arrival`` of casualty ``c`` with health ``H[c]`` observed at ``t`` (not in
     transit); ``row`` is its row of the start ``table``, made for environment ``row_env``.
 
@@ -61,13 +61,33 @@ def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, sma
     evaluation of the London example about a tenth shorter. The ride is the schedule's
     ``arrival - pickup`` to rounding (``(pickup + load) + travel - pickup``), and ``P(δ)`` is
     continuous in ``δ``, so ``p_dead`` is the same to rounding too (about 1e-16).
+
+    The wait at the site before the ride, shorter than the power table, is read off with the
+    ride: off ``start_ride`` when it is the casualty's first segment and its row is there
+    (``health.dead_from_start``), else off ``steps`` (``health.dead_by_steps``). Either table
+    may be empty (``engine.problem.RIDE_TABLES_MAX_BYTES``); the segment is then propagated.
     """
     h0, h1, h2, h3 = H[c, 0], H[c, 1], H[c, 2], H[c, 3]
     if trapped:
         h0, h1, h2, h3, t, row_env = _segment(h0, h1, h2, h3, ENV_TRAPPED, ENV_TRAPPED_TREATED, t, rescued,
                                               treated_at, small, big, table, row, row_env)
-    h0, h1, h2, h3, t, row_env = _segment(h0, h1, h2, h3, ENV_CCS, ENV_CCS_TREATED, t, pickup, treated_at,
-                                          small, big, table, row, row_env)
+    if pickup > t:  # _segment at the site, its last piece read off with the ride
+        env = ENV_CCS
+        if treated_at <= t:
+            env = ENV_CCS_TREATED
+        elif treated_at < pickup:
+            h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, ENV_CCS, treated_at - t, small, big, table,
+                                             row if row_env == ENV_CCS else -1)
+            t, env, row_env = treated_at, ENV_CCS_TREATED, -1
+        delta = pickup - t
+        if delta < TABLE - 1:
+            if row_env == env and np.uint64(row) < np.uint64(start_ride.shape[0]):  # (nor is a row of -1)
+                return dead_from_start(start_ride, np.uint64(row), site, hosp, delta)
+            if steps.shape[1] > 0:
+                return dead_by_steps(h0, h1, h2, h3, steps, np.uint64(env == ENV_CCS_TREATED), site, hosp, delta)
+        h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env, delta, small, big, table,
+                                         row if row_env == env else -1)
+        return dead_on_ride(h0, h1, h2, h3, ride, site, hosp)
     if t == pickup:
         return dead_on_ride(h0, h1, h2, h3, ride, site, hosp)
     # picked up before the observation or the rescue: not a plan the schedule makes (every
@@ -84,7 +104,7 @@ def objective(P, hosp, W):
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
     small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
-    ride, site_loc = P.ride, P.site_loc
+    ride, start_ride, steps, site_loc = P.ride, P.start_ride, P.ride_steps, P.site_loc
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     # each hospital's admissions are counted and chained (``head``/``nxt``, from the highest index
     # down) as they are scored, for ``_chained_overflows``
@@ -117,7 +137,8 @@ def objective(P, hosp, W):
             nxt[c] = head[dest]
             head[dest] = c
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
-                                 small, big, table, start_row[c], start_env[c], ride, np.uint64(site_loc[c]), dest)
+                                 small, big, table, start_row[c], start_env[c], ride, start_ride, steps,
+                                 np.uint64(site_loc[c]), dest)
         pdead[c] = p
         F += p
         T += arrival[c] - obs[c]

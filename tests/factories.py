@@ -374,3 +374,28 @@ def one_site(*, fire_teams: int = 2, h1_beds: int = 5, rescue_minutes: float = 1
                        {"id": "c2", "site": "S", "health": "urgent", "trapped": True, "rescue_minutes": rescue_minutes},
                        {"id": "c3", "site": "S", "health": "delayed"}],
     }
+
+
+def differing_arrays(fast, slow) -> list[str]:
+    """The fields in which two ``ProblemArrays`` of one model differ, each compared exactly.
+
+    The start table and its rides (``start_table``, ``start_ride``) are compared by the rows
+    each casualty reads: rows are numbered as the process made them, and a model derived from
+    another keeps the rides of the rows it had (``engine.problem._start_ride``), where a reload
+    has the rides of every row made since.
+    """
+    out = [name for name, a, b in zip(fast._fields, fast, slow) if name not in ("start_table", "start_ride")
+           and not (a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True))]
+    rows = [(int(f), int(s)) for f, s in zip(fast.start_row, slow.start_row) if f >= 0 and s >= 0]
+    if any(not np.array_equal(fast.start_table[f], slow.start_table[s]) for f, s in rows):
+        out.append("start_table")
+    if any(not np.array_equal(fast.start_ride[f], slow.start_ride[s]) for f, s in rows
+           if f < len(fast.start_ride) and s < len(slow.start_ride)):
+        out.append("start_ride")
+    return out
+
+
+def without_ride_tables(P):
+    """``P`` with empty ride tables (``engine.problem.RIDE_TABLES_MAX_BYTES``): every wait before
+    a ride propagated and the ride read after it, as for a problem too big for the tables."""
+    return P._replace(ride_steps=P.ride_steps[:, :0, :0], start_ride=P.start_ride[:0])

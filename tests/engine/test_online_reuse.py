@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import engine
+import factories
 from engine.algorithms import Annealing, SearchState
 from engine.construct import greedy
 from engine.deltas import apply_delta, copy_model, parse_delta
@@ -28,21 +29,9 @@ from engine.scenario import load_scenario, with_available
 
 def assert_same_scenario(fast, slow) -> None:
     """A derived scenario equals a reload: the same model and the same problem arrays (the start
-    table compared by the rows its casualties read: rows are numbered as the process made them)."""
+    table and its rides compared by the rows its casualties read: ``factories.differing_arrays``)."""
     assert fast.model == slow.model
-    pf, ps = problem_arrays(fast), problem_arrays(slow)
-    for name, a, b in zip(pf._fields, pf, ps):
-        if name != "start_table":
-            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
-    assert np.array_equal(start_rows(pf), start_rows(ps))
-
-
-def start_rows(P) -> np.ndarray:
-    """Each casualty's row of ``P.start_table`` (zeros for none)."""
-    out = np.zeros((len(P.start_row),) + P.start_table.shape[1:])
-    has = P.start_row >= 0
-    out[has] = P.start_table[P.start_row[has]]
-    return out
+    assert factories.differing_arrays(problem_arrays(fast), problem_arrays(slow)) == []
 
 
 def assert_reported_as_a_reload(derive, model: dict) -> None:

@@ -80,8 +80,7 @@ def check_incumbent(p: Planner, expected_pins: dict[str, Task] | None = None) ->
     # loads as: what the incumbent was just scored under is the model's truth
     reloaded = engine.load_scenario(copy.deepcopy(p._model))
     assert reloaded.model == p.scenario.model
-    for name, a, b in zip(problem_arrays(reloaded)._fields, problem_arrays(reloaded), problem_arrays(p.scenario)):
-        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    assert factories.differing_arrays(problem_arrays(p.scenario), problem_arrays(reloaded)) == []
     if expected_pins is not None:
         for rid, task in expected_pins.items():
             route = plan.routes.get(rid, [])
