@@ -140,7 +140,9 @@ def _start_ride(table: np.ndarray, ride: np.ndarray, previous: ProblemArrays | N
 
     The start table's rows are the process's (``engine.start_table``): a model derived from
     ``previous`` shares its ``start_ride`` while the rides and the rows it was made of are the
-    same, rather than making it again at every delta (rows made since are propagated)."""
+    same, rather than making it again at every delta (rows made since are read off
+    ``ride_steps``). A delta that changes the rides leaves both tables empty
+    (``rebuild_problem``)."""
     if previous is not None:
         old = previous.start_ride
         k = old.shape[0]
@@ -224,9 +226,13 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         out["travel"] = travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
         out["hosp_loc"] = hosp_loc = np.arange(n_hosp, dtype=np.int64)
         out["ride"] = _ride(travel, hosp_loc, sc.model.durations.load, P.small, P.big)
-        out["ride_steps"] = _ride_steps(P.small, out["ride"])
+        # not made again here: 1 ms for London's, where a delta's whole repair has a millisecond
+        # (bench/test_online.py); the kernels propagate the waits instead until a reload
+        out["ride_steps"] = np.empty(P.ride_steps.shape[:1] + (0, 0) + P.ride_steps.shape[3:])
+        out["start_ride"] = np.empty((0,) + P.start_ride.shape[1:])
+    else:
+        out["start_ride"] = _start_ride(out.get("start_table", P.start_table), P.ride, P)
     out["scalars"] = _scalars(sc)
-    out["start_ride"] = _start_ride(out.get("start_table", P.start_table), out.get("ride", P.ride), P)
     return P._replace(**out)
 
 

@@ -19,6 +19,8 @@ import engine
 import engine.problem
 import factories
 import reference
+from engine.derive import derive
+from engine.generate import generate
 from engine.health import power_tables
 from engine.plan import problem_arrays
 from engine.problem import _start_ride, build_problem
@@ -156,6 +158,24 @@ def test_a_derived_model_shares_its_start_rides_only_while_they_are_what_it_woul
         assert fresh is not P.start_ride
         assert np.array_equal(fresh, _start_ride(table, ride))
     assert not np.array_equal(_start_ride(renumbered, P.ride, P), P.start_ride)
+
+
+def test_a_model_derived_across_a_change_of_roads_has_no_tables_and_scores_as_a_reload():
+    """Remaking the tables would take a delta's whole millisecond (``bench/test_online.py``): a
+    derived model with new rides has none, and propagates its waits."""
+    d = generate("random", seed=7, casualties=20, paramedics=4, fire=2, hospitals=3)
+    sc = engine.load_scenario(d)
+    assert build_problem(sc).start_ride.shape[0] > 0
+    slower = dict(d, network=dict(d["network"], speed_kmh=d["network"]["speed_kmh"] / 2))
+    derived, reloaded = derive(sc, d, slower), engine.load_scenario(slower)
+    P, R = problem_arrays(derived), problem_arrays(reloaded)
+    assert P.ride is not problem_arrays(sc).ride and np.array_equal(P.ride, R.ride)
+    assert P.ride_steps.size == 0 and P.start_ride.size == 0 and R.start_ride.size > 0
+    plan = factories.random_plan(derived, np.random.default_rng(1), mode="ordered")
+    arrays = plan.to_arrays(derived)
+    got = evaluate(P, *arrays, workspace_for(P))
+    want = evaluate(R, *arrays, workspace_for(R))
+    np.testing.assert_allclose(got[:3], want[:3], rtol=1e-12, atol=1e-12)
 
 
 def test_the_evaluator_scores_alike_with_the_tables_and_without_them(rng, warm_jit):
