@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from kernels.health import fill_ride_steps, fill_ride_table, fill_start_ride
+from kernels.health import LONG, fill_ride_long, fill_ride_steps, fill_ride_table, fill_start_ride
 from kernels.layout import ACTIVE, DEAD, ENV_AMBULANCE, ENV_CCS, ENV_CCS_TREATED, IN_TRANSIT, ProblemArrays
 
 from .health import is_known_dead, power_tables
@@ -133,6 +133,20 @@ def _ride_steps(small: np.ndarray, ride: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ride_long(big: np.ndarray, ride: np.ndarray) -> np.ndarray:
+    """``ProblemArrays.ride_long``: a wait of whole multiples of the power table at a site,
+    treated or not, then the ride to each hospital (``kernels.health.fill_ride_long``), for
+    waits up to ``LONG`` multiples; empty if it would take more than ``RIDE_TABLES_MAX_BYTES``
+    (London's: 135 KB). Cheap enough (16 products an entry) to be made again with the rides."""
+    envs = np.array([ENV_CCS, ENV_CCS_TREATED], dtype=np.int64)
+    shape = (len(envs),) + ride.shape[:2] + (LONG, 4)
+    if 8 * math.prod(shape) > RIDE_TABLES_MAX_BYTES:
+        shape = (len(envs), 0, 0, 0, 4)
+    out = np.empty(shape)
+    fill_ride_long(big, ride, envs, out)
+    return out
+
+
 def _start_ride(table: np.ndarray, ride: np.ndarray, previous: ProblemArrays | None = None) -> np.ndarray:
     """``ProblemArrays.start_ride``: each row of the start ``table`` then each ride
     (``kernels.health.fill_start_ride``), for as many of the first rows as
@@ -178,6 +192,7 @@ def build_problem(sc: Scenario) -> ProblemArrays:
         ride=ride,
         ride_steps=_ride_steps(small, ride),
         start_ride=_start_ride(start["start_table"], ride),
+        ride_long=_ride_long(big, ride),
     )
 
 
@@ -230,6 +245,7 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         # (bench/test_online.py); the kernels propagate the waits instead until a reload
         out["ride_steps"] = np.empty(P.ride_steps.shape[:1] + (0, 0) + P.ride_steps.shape[3:])
         out["start_ride"] = np.empty((0,) + P.start_ride.shape[1:])
+        out["ride_long"] = _ride_long(P.big, out["ride"])
     else:
         out["start_ride"] = _start_ride(out.get("start_table", P.start_table), P.ride, P)
     out["scalars"] = _scalars(sc)

@@ -32,7 +32,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
     small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
-    ride, start_ride, steps, site_loc = P.ride, P.start_ride, P.ride_steps, P.site_loc
+    ride, start_ride, steps, long, site_loc = P.ride, P.start_ride, P.ride_steps, P.ride_long, P.site_loc
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     o_rescued, o_treated, o_pickup, o_arrival, o_pdead = (Winc.rescued, Winc.treated_at, Winc.pickup,
                                                           Winc.arrival, Winc.pdead)
@@ -61,7 +61,7 @@ def objective_touched(P, hosp, W, hosp_inc, Winc, inc_F, inc_overflow, inc_T):
             p = o_pdead[c]
         else:
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
-                                 small, big, table, start_row[c], start_env[c], ride, start_ride, steps,
+                                 small, big, table, start_row[c], start_env[c], ride, start_ride, steps, long,
                                  np.uint64(site_loc[c]), np.uint64(hosp[c]))
         pdead[c] = p
         dF += p

@@ -249,6 +249,49 @@ def fill_ride_steps(small, ride, envs, out):
                         out[e, l, h, n, i] = total
 
 
+#: ``ProblemArrays.ride_long`` tables a wait of ``TABLE·q`` minutes times the ride for ``q`` up to
+#: this many: waits before a ride up to 38 hours, as a thousand casualties' later ones can be.
+LONG = 8
+
+
+@njit(**JIT)
+def fill_ride_long(big, ride, envs, out):
+    """``out[e, l, h, q - 1, i]``: the deceased entry of ``e_i · P_env^(TABLE·q)`` then the ride
+    from place ``l`` to hospital ``h``, for ``env = envs[e]`` and ``q`` from 1 to
+    ``out.shape[3]``: the ride's column (``fill_ride_table``) times ``P_env^TABLE`` (``big[env,
+    0]``), ``q`` times. A wait of ``TABLE·q + r`` minutes and a fraction before a ride, past
+    ``fill_ride_steps``'s and ``fill_start_ride``'s tables, is then its ``r`` minutes and fraction
+    propagated and one dot product (``dead_long``), where the ``big`` factors took one
+    vector-matrix product a set bit of ``q`` and the ride another dot product."""
+    big, ride, envs, out = borrow((big, ride, envs, out))
+    for e in range(out.shape[0]):
+        k = envs[e]
+        for l in range(out.shape[1]):
+            for h in range(out.shape[2]):
+                c0, c1, c2, c3 = ride[l, h, 0], ride[l, h, 1], ride[l, h, 2], ride[l, h, 3]
+                for q in range(out.shape[3]):
+                    # (P^TABLE · c)_i = sum_j P^TABLE[i, j] c_j, the matrix flattened row-major
+                    c0, c1, c2, c3 = (
+                        big[k, 0, 0] * c0 + big[k, 0, 1] * c1 + big[k, 0, 2] * c2 + big[k, 0, 3] * c3,
+                        big[k, 0, 4] * c0 + big[k, 0, 5] * c1 + big[k, 0, 6] * c2 + big[k, 0, 7] * c3,
+                        big[k, 0, 8] * c0 + big[k, 0, 9] * c1 + big[k, 0, 10] * c2 + big[k, 0, 11] * c3,
+                        big[k, 0, 12] * c0 + big[k, 0, 13] * c1 + big[k, 0, 14] * c2 + big[k, 0, 15] * c3,
+                    )
+                    out[e, l, h, q, 0] = c0
+                    out[e, l, h, q, 1] = c1
+                    out[e, l, h, q, 2] = c2
+                    out[e, l, h, q, 3] = c3
+
+
+@njit(**JIT, inline="always")
+def dead_long(h0, h1, h2, h3, long, e, l, h, q):
+    """``p_dead`` on arrival at hospital ``h`` of a casualty with health ``h0``..``h3`` who waits
+    ``TABLE·(q + 1)`` minutes in environment ``e`` of ``long`` (``fill_ride_long``) before its ride
+    from place ``l``: ``dead_on_ride(propagate(...))`` to rounding, the powers of one chain
+    commuting."""
+    return h0 * long[e, l, h, q, 0] + h1 * long[e, l, h, q, 1] + h2 * long[e, l, h, q, 2] + h3 * long[e, l, h, q, 3]
+
+
 @njit(**JIT, inline="always")
 def dead_by_steps(h0, h1, h2, h3, steps, e, l, h, delta):
     """``p_dead`` on arrival at hospital ``h`` of a casualty with health ``h0``..``h3`` who waits

@@ -87,6 +87,7 @@ ProblemArrays = namedtuple(
         "ride",            # f8[L, H, 4] P_ambulance(load + travel to hospital h)[:, dead] (health.fill_ride_table)
         "ride_steps",      # f8[2, L, H, T, 4] P_env^n · ride[l, h], env CCS then CCS treated (health.fill_ride_steps)
         "start_ride",      # f8[K', L, H, T] start_table[k, n] · ride[l, h], K' <= K (health.fill_start_ride)
+        "ride_long",       # f8[2, L, H, Q, 4] P_env^(T·q) · ride[l, h], q = 1..Q (health.fill_ride_long)
     ],
 )
 

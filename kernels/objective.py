@@ -14,7 +14,8 @@ from numba import njit
 from .admissions import overflow_beyond, sort_by_arrival
 from .borrow import borrow
 from .config import JIT
-from .health import TABLE, dead_after, dead_by_steps, dead_from_start, dead_on_ride, propagate, propagate_start
+from .health import (TABLE, TABLE_BITS, dead_after, dead_by_steps, dead_from_start, dead_long, dead_on_ride, propagate,
+                     propagate_start)
 from .layout import (
     ADM,
     DEAD,
@@ -52,7 +53,7 @@ def _segment(h0, h1, h2, h3, env, env_treated, t, end, treated_at, small, big, t
 
 @njit(**JIT, inline="always")
 def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, small, big, table, row, row_env, ride,
-                     start_ride, steps, site, hosp):
+                     start_ride, steps, long, site, hosp):
     """``p_dead`` at ``arrival`` of casualty ``c`` with health ``H[c]`` observed at ``t`` (not in
     transit); ``row`` is its row of the start ``table``, made for environment ``row_env``.
 
@@ -66,6 +67,9 @@ def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, sma
     ride: off ``start_ride`` when it is the casualty's first segment and its row is there
     (``health.dead_from_start``), else off ``steps`` (``health.dead_by_steps``). Either table
     may be empty (``engine.problem.RIDE_TABLES_MAX_BYTES``); the segment is then propagated.
+    A longer wait, ``TABLE·q`` minutes and ``r`` more with ``1 <= q <=`` what ``long`` holds, has
+    its ``r`` minutes propagated (off the start row if it is the first segment) and the rest read
+    off ``long`` with the ride (``health.dead_long``).
     """
     h0, h1, h2, h3 = H[c, 0], H[c, 1], H[c, 2], H[c, 3]
     if trapped:
@@ -85,6 +89,15 @@ def pdead_at_arrival(H, c, t, trapped, rescued, treated_at, pickup, arrival, sma
                 return dead_from_start(start_ride, np.uint64(row), site, hosp, delta)
             if steps.shape[1] > 0:
                 return dead_by_steps(h0, h1, h2, h3, steps, np.uint64(env == ENV_CCS_TREATED), site, hosp, delta)
+        else:
+            q = np.uint64(delta) >> np.uint64(TABLE_BITS)
+            if q - np.uint64(1) < np.uint64(long.shape[3]):  # 1 <= q (q = 0 wraps round) <= the table's
+                # exact (Sterbenz): TABLE·q <= delta < TABLE·(q + 1) <= 2·TABLE·q
+                rest = delta - np.float64(q << np.uint64(TABLE_BITS))
+                h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env, rest, small, big, table,
+                                                 row if row_env == env else -1)
+                return dead_long(h0, h1, h2, h3, long, np.uint64(env == ENV_CCS_TREATED), site, hosp,
+                                 q - np.uint64(1))
         h0, h1, h2, h3 = propagate_start(h0, h1, h2, h3, env, delta, small, big, table,
                                          row if row_env == env else -1)
         return dead_on_ride(h0, h1, h2, h3, ride, site, hosp)
@@ -104,7 +117,7 @@ def objective(P, hosp, W):
     """
     status, obs, h0, trapped = P.status, P.obs, P.h0, P.trapped
     small, big, table, start_row, start_env = P.small, P.big, P.start_table, P.start_row, P.start_env
-    ride, start_ride, steps, site_loc = P.ride, P.start_ride, P.ride_steps, P.site_loc
+    ride, start_ride, steps, long, site_loc = P.ride, P.start_ride, P.ride_steps, P.ride_long, P.site_loc
     rescued, treated_at, pickup, arrival, pdead = W.rescued, W.treated_at, W.pickup, W.arrival, W.pdead
     # each hospital's admissions are counted and chained (``head``/``nxt``, from the highest index
     # down) as they are scored, for ``_chained_overflows``
@@ -137,7 +150,7 @@ def objective(P, hosp, W):
             nxt[c] = head[dest]
             head[dest] = c
             p = pdead_at_arrival(h0, c, obs[c], trapped[c], rescued[c], treated_at[c], pickup[c], arrival[c],
-                                 small, big, table, start_row[c], start_env[c], ride, start_ride, steps,
+                                 small, big, table, start_row[c], start_env[c], ride, start_ride, steps, long,
                                  np.uint64(site_loc[c]), dest)
         pdead[c] = p
         F += p

@@ -400,4 +400,5 @@ def differing_arrays(fast, slow) -> list[str]:
 def without_ride_tables(P):
     """``P`` with empty ride tables (``engine.problem.RIDE_TABLES_MAX_BYTES``): every wait before
     a ride propagated and the ride read after it, as for a problem too big for the tables."""
-    return P._replace(ride_steps=P.ride_steps[:, :0, :0], start_ride=P.start_ride[:0])
+    return P._replace(ride_steps=P.ride_steps[:, :0, :0], start_ride=P.start_ride[:0],
+                      ride_long=P.ride_long[:, :0, :0, :0])
