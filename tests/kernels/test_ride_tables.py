@@ -88,18 +88,24 @@ def _start_rides(chains, healths, envs, load):
     return out
 
 
+def _every_ride():
+    """``(e, env, place, hospital)``: each environment of ``ENVS`` and each ride of ``TRAVEL``."""
+    for e, env in enumerate(ENVS):
+        for place in range(TRAVEL.shape[0]):
+            for hospital in range(TRAVEL.shape[1]):
+                yield e, env, place, hospital
+
+
 @pytest.mark.parametrize("load", [0.0, LOAD])
 def test_every_step_is_a_whole_wait_then_the_ride_from_each_state(rng, load):
     chains = _random_chains(rng)
     steps = _steps(chains, load)
     assert not np.isnan(steps).any()
-    for e, env in enumerate(ENVS):
-        for place in range(TRAVEL.shape[0]):
-            for hospital in range(TRAVEL.shape[1]):
-                for n in (0, 1, 17, 128, TABLE - 1):
-                    want = [_want(chains, np.eye(4)[i], env, n, load, place, hospital) for i in range(4)]
-                    np.testing.assert_allclose(steps[e, place, hospital, n], want, rtol=0, atol=1e-12,
-                                               err_msg=f"env {env}, {n} minutes, place {place}, hospital {hospital}")
+    for e, env, place, hospital in _every_ride():
+        for n in (0, 1, 17, 128, TABLE - 1):
+            want = [_want(chains, np.eye(4)[i], env, n, load, place, hospital) for i in range(4)]
+            np.testing.assert_allclose(steps[e, place, hospital, n], want, rtol=0, atol=1e-12,
+                                       err_msg=f"env {env}, {n} minutes, place {place}, hospital {hospital}")
 
 
 def test_dead_by_steps_is_the_wait_propagated_then_the_ride(rng):
@@ -107,14 +113,12 @@ def test_dead_by_steps_is_the_wait_propagated_then_the_ride(rng):
     steps = _steps(chains, LOAD)
     for _ in range(10):
         h = rng.dirichlet(np.ones(4))
-        for e, env in enumerate(ENVS):
-            for place in range(TRAVEL.shape[0]):
-                for hospital in range(TRAVEL.shape[1]):
-                    for wait in WAITS:
-                        got = dead_by_steps(h[0], h[1], h[2], h[3], steps, np.uint64(e), np.uint64(place),
-                                            np.uint64(hospital), wait)
-                        want = _want(chains, h, env, wait, LOAD, place, hospital)
-                        assert got == pytest.approx(want, abs=1e-12), (env, wait, place, hospital)
+        for e, env, place, hospital in _every_ride():
+            for wait in WAITS:
+                got = dead_by_steps(h[0], h[1], h[2], h[3], steps, np.uint64(e), np.uint64(place),
+                                    np.uint64(hospital), wait)
+                want = _want(chains, h, env, wait, LOAD, place, hospital)
+                assert got == pytest.approx(want, abs=1e-12), (env, wait, place, hospital)
 
 
 def test_a_start_row_read_with_its_ride_is_the_observed_health_propagated_then_the_ride(rng):
@@ -148,16 +152,14 @@ def test_every_long_entry_is_whole_multiples_of_the_table_then_the_ride_from_eac
     chains = _random_chains(rng)
     long = _long(chains, LOAD)
     assert not np.isnan(long).any()
-    for e, env in enumerate(ENVS):
-        for place in range(TRAVEL.shape[0]):
-            for hospital in range(TRAVEL.shape[1]):
-                for q in range(1, LONG + 1):
-                    want = [_want(chains, np.eye(4)[i], env, TABLE * q, LOAD, place, hospital) for i in range(4)]
-                    np.testing.assert_allclose(long[e, place, hospital, q - 1], want, rtol=0, atol=1e-12)
-                    h = rng.dirichlet(np.ones(4))
-                    got = dead_long(h[0], h[1], h[2], h[3], long, np.uint64(e), np.uint64(place),
-                                    np.uint64(hospital), np.uint64(q - 1))
-                    assert got == pytest.approx(_want(chains, h, env, TABLE * q, LOAD, place, hospital), abs=1e-12)
+    for e, env, place, hospital in _every_ride():
+        for q in range(1, LONG + 1):
+            want = [_want(chains, np.eye(4)[i], env, TABLE * q, LOAD, place, hospital) for i in range(4)]
+            np.testing.assert_allclose(long[e, place, hospital, q - 1], want, rtol=0, atol=1e-12)
+            h = rng.dirichlet(np.ones(4))
+            got = dead_long(h[0], h[1], h[2], h[3], long, np.uint64(e), np.uint64(place), np.uint64(hospital),
+                            np.uint64(q - 1))
+            assert got == pytest.approx(_want(chains, h, env, TABLE * q, LOAD, place, hospital), abs=1e-12)
 
 
 #: waits before a ride on either side of the tables: the last minute they hold, within a minute of
