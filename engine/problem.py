@@ -120,16 +120,20 @@ def _ride(travel: np.ndarray, hosp_loc: np.ndarray, load: float, small: np.ndarr
 RIDE_TABLES_MAX_BYTES = 32 << 20
 
 
+#: The environments of a wait at the site, in the order ``ride_steps`` and ``ride_long`` hold
+#: them: the kernels index both by ``env == ENV_CCS_TREATED``.
+_SITE_ENVS = np.array([ENV_CCS, ENV_CCS_TREATED], dtype=np.int64)
+
+
 def _ride_steps(small: np.ndarray, ride: np.ndarray) -> np.ndarray:
     """``ProblemArrays.ride_steps``: a wait at a site, treated or not, then the ride to each
     hospital (``kernels.health.fill_ride_steps``); empty if it would take more than
     ``RIDE_TABLES_MAX_BYTES``. It depends on what ``ride`` does and the chains only."""
-    envs = np.array([ENV_CCS, ENV_CCS_TREATED], dtype=np.int64)
-    shape = (len(envs),) + ride.shape[:2] + (small.shape[1], 4)
+    shape = (len(_SITE_ENVS),) + ride.shape[:2] + (small.shape[1], 4)
     if 8 * math.prod(shape) > RIDE_TABLES_MAX_BYTES:
-        shape = (len(envs), 0, 0) + shape[3:]
+        shape = (len(_SITE_ENVS), 0, 0) + shape[3:]
     out = np.empty(shape)
-    fill_ride_steps(small, ride, envs, out)
+    fill_ride_steps(small, ride, _SITE_ENVS, out)
     return out
 
 
@@ -138,12 +142,11 @@ def _ride_long(big: np.ndarray, ride: np.ndarray) -> np.ndarray:
     treated or not, then the ride to each hospital (``kernels.health.fill_ride_long``), for
     waits up to ``LONG`` multiples; empty if it would take more than ``RIDE_TABLES_MAX_BYTES``
     (London's: 135 KB). Cheap enough (16 products an entry) to be made again with the rides."""
-    envs = np.array([ENV_CCS, ENV_CCS_TREATED], dtype=np.int64)
-    shape = (len(envs),) + ride.shape[:2] + (LONG, 4)
+    shape = (len(_SITE_ENVS),) + ride.shape[:2] + (LONG, 4)
     if 8 * math.prod(shape) > RIDE_TABLES_MAX_BYTES:
-        shape = (len(envs), 0, 0, 0, 4)
+        shape = (len(_SITE_ENVS), 0, 0, 0, 4)
     out = np.empty(shape)
-    fill_ride_long(big, ride, envs, out)
+    fill_ride_long(big, ride, _SITE_ENVS, out)
     return out
 
 
@@ -241,8 +244,9 @@ def rebuild_problem(P: ProblemArrays, sc: Scenario, src: np.ndarray | None, rows
         out["travel"] = travel = np.ascontiguousarray(sc.travel, dtype=np.float64)
         out["hosp_loc"] = hosp_loc = np.arange(n_hosp, dtype=np.int64)
         out["ride"] = _ride(travel, hosp_loc, sc.model.durations.load, P.small, P.big)
-        # not made again here: 1 ms for London's, where a delta's whole repair has a millisecond
-        # (bench/test_online.py); the kernels propagate the waits instead until a reload
+        # the wait tables below 256 minutes are not made again here: 1 ms for London's, where a
+        # delta's whole repair has a millisecond (bench/test_online.py); the kernels propagate
+        # those waits instead until a reload. ride_long is: 0.05 ms for London's
         out["ride_steps"] = np.empty(P.ride_steps.shape[:1] + (0, 0) + P.ride_steps.shape[3:])
         out["start_ride"] = np.empty((0,) + P.start_ride.shape[1:])
         out["ride_long"] = _ride_long(P.big, out["ride"])
