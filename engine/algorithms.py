@@ -25,7 +25,7 @@ from kernels.moves import enumerate_moves
 from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, pick_diversified, sample_deltas, sweep,
                             tabu_allowed, tabu_count, tabu_record)
 
-from .accept import Outcome, SimulatedAnnealing
+from .accept import START_ACCEPT, Outcome, SimulatedAnnealing
 from .memo import SweepMemo
 from .neighbourhood import nearest_casualties, nearest_hospitals
 from .plan import problem_arrays
@@ -370,7 +370,7 @@ class Annealing:
     weights = np.array([0.36, 0.22, 0.14, 0.08, 0.04, 0.08, 0.08])
 
     def __init__(self, seed: int | None = None, schedule: SimulatedAnnealing | None = None, samples: int = 300,
-                 accept_prob: float = 0.5):
+                 accept_prob: float = START_ACCEPT):
         self.seed = seed  # None: ``solve``'s seed (0 when run otherwise)
         self.accept_prob = accept_prob
         self.schedule = schedule

@@ -59,10 +59,13 @@ from .solve import seed_problem
 from .turns import TurnLock
 
 #: Online, annealing cools over this many iterations after each (re)start, then holds its end
-#: temperature; it re-heats gently (a typical worsening move accepted 5 % of the time), since a
-#: control room needs a good plan within seconds of every change, not the best one in an hour.
+#: temperature, since a control room needs a good plan within seconds of every change, not the
+#: best one in an hour. It re-heats to the temperature it starts at offline
+#: (``engine.accept.START_ACCEPT``): simulated over 30 minutes, 20 runs each on London and three
+#: random scenarios at 200 and 2 000 iterations a minute, that left 0.35-2.6 fewer expected
+#: fatalities than the 5 % it re-heated to before in seven of the eight, a tie in the eighth
+#: before (bench/HISTORY.md, forty-first session).
 ANNEAL_EPOCH = 20_000
-REHEAT_ACCEPT = 0.05
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
 BACKGROUND_CHUNK = 20
@@ -247,7 +250,7 @@ class Planner:
         self._state = SearchState(sol.copy(), sol, assert_moves=self._assert)
         if self.algorithm == "annealing":
             if self._alg is None:
-                self._alg = Annealing(seed=self.seed, accept_prob=REHEAT_ACCEPT)
+                self._alg = Annealing(seed=self.seed)
             else:  # the search carries on, re-heated; its random stream continues
                 self._alg.reheat(int(sol.starts[-1]))
         else:
