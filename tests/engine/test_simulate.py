@@ -617,3 +617,19 @@ def test_work_under_way_that_no_team_claims_is_reported_done_all_the_same(monkey
     assert [(x["time"], x["responder"]) for x in done] == [(3.0, simulate_mod.OUTSIDE_TEAM)]
     assert [x["casualty"] for x in rec.of("task_started") if x["task"] == "transport"] == ["c000"]
     assert row["delivered"] == 1
+
+
+def test_online_annealing_cools_between_the_deltas_of_a_simulated_incident(monkeypatch):
+    """Every task started or ended and every observation re-heats the planner's annealing; it must
+    cool again before the next (``engine.planner.ANNEAL_EPOCH``). Cooling over 20 000 iterations,
+    as it once did, the search at 200 iterations a simulated minute never cooled, and the same
+    incidents (paired by seed) ended with more expected fatalities."""
+    import engine.planner as planner_mod
+
+    sc = engine.load_scenario(LONDON)
+    config = SimulationConfig(iterations_per_minute=200)
+    policy = Policy(updates=10)
+    now = [simulate(sc, policy, seed=s, config=config)["score"] for s in range(8)]
+    monkeypatch.setattr(planner_mod, "ANNEAL_EPOCH", 20_000)
+    slow = [simulate(sc, policy, seed=s, config=config)["score"] for s in range(8)]
+    assert np.mean(slow) - np.mean(now) > 0.3, (now, slow)
