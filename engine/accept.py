@@ -25,9 +25,9 @@ class Outcome(enum.IntEnum):
 
 
 #: The chance of accepting the median sampled worsening move at the start. A random move worsens
-#: a good plan by about 0.3 expected fatalities (London, and a random 300-casualty scenario), the
-#: tenth of them by 0.03-0.05: alns's customary 0.5 wandered so far from the start that runs of up
-#: to 10 000 iterations ended on it, 50 000 on a random 300-casualty scenario. Over the London
+#: ``greedy``'s plan by about 0.3 expected fatalities (London, and a random 300-casualty scenario),
+#: the tenth of them by 0.03-0.05: alns's customary 0.5 wandered so far from the start that runs
+#: of up to 10 000 iterations ended on it, 50 000 on the random 300-casualty scenario. Over the London
 #: example and four random scenarios (90 and 300 casualties), four seeds each, every start
 #: chance from 0.005 to 0.0003 did as well as any other at 10 000, 100 000 and 1 000 000
 #: iterations, and better than 0.05 and 0.5 at every budget (bench/HISTORY.md, forty-first session).
@@ -47,10 +47,11 @@ class SimulatedAnnealing:
         return self.start * (self.end / self.start) ** min(max(fraction, 0.0), 1.0)
 
     @classmethod
-    def autofit(cls, deltas: np.ndarray, accept_prob: float = START_ACCEPT, end_prob: float = 1e-4) -> "SimulatedAnnealing":
+    def autofit(cls, deltas: np.ndarray, accept_prob: float = START_ACCEPT,
+                end_prob: float = 1e-4) -> "SimulatedAnnealing":
         """Fit to sampled worsening deltas: the median one is accepted with chance ``accept_prob``
-        at the start (``START_ACCEPT``: why so little there); at the end even a small one (the 10th percentile) is
-        accepted only with chance ``end_prob``, so the run finishes as a descent.
+        at the start (``START_ACCEPT`` says why so seldom); at the end even a small one (the 10th
+        percentile) is accepted only with chance ``end_prob``, so the run finishes as a descent.
         """
         worse = deltas[deltas > 1e-12]
         if len(worse) == 0:

@@ -67,8 +67,8 @@ from .turns import TurnLock
 #: task started or ended and every observation re-heated a search that cooled over 20 000
 #: iterations, so it never cooled, and ended 0.5-3.3 expected fatalities behind cooling over 200;
 #: over 1 000 it was 0.3-1.3 behind in seven of the eight, over 100 a tie (bench/HISTORY.md,
-#: forty-first session). In the field, where the background search runs thousands of chunks between two
-#: deltas, either is cold nearly all the time.
+#: forty-first session). In the field, where the background search runs thousands of chunks
+#: between two deltas, either is cold nearly all the time.
 ANNEAL_EPOCH = 200
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
