@@ -58,17 +58,13 @@ from .solution import Solution
 from .solve import seed_problem
 from .turns import TurnLock
 
-#: Online, annealing re-heats at every delta and cools again over this many iterations, then holds
-#: its end temperature: a control room needs a good plan within seconds of every change, not the
-#: best one in an hour. It re-heats to the temperature it starts at offline
-#: (``engine.accept.START_ACCEPT``: 0.35-2.6 fewer expected fatalities than the 5 % it re-heated
-#: to before, simulated). The epoch is short because deltas are many: simulated over 30 minutes
-#: (20 runs each on London and three random scenarios, 200 and 2 000 iterations a minute), every
-#: task started or ended and every observation re-heated a search that cooled over 20 000
-#: iterations, so it never cooled, and ended 0.5-3.3 expected fatalities behind cooling over 200;
-#: over 1 000 it was 0.3-1.3 behind in seven of the eight, over 100 a tie (bench/HISTORY.md,
-#: forty-first session). In the field, where the background search runs thousands of chunks
-#: between two deltas, either is cold nearly all the time.
+#: Online, annealing re-heats at every delta (to ``engine.accept.START_ACCEPT``, as offline) and
+#: cools again over this many iterations, then holds its end temperature: a control room needs a
+#: good plan within seconds of every change, not the best one in an hour. Deltas are many (every
+#: task started or ended, every observation): simulated at 200 and 2 000 iterations a minute, a
+#: search cooling over 20 000 never cooled and ended 0.5-3.3 expected fatalities a run behind one
+#: cooling over 200 (1 000 was in between, 100 a tie; bench/HISTORY.md, forty-first session). In
+#: the field, with thousands of background chunks between two deltas, either is cold nearly always.
 ANNEAL_EPOCH = 200
 #: Annealing steps per chunk of the background search (about 0.2 ms at paper size), each taken
 #: over under the planner's lock; ``step`` uses the planner's ``chunk``.
