@@ -65,8 +65,8 @@ def schedule(P, starts, order, hosp, pins, W):
     inf = np.inf
     # per-casualty starting values, precomputed once per model, one loop an array: LLVM makes
     # each loop a memset or vector stores, which it does not do for one loop writing eight arrays
-    # that may alias each other (a batch plan took 0.93-0.94 of the time; eight slice
-    # assignments, which make views, had taken 4 % longer than the one loop)
+    # that may alias each other (the batch took 0.96-0.975 of the time on two threads; eight
+    # slice assignments, which make views, had taken 4 % longer than the one loop)
     rescued0, r_known0, treated0 = P.rescued0, P.r_known0, P.treated0
     nan = np.nan
     n_cas = wait_rescue.shape[0]
