@@ -52,7 +52,7 @@ from .errors import DeltaError, InputError, PlanError, Problem, ScenarioError
 from .objective import Objective
 from .observations import History, history_json, load_history
 from .plan import Plan, Task, load_plan, problem_arrays, task_of
-from .repair import carry_over, repair, repair_solution, same_rules
+from .repair import carries_over, carry_over, repair, repair_solution, rescored, same_rules
 from .scenario import Scenario, free_from, load_scenario, pydantic_problems, with_available
 from .solution import Solution
 from .solve import seed_problem
@@ -506,9 +506,14 @@ class Planner:
         workspace included: a fifth of a health observation's time)."""
         self._commit(self._prepare(delta))
 
-    def _prepare(self, delta, dry_run: bool = False) -> "_Change":
+    def _prepare(self, delta, dry_run: bool = False, vet=None) -> "_Change":
         """Everything ``delta`` changes, computed and checked, nothing changed yet; with
-        ``dry_run`` (``check``), not even the incumbent a delta may re-score in place."""
+        ``dry_run`` (``check``), not even the incumbent a delta may re-score in place.
+
+        ``vet``, if given, is called with the change before the incumbent is re-scored in place,
+        its plan's lists final but not yet scored, and may raise to refuse it: a refusal after
+        the re-score would leave the incumbent scored under a model that never came to be
+        (``next_task``'s shift check)."""
         d = parse_delta(delta)
         seen = dict(self._seen)
         model = apply_delta(self._sc, self._model, d, self._duration_of, self._started, seen)
@@ -540,11 +545,16 @@ class Planner:
         # the last delta's incumbent, if no search state or issue shares it, is re-scored in
         # place: its copy was a tenth of an observation's time, in a stream of them
         in_place = self._own_incumbent and not dry_run
-        sol = carry_over(sc, self._incumbent(), in_place=in_place) if pins == self._pins else None
-        if sol is None:
-            sol = repair_solution(sc, self._incumbent(), pins)
-            pins = issued(sol)
-        return _Change(model, pins, started, seen, sc, sol)
+        inc = self._incumbent()
+        if pins == self._pins and carries_over(sc, inc):
+            if vet is not None:
+                vet(_Change(model, pins, started, seen, sc, inc))
+            return _Change(model, pins, started, seen, sc, rescored(sc, inc, in_place))
+        sol = repair_solution(sc, inc, pins)  # a new solution: the incumbent stays as it was
+        change = _Change(model, issued(sol), started, seen, sc, sol)
+        if vet is not None:
+            vet(change)
+        return change
 
     def _commit(self, change: "_Change") -> None:
         model, pins, started, seen, sc, sol = change
@@ -579,8 +589,9 @@ class Planner:
                     clock = Clock(type="clock", time=now)  # within the bounds of any delta's time
                 except ValidationError as err:
                     raise DeltaError([Problem("now", p.message) for p in pydantic_problems(err)]) from None
-                moved = self._prepare(clock)
-                self._refuse_after_shift(responder, now, moved)  # before the clock moves: nothing half-done
+                # refused, if it is, before the clock moves or the incumbent is re-scored under it:
+                # nothing half-done
+                moved = self._prepare(clock, vet=lambda change: self._refuse_after_shift(responder, now, change))
                 self._commit(moved)
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))

@@ -48,9 +48,25 @@ def carry_over(sc: Scenario, old: Solution, in_place: bool = False) -> Solution 
     reference to ``old``), ``old`` itself is re-scored and returned instead of a copy; either
     way ``old`` is untouched when the answer is ``None``.
     """
+    return rescored(sc, old, in_place) if carries_over(sc, old) else None
+
+
+def rescored(sc: Scenario, old: Solution, in_place: bool = False) -> Solution:
+    """``old``'s arrays scored under ``sc`` (which ``carries_over`` accepted): ``old`` itself
+    with ``in_place``, else a copy."""
+    sol = old if in_place else old.copy()  # the same casualties and teams: arrays of the same sizes
+    sol.sc = sc
+    sol.reevaluate()
+    return sol
+
+
+def carries_over(sc: Scenario, old: Solution) -> bool:
+    """Whether ``old``'s arrays are a valid solution of ``sc`` as they are (``carry_over``), told
+    without touching ``old``: a caller can check the carried-over lists before it re-scores
+    them in place (``Planner.next_task``)."""
     osc = old.sc
     if not same_places(sc, osc):
-        return None
+        return False
     P, Q = problem_arrays(sc), problem_arrays(osc)
     # which tasks a plan must and may hold is read from these three columns only: when the new
     # model shares them (a health observation, engine.problem.patch_observations), the old plan,
@@ -61,15 +77,12 @@ def carry_over(sc: Scenario, old: Solution, in_place: bool = False) -> Solution 
         c, k = codes // KINDS, codes % KINDS
         valid = np.where(k == RESCUE, P.needs_rescue[c], np.where(k == TREAT, P.can_treat[c], P.status[c] == ACTIVE))
         if not valid.all():
-            return None
+            return False
         has = np.zeros(KINDS * len(P.status), dtype=np.bool_)
         has[codes] = True
         if (P.needs_rescue & ~has[RESCUE::KINDS]).any() or ((P.status == ACTIVE) & ~has[TRANSPORT::KINDS]).any():
-            return None
-    sol = old if in_place else old.copy()  # the same casualties and teams: arrays of the same sizes
-    sol.sc = sc
-    sol.reevaluate()
-    return sol
+            return False
+    return True
 
 
 def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:

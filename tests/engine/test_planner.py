@@ -525,6 +525,42 @@ def test_next_task_after_the_team_s_shift_is_refused_and_changes_nothing():
         p.close()
 
 
+def test_a_refused_next_task_leaves_the_incumbent_scored_at_the_model_s_time(tmp_path):
+    """An issue asked later than the model's time and refused (the team's shift is over) must
+    not have re-scored the planner's own incumbent under that later clock first: the next
+    issue's shift check and audited objective, and the search, all read it. It had: amb-01,
+    whose first transport fits its shift at minute 10, was then told to wait, its work timed
+    from minute 90, and the audit logged the objective at minute 90."""
+    def run(refuse: bool):
+        d = tiny()
+        d["responders"][0]["shift_end"] = 40.0  # amb-01
+        d["responders"][1]["shift_end"] = 60.0  # amb-02
+        audit = tmp_path / f"audit-{refuse}.jsonl"
+        p = Planner(d, algorithm="descent", seed=0, audit=audit)
+        try:
+            p.apply({"type": "clock", "time": 10.0})  # a delta's incumbent: the planner's own
+            if refuse:
+                with pytest.raises(DeltaError) as err:
+                    p.next_task("amb-02", 90.0)
+                assert "shift_end" in err.value.problems[0].path and p.time == 10.0
+            task = p.next_task("amb-01", 10.0)
+            record = read_audit(audit).to_pylist()[-1] if task is not None else None
+            plan, objective = p.best()
+            fresh = engine.evaluate(p.scenario, engine.load_plan(p.scenario, plan.to_json()))
+            p.step(1)
+            return task, record, objective.expected_fatalities, fresh.expected_fatalities, p.best()[0].to_json()
+        finally:
+            p.close()
+
+    task, record, objective, fresh, after_step = run(refuse=True)
+    control = run(refuse=False)
+    assert control[0] is not None  # amb-01 has work that fits its shift
+    assert task == control[0]  # issued, not told to wait
+    assert record["objective"] == pytest.approx(fresh, abs=TOL) and objective == pytest.approx(fresh, abs=TOL)
+    assert record["objective"] == control[1]["objective"]
+    assert after_step == control[4]  # the search goes on as if nothing had been asked
+
+
 def test_next_task_does_not_issue_a_task_that_would_end_after_the_team_s_shift():
     """amb1 is planned to carry c1; asking five minutes later, its transport would end after
     its shift. It was issued and pinned all the same: a plan infeasible for good, and the same
