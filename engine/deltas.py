@@ -378,7 +378,8 @@ def apply_delta(sc: Scenario, m: dict, d: _Delta, duration_of, started=None, see
             raise DeltaError([Problem("delta.responder.shift_end", p.message) for p in problems])
         m["responders"].append(row)
     elif kind == "responder_unavailable":
-        _find(m["responders"], "id", d.responder, "responder", "delta.responder")
+        j = _find_index(m["responders"], "id", d.responder, "responder", "delta.responder")
+        _abandon_work(m, j, started)
         m["responders"] = [r for r in m["responders"] if r["id"] != d.responder]
     elif kind == "hospital_capacity":
         rows = m["hospitals"]
@@ -502,11 +503,30 @@ def team_doing(teams: list[dict], kind: str, place: str, free: float, now: float
     return exact if exact is not None or not loose else next((j for j, a in at if a <= free), None)
 
 
+def _abandon_work(m: dict, j: int, started: dict) -> None:
+    """The rescue or treatment that team ``j``, reported unavailable, is at stops with it: the
+    casualty is trapped, or untreated, with no work under way, so the plan rescues it (treats
+    it) again. Left under way with no team, as it was, the model had the rescue end on time:
+    no fire team was planned for a casualty still trapped, and its transport was timed from
+    then. A transport under way is not work that stops: its casualty is in the ambulance."""
+    team = m["responders"][j]
+    task, key = ("rescue", "rescue_ends_at") if team["kind"] == "fire" else ("treat", "treatment_ends_at")
+    for i, cas in enumerate(m["casualties"]):
+        end = cas.get(key)
+        if end is None:
+            continue
+        by = started.get((task, cas["id"]), (None, None))[1]
+        latest = by is None or _doing(started, by, task, cas["id"])
+        if _at_work(m["responders"], task, cas["site"], end, by, latest) == j:
+            m["casualties"][i] = {k: v for k, v in cas.items() if k != key}  # a copy: records are shared
+
+
 def _worked_on(m: dict, kind: str, cas: dict, key: str) -> bool:
     """Whether casualty ``cas`` has work under way (its ``key``, ``rescue_ends_at`` or
-    ``treatment_ends_at``) that a team of the model is doing. Work whose team was reported
-    unavailable meanwhile is no team's: another team may report taking it over (it starts
-    afresh; the first team's progress is not known)."""
+    ``treatment_ends_at``) that a team of the model is doing. Work that no team's facts claim
+    (a model loaded with it under way, its team gone) may be taken over by another team's
+    report (it starts afresh; the first team's progress is not known); work whose team is
+    reported unavailable stops with it (``_abandon_work``)."""
     end = cas.get(key)
     return end is not None and team_doing(m["responders"], kind, cas["site"], end) is not None
 

@@ -1256,11 +1256,12 @@ def test_problems_of_added_records_are_named_where_the_delta_has_them(descent):
 
 
 @pytest.mark.parametrize("task", ["rescue", "treat"])
-def test_work_left_by_a_team_reported_unavailable_can_be_taken_over(task):
-    """A team withdrawn in the middle of a rescue (or treatment) leaves it under way with no
-    team; another team's report of starting it was refused ("not waiting for a rescue"), so the
-    casualty stayed trapped until someone reported it done. While the first team is in the
-    model, its work is still its own."""
+def test_work_left_by_a_team_reported_unavailable_stops_and_can_be_taken_over(task):
+    """A team withdrawn in the middle of a rescue (or treatment) stops it: the casualty is
+    trapped (untreated) with nothing under way, and a rescue is planned for it again. (It had
+    been left under way with no team, ending on time: no fire team was planned for a casualty
+    still trapped, and its transport was timed from the rescue's end.) Another team's report
+    of starting it is taken; while the first team is in the model, its work is its own."""
     d = factories.one_site(fire_teams=2)
     kind = "fire" if task == "rescue" else "paramedic"
     first, second = ("fire1", "fire2") if task == "rescue" else ("amb1", "amb2")
@@ -1271,6 +1272,10 @@ def test_work_left_by_a_team_reported_unavailable_can_be_taken_over(task):
         with pytest.raises(DeltaError, match="c2"):  # the first team is at it
             p.apply({"type": "task_started", "time": 2.0, "responder": second, "task": task, "casualty": "c2"})
         p.apply({"type": "responder_unavailable", "time": 3.0, "responder": first})
+        assert key not in cas(p, "c2") and cas(p, "c2")["trapped"]
+        if task == "rescue":  # required again, so planned again, for the team left
+            assert [(t.kind, t.casualty) for t in p.best()[0].routes[second] if t.kind == "rescue"] == [("rescue", "c2")]
+        assert_consistent(p)
         p.apply({"type": "task_started", "time": 4.0, "responder": second, "task": task, "casualty": "c2"})
         minutes = 10.0 if task == "rescue" else p.scenario.model.durations.treatment
         assert cas(p, "c2")[key] == 4.0 + minutes  # afresh: the first team's progress is unknown
