@@ -20,7 +20,11 @@ what happened (work ending, observations arriving) reaches the planner before a 
 Random numbers are drawn from streams keyed by what they are for (each casualty's health; each
 task's actual minutes and its revised estimate), so runs with the same seed under different
 policies draw the same actual durations for the same task and the same initial states (common
-random numbers): the differences between policies are the policies', not the dice's.
+random numbers). The health paths are common only until the policies look at a casualty at
+different times: each observation draws its state then, splitting its segment, and the draws
+after it part from those of a policy that did not look (a casualty no team moves under either
+policy can end in different true states). So the pairing removes the incident's spread and the
+durations' noise from a comparison of policies, not the health paths'.
 """
 
 from __future__ import annotations
