@@ -16,13 +16,13 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, TypeAdapter, ValidationError
 
 from .checks import check_shift
 from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
-from .model import Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
+from .model import Beds, Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
 from .observations import (DELIVERED, bed_reports, carried, carried_again, deliveries_recorded, observe,
                            set_bed_reports)
 from .scenario import Scenario, health_vector, pydantic_problems
@@ -112,7 +112,7 @@ class TravelChanged(_Delta):
 class HospitalCapacity(_Delta):
     type: Literal["hospital_capacity"]
     hospital: Id
-    capacity: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+    capacity: Beds
 
 
 class Clock(_Delta):

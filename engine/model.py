@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -42,6 +43,16 @@ Fatalities = Annotated[Number, Field(ge=0, le=1e9)]
 Latitude = Annotated[Number, Field(ge=-90, le=90)]
 Longitude = Annotated[Number, Field(ge=-180, le=180)]
 Id = Annotated[StrictStr, Field(min_length=1)]
+
+
+def _whole(value: Any) -> Any:
+    """A float with no fractional part as the integer it is (``2.0``: what JSON Schema's
+    "integer", the published schema's, admits and exporters write); anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: A number of beds: an integer, or a number with no fractional part; not a string or a boolean.
+Beds = Annotated[StrictInt, Field(ge=0, le=1_000_000_000), BeforeValidator(_whole)]
 
 
 def _node_id(value: Any) -> str:
@@ -187,7 +198,7 @@ class Place(Strict):
 
 
 class Hospital(Place):
-    capacity: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+    capacity: Beds
     overflow_risk: Probability | None = None
 
 
@@ -274,6 +285,8 @@ class GraphNetwork(Strict):
 
 def _network_kind(v: Any) -> str | None:
     kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    if not isinstance(kind, str):  # a list or an object is no kind (and cannot be looked up)
+        return None
     return {"geo": "<geo>", "graph": "<graph>"}.get(kind)
 
 

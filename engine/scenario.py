@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from . import checks, health, triage
 from .errors import Problem, ScenarioError, json_path
-from .model import FORMAT as SCENARIO_FORMAT, GeoNetwork, ScenarioModel, SieveHealth, StartHealth
+from .model import FORMAT as SCENARIO_FORMAT, MAX_MINUTES, GeoNetwork, ScenarioModel, SieveHealth, StartHealth
 from .network import build_graph, geo_travel
 
 _MESSAGES = {
@@ -85,9 +85,11 @@ def _parse(source: Any) -> tuple[Any, Path | None, str]:
 
 
 def read_text(path: Path, error: type) -> str:
-    """A scenario's or plan's text; a file that cannot be read is one problem naming it."""
+    """A scenario's or plan's text; a file that cannot be read is one problem naming it. A
+    byte-order mark, which some Windows editors write, is read past (RFC 8259 lets a parser
+    ignore it); the CSV network files were already read so."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(Problem(str(path), "no such file")) from None
     except UnicodeDecodeError:
@@ -375,10 +377,16 @@ def _reachability(model, travel, site_loc, names, problems) -> None:
 
 
 def _reach(travel, sources, targets, names, problems) -> None:
-    """A problem for each source that has no route to a target, in row-major order."""
+    """A problem for each source that has no route to a target, or one longer than any time the
+    model holds (``MAX_MINUTES``), in row-major order. (A crawling speed made routes of 1e18
+    minutes and more, past the health tables' reach: the kernels read outside them, and a plan
+    scored negative expected fatalities.)"""
     if not len(sources):
         return
-    ok = np.isfinite(travel[np.ix_(sources, targets)])
+    minutes = travel[np.ix_(sources, targets)]
+    ok = minutes <= MAX_MINUTES  # (false for an infinite one, and a NaN)
     if not ok.all():
         for a, b in zip(*np.nonzero(~ok)):
-            problems.append(Problem("network", f"no route from {names[sources[a]]} to {names[targets[b]]}"))
+            x = minutes[a, b]
+            what = "no route" if not np.isfinite(x) else f"a route of {x:.3g} minutes (at most {MAX_MINUTES:.0e})"
+            problems.append(Problem("network", f"{what} from {names[sources[a]]} to {names[targets[b]]}"))

@@ -323,3 +323,21 @@ def test_validate_refuses_what_solve_refuses_a_trapped_casualty_and_no_fire_team
     assert err == "goldenhour: responders: trapped casualties wait for a rescue but no fire team is left\n"
     assert cli.main(["solve", str(path), "--iterations", "1"]) == 2
     assert capsys.readouterr().err == err
+
+
+def test_a_whole_number_of_beds_as_a_float_and_a_byte_order_mark_are_valid(tmp_path):
+    """The published schema's "integer" admits 2.0, as exporters write it, and some editors
+    start a file with a byte-order mark (RFC 8259 lets a parser ignore it): both load. 2.5 beds
+    do not."""
+    d = json.loads(GOOD_SCENARIO.read_text(encoding="utf-8"))
+    d["hospitals"][0]["capacity"] = 2.0
+    path = tmp_path / "beds.json"
+    path.write_text(json.dumps(d), encoding="utf-8-sig")  # with the mark
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    sc = engine.load_scenario(path)
+    assert sc.model.hospitals[0].capacity == 2 and type(sc.model.hospitals[0].capacity) is int
+    assert cli.main(["validate", str(path)]) == 0
+    d["hospitals"][0]["capacity"] = 2.5
+    with pytest.raises(engine.ScenarioError) as err:
+        engine.load_scenario(d)
+    assert [p.path for p in err.value.problems] == ["hospitals[0].capacity"]

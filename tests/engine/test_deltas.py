@@ -1191,6 +1191,28 @@ def test_invalid_delta_is_rejected_whole(busy_planner, name):
     assert_consistent(p)
 
 
+def test_roads_slowed_past_the_model_s_times_are_refused_and_change_nothing(descent):
+    """Each factor is within its bound (1e3), but three of them make London's routes longer than
+    any time the model holds (1e9 minutes): refused, where they had been taken and scored
+    (routes of 1e18 minutes and more ran the health tables out: negative expected fatalities)."""
+    slow = {"type": "travel_changed", "time": 1.0, "factor": 1000.0}
+    descent.apply(slow)
+    descent.apply(dict(slow, time=2.0))
+    before = state(descent)
+    with pytest.raises(DeltaError) as err:
+        descent.apply(dict(slow, time=3.0))
+    assert all(p.path.endswith("network") and "minutes (at most 1e+09)" in p.message for p in err.value.problems)
+    assert state(descent) == before
+    assert 0.0 <= descent.best()[1].expected_fatalities <= len(descent.scenario.model.casualties)
+
+
+def test_a_whole_number_of_beds_given_as_a_float_is_taken(descent):
+    """As in a scenario file (JSON Schema's "integer" admits 3.0): 3.0 beds are 3; 2.5 are not."""
+    descent.apply({"type": "hospital_capacity", "time": 1.0, "hospital": "R1H12", "capacity": 3.0})
+    assert hosp(descent, "R1H12")["capacity"] == 3 and type(hosp(descent, "R1H12")["capacity"]) is int
+    assert descent.scenario.model.hospitals[descent.scenario.hospital_index["R1H12"]].capacity == 3
+
+
 def test_rejected_transport_start_keeps_the_responder_and_casualty():
     """A transport rejected for the casualty's state leaves the team's position as it was."""
     p = Planner(tiny(), seed=0)
