@@ -46,8 +46,10 @@ def _write(obj, out: str | None) -> None:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write an output file; a path that cannot be written is bad input, not a crash."""
+    """Write an output file, making its folder if need be (as ``solve --out`` does); a path that
+    cannot be written is bad input, not a crash."""
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(Problem(path, f"cannot write: {exc.strerror or exc}")) from None

@@ -221,11 +221,13 @@ def _finite(value: float, name: str, what: str, ok) -> None:
 
 
 def _config(args):
+    from .model import MAX_MINUTES
     from .simulate import SimulationConfig
 
     if args.iterations_per_minute < 0:
         raise InputError(Problem("--iterations-per-minute", "expected a whole number >= 0"))
-    _finite(args.horizon, "--horizon", "a finite number of minutes > 0", lambda x: x > 0)
+    _finite(args.horizon, "--horizon", f"a number of minutes > 0 and at most {MAX_MINUTES:.0e}",
+            lambda x: 0 < x <= MAX_MINUTES)  # the model's longest time (an endless run had hung)
     _finite(args.duration_cv, "--duration-cv", "a finite coefficient of variation >= 0", lambda x: x >= 0)
     if args.seconds_per_minute is not None:
         _finite(args.seconds_per_minute, "--seconds-per-minute", "a finite number of seconds > 0", lambda x: x > 0)

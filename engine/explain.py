@@ -38,7 +38,7 @@ class Explanation:
                  f"{'trapped':>8} {'ccs':>7} {'ambul.':>7}"]
         for d in self.top(n):
             lines.append(f"  {d['casualty']:<10} {_fmt(d['p_dead'], 4):>7} {_fmt(d['share'], 4):>7} "
-                         f"{_fmt(d['arrival']):>8} {str(d['hospital']):<10} {_fmt(d['minutes_trapped']):>8} "
+                         f"{_fmt(d['arrival']):>8} {d['hospital'] or '-':<10} {_fmt(d['minutes_trapped']):>8} "
                          f"{_fmt(d['minutes_ccs']):>7} {_fmt(d['minutes_ambulance']):>7}")
         lines.append("hospital load:")
         for h in self.hospitals:

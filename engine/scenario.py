@@ -164,6 +164,10 @@ def checked_format(data: dict, expected: str, error: type) -> tuple[dict, list[P
         return data, []
     problem = Problem("format", f"expected \"{expected}\", got {json.dumps(fmt, default=repr)}")
     if isinstance(fmt, str) and fmt.startswith("goldenhour."):
+        kinds = {"goldenhour.scenario/1": "scenario", "goldenhour.plan/1": "plan"}
+        if fmt in kinds and expected in kinds:  # two files swapped (``evaluate``): say which is which
+            problem = Problem("format", f"{problem.message}: a {kinds[fmt]} file where a {kinds[expected]} "
+                                        f"file was expected")
         raise error(problem)
     return {**data, "format": expected}, [problem]
 

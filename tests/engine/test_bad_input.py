@@ -341,3 +341,11 @@ def test_a_whole_number_of_beds_as_a_float_and_a_byte_order_mark_are_valid(tmp_p
     with pytest.raises(engine.ScenarioError) as err:
         engine.load_scenario(d)
     assert [p.path for p in err.value.problems] == ["hospitals[0].capacity"]
+
+
+def test_evaluate_given_its_two_files_swapped_says_which_is_which(capsys):
+    """Both formats have a ``format`` path, so the line says what was given where."""
+    assert cli.main(["evaluate", str(GOOD_SCENARIO), str(GOOD_SCENARIO)]) == 2
+    assert capsys.readouterr().err.strip().endswith("a scenario file where a plan file was expected")
+    assert cli.main(["evaluate", str(GOOD_PLAN), str(GOOD_PLAN)]) == 2
+    assert capsys.readouterr().err.strip().endswith("a plan file where a scenario file was expected")

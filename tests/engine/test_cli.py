@@ -168,9 +168,17 @@ def test_generate_bad_option_value(capsys):
                                "--fire", 1, "--hospitals", 1))
 
 
+def test_generate_writes_into_folders_it_makes(capsys, tmp_path):
+    """A folder on the way of --out that does not exist yet is made, as ``solve --out`` does."""
+    target = tmp_path / "new" / "deeper" / "x.json"
+    assert run(capsys, "generate", "--preset", "tiny", "--out", target) == (0, "", "")
+    assert json.loads(target.read_text(encoding="utf-8"))["format"] == "goldenhour.scenario/1"
+
+
 def test_generate_to_an_unwritable_place(capsys, tmp_path):
-    """An --out in a folder that does not exist is bad input: one line, exit 2, no traceback."""
-    target = tmp_path / "no-such-dir" / "x.json"
+    """An --out below a file, not a folder, is bad input: one line, exit 2, no traceback."""
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "x.json"
     crash = None
     try:
         result = run(capsys, "generate", "--preset", "tiny", "--out", target)

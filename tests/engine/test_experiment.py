@@ -200,6 +200,7 @@ def test_cli_simulate_writes_parquet(tmp_path, tiny_file):
     ["simulate", "{tiny}", "--duration-cv", "nan"],
     ["simulate", "{tiny}", "--duration-cv", "-0.5"],
     ["simulate", "{tiny}", "--horizon", "inf"],
+    ["simulate", "{tiny}", "--horizon", "1e300"],  # finite, but past the model's longest time: it hung
     ["experiment", "{tiny}", "--horizon", "nan"],
     ["experiment", "{tiny}", "--duration-cv", "inf"],
     ["simulate", "{tiny}", "--seed", "99999999999999999999"],

@@ -47,3 +47,15 @@ def test_a_plan_in_a_cycle_of_waits_has_no_p_dead_and_no_share():
     assert [c["arrival"] for c in ex.casualties] == [None, None]
     text = ex.to_text()
     assert "c0" in text and "nan" not in text.lower()
+
+
+def test_a_casualty_known_dead_is_explained_with_no_hospital():
+    """It is carried nowhere: the JSON says null, and the text a dash (it printed "None")."""
+    d = _two_casualties()
+    d["casualties"][1]["health"] = [0.0, 0.0, 0.0, 1.0]
+    sc = engine.load_scenario(d)
+    ex = explain(Solution.from_plan(sc, engine.load_plan(sc, engine.solve(sc, algorithm="greedy").plan.to_json())))
+    dead = next(c for c in ex.casualties if c["casualty"] == "c1")
+    assert dead["hospital"] is None and dead["p_dead"] == 1.0
+    row = next(line for line in ex.to_text().splitlines() if line.split()[0] == "c1")
+    assert "None" not in row and row.split()[4] == "-"  # casualty, p_dead, share, arrival, hospital
