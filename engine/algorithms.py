@@ -221,6 +221,10 @@ class Descent(_Sweeping):
         self.followups = followups
         self._scratch = None  # (problem, workspace) for the follow-up moves' scoring
 
+    def fresh(self) -> "Descent":
+        """A new descent with these settings and nothing of a run (``engine.solve``)."""
+        return Descent(followups=self.followups)
+
     def propose(self, state: SearchState) -> Proposal | None:
         """The best of the moves that improve, or ``None`` at a local optimum (none does).
 
@@ -309,9 +313,14 @@ class Tabu(_Sweeping):
     def __init__(self, tenure: int = 12, diversify: float = 1.0, followups: bool = True):
         self.tenure = tenure
         self.diversify = diversify
+        self.followups = followups
         self._tabu = None
         self._moved = None  # how often each task has been moved (``kernels.search.tabu_count``)
         self._descent = Descent() if followups else None  # the first descent; None from its local optimum
+
+    def fresh(self) -> "Tabu":
+        """A new tabu search with these settings and no memory of a run (``engine.solve``)."""
+        return Tabu(tenure=self.tenure, diversify=self.diversify, followups=self.followups)
 
     def _tables(self, sol: Solution):
         if self._tabu is None or len(self._tabu[0]) != len(sol.order):
@@ -348,8 +357,11 @@ class Tabu(_Sweeping):
 
     def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
         sol, move = state.current, proposal.move
+        # this move is iteration ``iterations + 1``, and iteration j sweeps with ``it = j - 1``: so
+        # the ``tenure`` iterations after it sweep with ``it`` below this (it was one fewer: a
+        # tenure of 1 forbade nothing, and tabu undid a worsening move at once)
         tabu_record(move[0], move[1], move[2], sol.starts, sol.order, sol.hosp, *self._tables(sol),
-                    state.iterations + self.tenure)
+                    state.iterations + 1 + self.tenure)
         tabu_count(move[0], move[1], move[2], sol.order, self._moved)
         if self._descent is not None:  # the first descent: only the sweep's best move enters the tabu lists
             return self._descent.accept(state, proposal)
@@ -374,10 +386,18 @@ class Annealing:
         self.seed = seed  # None: ``solve``'s seed (0 when run otherwise)
         self.accept_prob = accept_prob
         self.schedule = schedule
+        self._given = schedule  # the caller's temperatures, if any (``schedule`` may be fitted)
         self.samples = samples
         self._chunk = 0
         self._fit_tasks = 0
         self._scratch = None
+
+    def fresh(self) -> "Annealing":
+        """A new annealer with these settings (the temperatures given, not those fitted) and
+        nothing of a run (``engine.solve``)."""
+        fresh = Annealing(seed=self.seed, schedule=self._given, samples=self.samples, accept_prob=self.accept_prob)
+        fresh.weights = self.weights  # (the class's, unless the caller set its own)
+        return fresh
 
     def fit(self, state: SearchState) -> SimulatedAnnealing:
         sol = state.current

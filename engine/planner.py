@@ -203,7 +203,7 @@ class Planner:
             resp.setdefault("available_at", float(model.get("time", 0.0)))
         sc = load_scenario(model)  # our own copy: the caller's scenario is never changed
         require_teams(sc, ScenarioError)
-        self.algorithm, self.seed = algorithm, seed
+        self.algorithm, self.seed = algorithm, int(seed)
         self.on_best, self.on_delta, self.on_issue = on_best, on_delta, on_issue
         self.issue_better = issue_better  # see _first_choice
         self._assert = assert_mode_default() if assert_moves is None else assert_moves

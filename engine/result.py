@@ -14,8 +14,9 @@ class Statistics:
 
     ``evaluations`` counts the moves (and plans) actually scored: a move whose score a sweep
     kept from the previous one (``engine.memo``) is not counted again. ``moves`` counts the
-    moves applied: one an iteration for tabu, the accepted ones for annealing, and for descent
-    each sweep's best move and the others it took after it (``engine.algorithms.Descent``).
+    moves applied: for descent each sweep's best move and the others it took after it
+    (``engine.algorithms.Descent``), for tabu the same until its first local optimum and one an
+    iteration from there, and for annealing the accepted ones.
     ``runtime_s`` and the history's times leave out ``compile_s``, the seconds spent compiling
     kernels on their first use (``engine.compiling``): nothing once they are cached.
     """

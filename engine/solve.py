@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import copy
+import numbers
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
+
+import numpy as np
 
 from . import construct
 from .algorithms import ALGORITHMS, Annealing, Descent, SearchState, Tabu, assert_mode_default
@@ -68,7 +70,8 @@ def _finished(sol: Solution) -> Plan:
 
 
 def _whole(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    """An integer, numpy's included (a seed from ``np.arange``), not a boolean."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
 
 
 def seed_problem(seed) -> Problem | None:
@@ -85,7 +88,7 @@ def check_arguments(algorithm, iterations, time_limit, seed=0, stop=None) -> Non
         problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
     if iterations is not None and (not _whole(iterations) or iterations < 0):
         problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
+    if time_limit is not None and not (isinstance(time_limit, numbers.Real) and not isinstance(time_limit, (bool, np.bool_))
                                        and 0 <= time_limit < float("inf")):
         problems.append(Problem("time_limit", f"expected a finite number of seconds >= 0, got {time_limit!r}"))
     if (p := seed_problem(seed)) is not None:
@@ -130,12 +133,17 @@ def solve(scenario, algorithm: str | Descent | Tabu | Annealing = "tabu", seed: 
         (default: the ``GOLDENHOUR_ASSERT`` environment variable).
     """
     check_arguments(algorithm, iterations, time_limit, seed, stop)
+    seed = int(seed)
+    iterations = None if iterations is None else int(iterations)
+    time_limit = None if time_limit is None else float(time_limit)
     alg = None
     if not isinstance(algorithm, str):
-        alg, algorithm = algorithm, algorithm.name
+        # a run of its own, from the object's settings: the caller's object, used as it is, kept
+        # what a run leaves (tabu's memory, annealing's chunk count and fitted temperatures), and
+        # a second solve with it gave another plan
+        alg, algorithm = algorithm.fresh(), algorithm.name
         if isinstance(alg, Annealing) and alg.seed is None:
-            alg = copy.copy(alg)  # the caller's object keeps no seed: the next solve gives its own
-            alg.seed = seed
+            alg.seed = seed  # the caller's object keeps no seed: each solve gives its own
     sc = load_scenario(scenario)
     from .errors import ScenarioError
     from .planner import require_teams
@@ -194,7 +202,9 @@ def _search(state: SearchState, alg, stop: AnyOf, cb: Callbacks, stats: Statisti
     """Run ``alg`` on ``state`` in chunks until ``stop``, keeping ``stats`` and calling back."""
     from .accept import Outcome
 
-    progress = Progress()
+    # the time limit counts from the start, construction included, as runtime_s does: a search
+    # whose construction used up its limit does not start (it ran a sweep or a chunk regardless)
+    progress = Progress(runtime_s=elapsed())
     last_best = 0  # the iteration at the end of the chunk that found the best so far
     while not stop(progress):
         before = state.iterations
@@ -216,7 +226,8 @@ def _search(state: SearchState, alg, stop: AnyOf, cb: Callbacks, stats: Statisti
         stats.iterations, stats.evaluations, stats.runtime_s = state.iterations, state.evaluations, progress.runtime_s
         stats.moves = state.applied
         if cb.on_iteration and state.iterations > before:  # descent's last sweep finds nothing to do
-            cb.on_iteration(stats, state.best.objective)
+            # a copy: the statistics go on changing, and a caller may keep what it was given
+            cb.on_iteration(replace(stats, history=list(stats.history)), state.best.objective)
 
 
 def _chunk_end(stop: AnyOf, progress: Progress, frac0: float, n: int) -> float:

@@ -791,3 +791,28 @@ def test_a_short_annealing_run_improves_on_its_start(london):
         assert got < start - 2.0, (seed, got, start)
     hot = solve(london, algorithm=algorithms.Annealing(accept_prob=0.5), iterations=5_000)
     assert hot.objective.expected_fatalities > start - 1.0
+
+
+def test_tabu_s_tenure_forbids_undoing_a_move_for_that_many_iterations():
+    """With a tenure of 1 (and no long-term memory), from a local optimum tabu takes the least
+    worsening move and may not take it back the next iteration: it does not return to the plan
+    of two iterations before by any move the tabu lists cover (a 2-opt is not one). Its
+    tenure was one short: a tenure of 1 forbade nothing, and it went back and forth."""
+    from kernels.moves import TWO_OPT
+
+    d = generate("random", seed=1, casualties=20, paramedics=4, fire=2, hospitals=4, sites=3)
+    start = solve(d, algorithm="descent").plan
+    sc = engine.load_scenario(d)
+    sol = Solution.from_plan(sc, load_plan(sc, start.to_json()))
+    tabu = algorithms.Tabu(tenure=1, diversify=0.0, followups=False)
+    state = SearchState(sol.copy(), sol.copy())
+    plans, kinds = [], []
+    for _ in range(30):
+        plans.append((state.current.starts.tobytes(), state.current.order.tobytes(), state.current.hosp.tobytes()))
+        proposal = tabu.propose(state)
+        kinds.append(int(proposal.move[0]))
+        tabu.accept(state, proposal)
+    plans.append((state.current.starts.tobytes(), state.current.order.tobytes(), state.current.hosp.tobytes()))
+    back = [n for n in range(1, 30) if kinds[n - 1] != TWO_OPT and plans[n + 1] == plans[n - 1]]
+    assert back == []
+    assert len(set(plans)) > 3  # it moved on

@@ -119,3 +119,45 @@ def test_a_time_limit_that_does_not_bind_leaves_annealing_s_plan_as_it_is(small)
     both = engine.solve(small, algorithm="annealing", seed=3, iterations=budget, time_limit=3_600.0)
     assert both.stats.iterations == budget
     assert both.plan.to_json() == alone.plan.to_json()
+
+
+@pytest.mark.parametrize("make", [lambda: Annealing(seed=7), lambda: engine.Tabu(), lambda: engine.Descent()],
+                         ids=["annealing", "tabu", "descent"])
+def test_an_algorithm_object_gives_the_same_plan_every_time_it_is_passed(small, make):
+    """Each solve runs from the object's settings: it had kept what a run leaves (annealing's
+    chunk count, which seeds its chunks, and its fitted temperatures; tabu's memory and its
+    finished first descent), and a second solve with the same object gave another plan."""
+    reused = make()
+    first = engine.solve(small, algorithm=reused, seed=3, iterations=4_000 if isinstance(reused, Annealing) else 40)
+    second = engine.solve(small, algorithm=reused, seed=3, iterations=4_000 if isinstance(reused, Annealing) else 40)
+    new = engine.solve(small, algorithm=make(), seed=3, iterations=4_000 if isinstance(reused, Annealing) else 40)
+    assert second.plan.to_json() == first.plan.to_json() == new.plan.to_json()
+    assert second.stats.iterations == first.stats.iterations
+
+
+def test_on_iteration_is_given_the_statistics_of_that_iteration(small):
+    """What the callback keeps stays as it was given (it was the live object, which ``solve``
+    went on changing and returned: twenty calls kept twenty times the last figures)."""
+    kept = []
+    r = engine.solve(small, algorithm="tabu", iterations=20, callbacks={"on_iteration": lambda s, o: kept.append(s)})
+    assert [s.iterations for s in kept] == list(range(1, 21))
+    assert all(s is not r.stats for s in kept) and kept[-1].history == r.stats.history
+
+
+def test_a_time_limit_counts_the_construction_as_runtime_s_does(small):
+    """A limit the start plan's construction used up leaves nothing to search: a sweep (or an
+    annealing chunk of 2 000 steps) ran regardless, and ``runtime_s`` went past the limit."""
+    for algorithm in ("tabu", "annealing"):
+        r = engine.solve(small, algorithm=algorithm, time_limit=1e-9)
+        assert r.stats.iterations == 0, algorithm
+
+
+def test_numpy_integers_are_seeds_and_budgets(small):
+    """A seed from ``np.arange`` or a generator's ``integers`` is a seed (it was refused)."""
+    import numpy as np
+
+    by_numpy = engine.solve(small, algorithm="annealing", seed=np.int64(3), iterations=np.int32(2_000),
+                            time_limit=np.float32(600.0))
+    assert by_numpy.plan.to_json() == engine.solve(small, algorithm="annealing", seed=3, iterations=2_000).plan.to_json()
+    with pytest.raises(engine.InputError):
+        engine.solve(small, seed=np.bool_(True))
