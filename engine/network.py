@@ -141,7 +141,8 @@ def build_graph(network, base_dir: Path | None, problems: list[Problem]) -> Road
     if node_rows is None or edge_rows is None:
         return None
     if not node_rows:
-        problems.append(Problem("network.nodes", "a graph needs at least one node"))
+        where = "network.nodes" if network.nodes is not None else "network.nodes_file"  # the one given
+        problems.append(Problem(where, "a graph needs at least one node"))
         return None
     start = len(problems)
 

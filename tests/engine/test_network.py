@@ -279,6 +279,12 @@ def test_a_graph_needs_a_node(tmp_path):
     assert [(p.path, p.message) for p in err.value.problems] == [("network.nodes", "a graph needs at least one node")]
 
 
+def test_a_nodes_file_with_no_rows_is_named_as_the_file(tmp_path):
+    """Only a header: the problem is the file's, named as it was given (it was "network.nodes")."""
+    path = _csv_scenario(tmp_path, "id,lat,lon\n", "from,to,minutes\n")
+    assert _problems(path) == [("network.nodes_file", "a graph needs at least one node")]
+
+
 def test_travel_matrix_is_a_metric_closure_on_random_graphs():
     """Shortest paths: no detour through a third place is shorter (triangle inequality)."""
     import factories
