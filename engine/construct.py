@@ -12,9 +12,9 @@ import numba
 import numpy as np
 
 from kernels.layout import ACTIVE, IN_TRANSIT, KINDS, RESCUE, TRANSPORT, TREAT
-from kernels.moves import INSERT_TASK
+from kernels.moves import INSERT_TASK, RELOCATE
 from kernels.rebuild import nearest_with_bed
-from kernels.search import commit, pick_best, score_serial, sweep
+from kernels.search import better, commit, pick_best, score_serial, sweep
 
 from .plan import problem_arrays
 from .scenario import Scenario
@@ -149,6 +149,34 @@ def insert_cheapest(sol: Solution, code: int, responders: np.ndarray, threads: i
     else:
         score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
     best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
+    sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+
+
+def relocate_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
+    """Move task ``code``, already in the plan, to the place among ``responders``' (after any
+    pinned prefix) where the exact objective is least, if that is better than where it is.
+
+    For a task placed before what decides its cost: the online repair inserts a new trapped
+    casualty's rescue before its transport exists, and until then the casualty has no arrival
+    and no ``p_dead``, so every place cost the rescue the same and it went to the first fire
+    team's last one. Scored in this thread, as the repair's insertions are.
+    """
+    P = problem_arrays(sol.sc)
+    slot = int(np.flatnonzero(sol.order[:sol.starts[-1]] == code)[0])
+    owner = int(np.searchsorted(sol.starts, slot, side="right") - 1)
+    first = sol.pins[responders].astype(np.int64)
+    # places in each list without the task (RELOCATE's index), after the pinned prefix
+    counts = sol.starts[responders + 1] - sol.starts[responders] - (responders == owner) + 1 - first
+    n = int(counts.sum())
+    moves = np.empty((n, 4), dtype=np.int64)
+    moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slot, np.repeat(responders, counts)
+    moves[:, 3] = np.arange(n) - np.repeat(np.cumsum(counts) - counts - first, counts)
+    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
+    best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
+    if best < 0 or not better(F[best], T[best], st[best], sol.cur[0], sol.cur[2], int(sol.cur[3])):
+        return
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
     sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
 

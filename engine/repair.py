@@ -12,7 +12,7 @@ import numpy as np
 from kernels.layout import ACTIVE, KINDS, RESCUE, TRANSPORT, TREAT
 from kernels.rebuild import keep_lists
 
-from .construct import _nearest_with_bed, beds_in_transit, insert_cheapest
+from .construct import _nearest_with_bed, beds_in_transit, insert_cheapest, relocate_cheapest
 from .plan import Plan, Task, problem_arrays
 from .scenario import Scenario
 from .solution import Solution
@@ -88,9 +88,11 @@ def carries_over(sc: Scenario, old: Solution) -> bool:
 def repair(sc: Scenario, plan: Plan, pins: dict[str, list[Task]]) -> Solution:
     """A valid solution for ``sc`` that keeps as much of ``plan`` as still applies.
 
-    ``pins[responder]`` lists its issued tasks; those still valid stay pinned in front.
+    ``pins[responder]`` lists its issued tasks; those still valid stay pinned in front. A task
+    pinned in ``plan`` but not in ``pins`` (released: its team started other work) goes back
+    among the team's other tasks, if the model still allows it; a pinned one is placed once.
     """
-    rest = {rid: [_entry(sc, t) for t in tasks if not t.pinned] for rid, tasks in plan.routes.items()}
+    rest = {rid: [_entry(sc, t) for t in tasks] for rid, tasks in plan.routes.items()}
     return _rebuild(sc, *_pinned(sc, pins), *_rows(sc, rest))
 
 
@@ -105,11 +107,13 @@ def repair_solution(sc: Scenario, old: Solution, pins: dict[str, list[Task]]) ->
     c, k = codes // KINDS, codes % KINDS
     rows = np.stack([cmap[c], k, np.where(k == TRANSPORT, hmap[np.maximum(old.hosp[c], 0)], -1)], axis=1)
     bounds = np.zeros((len(sc.model.responders), 2), dtype=np.int64)
-    starts, held = old.starts.tolist(), old.pins.tolist()
+    starts = old.starts.tolist()
     for j, resp in enumerate(sc.model.responders):
         r = osc.responder_index.get(resp.id)
-        if r is not None:  # its old list but the pinned tasks (``pins`` has them)
-            bounds[j] = starts[r] + held[r], starts[r + 1]
+        if r is not None:  # its whole old list: a task ``pins`` holds is placed once, from there,
+            # and one it released goes back to the plan (skipping the old pins had dropped it: an
+            # issued treat the team gave up for other work was gone from the plan)
+            bounds[j] = starts[r], starts[r + 1]
     return _rebuild(sc, *_pinned(sc, pins), rows, bounds)
 
 
@@ -175,4 +179,12 @@ def _rebuild(sc: Scenario, pinned: np.ndarray, pin_bounds: np.ndarray, rest: np.
     for code in missing_transport:
         if len(medics):
             insert_cheapest(sol, code, medics, threads=1)
+    # a new trapped casualty's rescue was placed before its transport, so blind to its own
+    # health (no arrival, no p_dead yet): placed again now that the casualty counts, then its
+    # transport again for that rescue; each is then at its cheapest place given the other
+    both = sorted({code // KINDS for code in missing_rescue} & {code // KINDS for code in missing_transport})
+    if len(fires) and len(medics):
+        for c in both:
+            relocate_cheapest(sol, KINDS * c + RESCUE, fires)
+            relocate_cheapest(sol, KINDS * c + TRANSPORT, medics)
     return sol

@@ -26,7 +26,7 @@ from engine.evaluate import evaluate_detail, schedule_records
 from engine.generate import generate
 from engine.health import (AMBULANCE, CCS, CCS_TREATED, TRAPPED, category_vector, propagate,
                            resolve_chains)
-from engine.plan import problem_arrays
+from engine.plan import Plan, problem_arrays
 from engine.planner import Planner
 
 TOL = 1e-9
@@ -1204,6 +1204,32 @@ def test_roads_slowed_past_the_model_s_times_are_refused_and_change_nothing(desc
     assert all(p.path.endswith("network") and "minutes (at most 1e+09)" in p.message for p in err.value.problems)
     assert state(descent) == before
     assert 0.0 <= descent.best()[1].expected_fatalities <= len(descent.scenario.model.casualties)
+
+
+@pytest.mark.parametrize("site,health", [("kings-cross", "delayed"), ("edgware-road", "urgent")])
+def test_a_trapped_casualty_added_is_rescued_where_no_other_place_is_better(london, site, health):
+    """Its rescue is inserted before its transport, when the casualty has no arrival yet and so
+    no p_dead: every place cost the same, and the rescue went to the end of the first fire
+    team's list wherever the casualty was. The repair places it again once the transport is
+    in: no other place for it, on any fire team, gives fewer expected fatalities."""
+    p = Planner(london.to_dict(), algorithm="descent", seed=0)
+    try:
+        p.apply({"type": "casualties_added", "time": 0.0, "casualties": [
+            {"id": "NEW", "site": site, "health": health, "trapped": True, "rescue_minutes": 5.0}]})
+        plan, objective = p.best()
+        sc = p.scenario
+        routes = {r: [t for t in ts] for r, ts in plan.routes.items()}
+        rescue = next(t for ts in routes.values() for t in ts if t.kind == "rescue" and t.casualty == "NEW")
+        without = {r: [t for t in ts if t is not rescue] for r, ts in routes.items()}
+        fire = [r.id for r in sc.model.responders if r.kind == "fire"]
+        for rid in fire:
+            for i in range(len(without[rid]) + 1):
+                moved = dict(without, **{rid: without[rid][:i] + [rescue] + without[rid][i:]})
+                other = engine.evaluate(sc, Plan(moved, sc.model.name, sc.model.time))
+                assert other.expected_fatalities is None or \
+                    other.expected_fatalities >= objective.expected_fatalities - 1e-9, (rid, i)
+    finally:
+        p.close()
 
 
 def test_a_whole_number_of_beds_given_as_a_float_is_taken(descent):

@@ -668,6 +668,29 @@ def test_a_team_that_starts_another_task_than_the_one_issued_releases_it():
         p.close()
 
 
+def test_an_issued_treat_the_team_gives_up_goes_back_to_the_plan():
+    """A released issued task goes back to the plan: a required one was put back only because
+    it is required (at a new place), and an issued treat, which is optional, was gone."""
+    d = factories.one_site()
+    d["casualties"] = [c for c in d["casualties"] if c["id"] != "c2"]
+    d["responders"] = d["responders"][:2]
+    plan = {"format": "goldenhour.plan/1",
+            "routes": {"amb1": [{"task": "treat", "casualty": "c1"},
+                                {"task": "transport", "casualty": "c1", "hospital": "H1"}],
+                       "amb2": [{"task": "transport", "casualty": "c3", "hospital": "H2"}]}}
+    p = Planner(d, algorithm="descent", seed=0, plan=plan, issue_better=False)
+    try:
+        assert p.next_task("amb1", 0.0) == Task("treat", "c1", None, True)
+        p.apply({"type": "task_started", "time": 1.0, "responder": "amb1", "task": "transport", "casualty": "c3",
+                 "hospital": "H1"})
+        routes = p.best()[0].routes
+        assert [(t.kind, t.casualty, t.pinned) for t in routes["amb1"]] == [("treat", "c1", False),
+                                                                            ("transport", "c1", False)]
+        engine.load_plan(p.scenario, p.best()[0].to_json())  # a valid plan
+    finally:
+        p.close()
+
+
 def reference_health(sc, cid: str, t: float) -> np.ndarray:
     """Casualty ``cid``'s health at ``t``, carried by the plain reference's chain products from its
     observation in its present environment (trapped, untreated)."""
