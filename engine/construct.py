@@ -135,22 +135,9 @@ def insert_cheapest(sol: Solution, code: int, responders: np.ndarray, threads: i
     Its positions are scored on ``threads`` threads (default: Numba's); with one, in this thread
     without a parallel region (``kernels.search.score_serial``), as the online repair does.
     """
-    P = problem_arrays(sol.sc)
-    first = sol.pins[responders].astype(np.int64)  # every position after the pinned prefix
-    counts = sol.starts[responders + 1] - sol.starts[responders] + 1 - first
-    n = int(counts.sum())
-    moves = np.empty((n, 4), dtype=np.int64)
-    moves[:, 0], moves[:, 1], moves[:, 2] = INSERT_TASK, code, np.repeat(responders, counts)
-    moves[:, 3] = np.arange(n) - np.repeat(np.cumsum(counts) - counts - first, counts)
-    F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    threads = numba.get_num_threads() if threads is None else threads
-    if threads > 1:
-        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, threads)
-    else:
-        score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
-    best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
-    cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
-    sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+    moves = _places(sol, INSERT_TASK, code, responders)
+    best, _F, _T, _st = _best_place(sol, moves, numba.get_num_threads() if threads is None else threads)
+    _commit(sol, moves[best])
 
 
 def relocate_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
@@ -162,23 +149,42 @@ def relocate_cheapest(sol: Solution, code: int, responders: np.ndarray) -> None:
     and no ``p_dead``, so every place cost the rescue the same and it went to the first fire
     team's last one. Scored in this thread, as the repair's insertions are.
     """
-    P = problem_arrays(sol.sc)
     slot = int(np.flatnonzero(sol.order[:sol.starts[-1]] == code)[0])
     owner = int(np.searchsorted(sol.starts, slot, side="right") - 1)
+    moves = _places(sol, RELOCATE, slot, responders, owner)
+    best, F, T, st = _best_place(sol, moves, 1)
+    if best >= 0 and better(F[best], T[best], st[best], sol.cur[0], sol.cur[2], int(sol.cur[3])):
+        _commit(sol, moves[best])
+
+
+def _places(sol: Solution, kind: int, a: int, responders: np.ndarray, owner: int = -1) -> np.ndarray:
+    """The moves ``(kind, a, r, index)`` putting a task at every index of ``responders``' lists
+    after their pinned prefixes: ``INSERT_TASK`` of code ``a``, or ``RELOCATE`` of slot ``a``,
+    whose index is into the list without the task (one shorter on its ``owner``'s)."""
     first = sol.pins[responders].astype(np.int64)
-    # places in each list without the task (RELOCATE's index), after the pinned prefix
     counts = sol.starts[responders + 1] - sol.starts[responders] - (responders == owner) + 1 - first
     n = int(counts.sum())
     moves = np.empty((n, 4), dtype=np.int64)
-    moves[:, 0], moves[:, 1], moves[:, 2] = RELOCATE, slot, np.repeat(responders, counts)
+    moves[:, 0], moves[:, 1], moves[:, 2] = kind, a, np.repeat(responders, counts)
     moves[:, 3] = np.arange(n) - np.repeat(np.cumsum(counts) - counts - first, counts)
+    return moves
+
+
+def _best_place(sol: Solution, moves: np.ndarray, threads: int):
+    """The index of SPEC §7's best of ``moves`` against ``sol`` and every move's F, T and status."""
+    P = problem_arrays(sol.sc)
+    n = len(moves)
     F, T, st = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
-    best = pick_best(F, T, st, n, np.ones(n, dtype=np.bool_))
-    if best < 0 or not better(F[best], T[best], st[best], sol.cur[0], sol.cur[2], int(sol.cur[3])):
-        return
+    if threads > 1:
+        sweep(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st, threads)
+    else:
+        score_serial(P, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, sol.cur, moves, n, F, T, st)
+    return pick_best(F, T, st, n, np.ones(n, dtype=np.bool_)), F, T, st
+
+
+def _commit(sol: Solution, move: np.ndarray) -> None:
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
-    sol.cur[:] = commit(P, *moves[best], sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
+    sol.cur[:] = commit(problem_arrays(sol.sc), *move, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
 
 
 def greedy(sc: Scenario, pinned=None, hosp_pinned=None, max_positions: int = 200_000) -> Solution:
