@@ -22,7 +22,7 @@ from .checks import check_shift
 from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
-from .model import Beds, Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
+from .model import GEO_SPEED_MAX, Beds, Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
 from .observations import (DELIVERED, bed_reports, carried, carried_again, deliveries_recorded, observe,
                            set_bed_reports)
 from .scenario import Scenario, health_vector, pydantic_problems
@@ -442,7 +442,11 @@ def _travel_changed(m: dict, d: TravelChanged, base_dir) -> None:
         del net["edges_file"]
     if d.factor is not None:  # travel takes `factor` times as long
         if net["kind"] == "geo":
-            net["speed_kmh"] = net["speed_kmh"] / d.factor
+            speed = net["speed_kmh"] / d.factor
+            if speed > GEO_SPEED_MAX:  # the factor's fault, so named as it, not as the network
+                raise DeltaError(Problem("delta.factor", f"makes the network's speed {speed:g} km/h, "
+                                                         f"above the {GEO_SPEED_MAX:g} km/h a geo network allows"))
+            net["speed_kmh"] = speed
         else:
             if net.get("speed_kmh"):
                 net["speed_kmh"] = net["speed_kmh"] / d.factor

@@ -268,9 +268,13 @@ class Edge(Strict):
     oneway: StrictBool = False
 
 
+#: The fastest a ``geo`` network's straight lines may be driven (km/h): a bound on typing errors.
+GEO_SPEED_MAX = 1e6
+
+
 class GeoNetwork(Strict):
     kind: Literal["geo"]
-    speed_kmh: Annotated[Number, Field(gt=0, le=1e6)]
+    speed_kmh: Annotated[Number, Field(gt=0, le=GEO_SPEED_MAX)]
     detour_factor: Annotated[Number, Field(gt=0, le=1e3)] = 1.0
 
 

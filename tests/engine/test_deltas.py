@@ -1206,6 +1206,22 @@ def test_roads_slowed_past_the_model_s_times_are_refused_and_change_nothing(desc
     assert 0.0 <= descent.best()[1].expected_fatalities <= len(descent.scenario.model.casualties)
 
 
+def test_roads_made_faster_than_a_geo_network_allows_are_refused_as_the_delta_s_factor(descent):
+    """Two factors of 1e-3 make the straight lines a million times faster, past the 1e6 km/h a
+    geo network allows: the error names the delta's factor (it named ``network.speed_kmh``, a
+    field the caller never wrote) and nothing changes."""
+    fast = {"type": "travel_changed", "time": 1.0, "factor": 1e-3}
+    speed = descent.scenario.model.network.speed_kmh
+    descent.apply(fast)
+    assert descent.scenario.model.network.speed_kmh == pytest.approx(speed * 1e3)
+    before = state(descent)
+    with pytest.raises(DeltaError) as err:
+        descent.apply(dict(fast, time=2.0))
+    assert [p.path for p in err.value.problems] == ["delta.factor"]
+    assert "km/h" in err.value.problems[0].message
+    assert state(descent) == before
+
+
 @pytest.mark.parametrize("site,health", [("kings-cross", "delayed"), ("edgware-road", "urgent")])
 def test_a_trapped_casualty_added_is_rescued_where_no_other_place_is_better(london, site, health):
     """Its rescue is inserted before its transport, when the casualty has no arrival yet and so
