@@ -121,6 +121,12 @@ def _record(line: str, where: str) -> dict:
     return rec
 
 
+def _clock(t: float) -> str:
+    """A line's time for the transcript: a time the model refuses (past 1e9 minutes) is still
+    one short field, not three hundred digits."""
+    return f"{t:8.2f}" if abs(t) < 1e9 else f"{t:8.3g}"
+
+
 def cmd_replay(args) -> int:
     """Replay deltas and task requests (one JSON object per line) through the online engine.
 
@@ -166,7 +172,7 @@ def cmd_replay(args) -> int:
                 planner.check(rec)  # a rejected delta changes nothing, the search's minutes included
         except DeltaError as err:
             for p in err.problems:
-                print(f"{rec['time']:8.2f}  rejected (line {i}): {p}")
+                print(f"{_clock(rec['time'])}  rejected (line {i}): {p}")
             continue
         minutes = min(max(0.0, rec["time"] - last), MAX_GAP_MINUTES)
         iterations = int(round(minutes * args.iterations_per_minute))
@@ -178,12 +184,12 @@ def cmd_replay(args) -> int:
                 task = planner.next_task(rec["responder"], float(rec["time"]))
                 what = "wait" if task is None else (f"{task.kind} {task.casualty}"
                                                    + (f" -> {task.hospital}" if task.hospital else ""))
-                print(f"{rec['time']:8.2f}  {rec.get('responder')}: {what}")
+                print(f"{_clock(rec['time'])}  {rec.get('responder')}: {what}")
             else:
                 planner.apply(rec)
         except DeltaError as err:
             for p in err.problems:
-                print(f"{rec['time']:8.2f}  rejected (line {i}): {p}")
+                print(f"{_clock(rec['time'])}  rejected (line {i}): {p}")
     plan, objective = planner.best()
     planner.close()
     F = objective.expected_fatalities

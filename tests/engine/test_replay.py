@@ -114,6 +114,19 @@ def test_replay_line_that_is_not_a_timed_object(tmp_path, capsys, line):
     assert err.splitlines() == [err.splitlines()[0]] and err.startswith(f"goldenhour: {deltas}:3: ")
 
 
+def test_replay_prints_a_refused_huge_time_as_one_short_field(tmp_path, capsys):
+    """A finite time past the model's 1e9 minutes is rejected and the replay goes on; the
+    transcript gave it in full (1e300 as 301 digits)."""
+    deltas = tmp_path / "far.jsonl"
+    deltas.write_text(json.dumps({"type": "clock", "time": 1e300}) + "\n"
+                      + json.dumps({"type": "next_task", "time": 1.0, "responder": "nope"}) + "\n", encoding="utf-8")
+    code = main(["replay", str(SCENARIO), str(deltas), "--audit", str(tmp_path / "a.jsonl")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    refused = [ln for ln in out.splitlines() if "rejected (line 1)" in ln]
+    assert len(refused) == 1 and refused[0].split()[0] == "1e+300" and len(refused[0]) < 200, out
+
+
 def test_replay_missing_deltas_file(tmp_path, capsys):
     code = main(["replay", str(SCENARIO), str(tmp_path / "nope.jsonl")])
     _, err = capsys.readouterr()
