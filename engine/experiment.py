@@ -85,7 +85,10 @@ def run_grid(scenario, updates=(1, 2, 4, 10, 30), delays=(0,), runs: int = 50, s
 
 
 def _run_dask(jobs, scheduler: str, workers: int | None) -> list[dict]:
-    from dask.distributed import Client, LocalCluster
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:  # an optional extra
+        raise InputError(Problem("--scheduler", "needs Dask: pip install 'goldenhour[distributed]'")) from None
 
     cluster = None
     if scheduler == "local":
@@ -99,6 +102,8 @@ def _run_dask(jobs, scheduler: str, workers: int | None) -> list[dict]:
             raise InputError(Problem("--scheduler", f"cannot reach a Dask scheduler at '{scheduler}': {exc}")) from None
     try:
         futures = client.map(_one_per_core, jobs, pure=False)
+        for done, _ in enumerate(as_completed(futures), start=1):
+            _progress(done, len(jobs))
         return client.gather(futures)
     finally:
         client.close()
@@ -122,14 +127,15 @@ def summarise(rows: list[dict]) -> list[dict]:
     for (k, d), scores in sorted(groups.items()):
         n = len(scores)
         mean = sum(scores) / n
-        std = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1)) if n > 1 else 0.0
+        std = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1)) if n > 1 else math.nan  # no spread of one
         out.append({"updates": k, "delay": d, "runs": n, "mean": mean, "std": std})
     return out
 
 
 def summary_markdown(summary: list[dict]) -> str:
     lines = ["| updates | delay (min) | runs | mean expected fatalities | std |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {s['updates']} | {s['delay']:g} | {s['runs']} | {s['mean']:.2f} | {s['std']:.2f} |" for s in summary]
+    lines += [f"| {s['updates']} | {s['delay']:g} | {s['runs']} | {s['mean']:.2f} | "
+              + ("–" if math.isnan(s["std"]) else f"{s['std']:.2f}") + " |" for s in summary]
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,8 @@ from .deltas import team_doing
 from .planner import Planner
 from .plan import problem_arrays
 from .scenario import load_scenario
+from .errors import InputError, Problem
+from .solve import MAX_SEED, whole
 
 TRAPPED, CCS, AMBULANCE = (ENVIRONMENTS.index(k) for k in ("trapped", "ccs", "ambulance"))
 #: iterations between two looks at the clock in a wall-clock (``seconds_per_minute``) run
@@ -137,14 +139,23 @@ OUTSIDE_TEAM = "(no team in the model)"
 POLL = 1.0
 
 
+def planner_seed(seed: int) -> int:
+    """The search's seed for a run's ``seed``: itself when the search takes it (up to
+    ``MAX_SEED``), else drawn from it. A run's seed has no bound (an experiment's grows with its
+    base seed, ``experiment.run_seed``); the search's generator takes 32 bits."""
+    return int(seed) if seed <= MAX_SEED else int(np.random.SeedSequence(int(seed)).generate_state(1)[0])
+
+
 def simulate(scenario, policy: Policy = Policy(), seed: int = 0, config: SimulationConfig = SimulationConfig()) -> dict:
     """One run; returns its inputs, seed and score (expected fatalities on the truth, SPEC §9)."""
     t_wall = time.perf_counter()
     if config.seconds_per_minute is not None and not 0 < config.seconds_per_minute < math.inf:
         raise ValueError(f"seconds_per_minute must be finite and > 0, got {config.seconds_per_minute}")
+    if not whole(seed) or seed < 0:
+        raise InputError(Problem("seed", f"expected a whole number >= 0, got {seed!r}"))
     sc = load_scenario(scenario)
     truth = _Truth(sc, seed)
-    planner = Planner(sc, algorithm=config.algorithm, seed=seed)
+    planner = Planner(sc, algorithm=config.algorithm, seed=planner_seed(seed))
     P = problem_arrays(sc)
     m = sc.model
     start = float(m.time)

@@ -69,14 +69,14 @@ def _finished(sol: Solution) -> Plan:
     return plan
 
 
-def _whole(x) -> bool:
+def whole(x) -> bool:
     """An integer, numpy's included (a seed from ``np.arange``), not a boolean."""
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
 
 
 def seed_problem(seed) -> Problem | None:
     """What is wrong with a seed (a whole number from 0 to ``MAX_SEED``), or ``None``."""
-    if _whole(seed) and 0 <= seed <= MAX_SEED:
+    if whole(seed) and 0 <= seed <= MAX_SEED:
         return None
     return Problem("seed", f"expected a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
@@ -86,7 +86,7 @@ def check_arguments(algorithm, iterations, time_limit, seed=0, stop=None) -> Non
     named = isinstance(algorithm, str) and algorithm in ALGORITHMS
     if not (named or isinstance(algorithm, (Descent, Tabu, Annealing))):
         problems.append(Problem("algorithm", f"unknown algorithm '{algorithm}'; expected one of {', '.join(ALGORITHMS)}"))
-    if iterations is not None and (not _whole(iterations) or iterations < 0):
+    if iterations is not None and (not whole(iterations) or iterations < 0):
         problems.append(Problem("iterations", f"expected a whole number >= 0, got {iterations!r}"))
     if time_limit is not None and not (isinstance(time_limit, numbers.Real) and not isinstance(time_limit, (bool, np.bool_))
                                        and 0 <= time_limit < float("inf")):

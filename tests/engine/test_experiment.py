@@ -18,10 +18,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from engine import experiment
 from engine.cli import main
+from engine.errors import InputError
 from engine.experiment import SCHEMA, plot, run_grid, run_seed, summarise, summary_markdown, write_runs
 from engine.generate import generate
-from engine.simulate import SimulationConfig
+from engine.simulate import SimulationConfig, planner_seed, simulate
+from engine.solve import MAX_SEED
 
 ROOT = Path(__file__).resolve().parents[2]
 UPDATES, DELAYS, RUNS, BASE = (1, 3), (0, 2), 2, 5
@@ -73,10 +76,50 @@ def test_process_pool_gives_the_same_rows(tiny_dict, serial_rows):
     assert _strip(rows) == _strip(serial_rows)
 
 
-def test_dask_local_cluster_gives_the_same_rows(tiny_dict, serial_rows):
+def test_dask_local_cluster_gives_the_same_rows_and_shows_progress(tiny_dict, serial_rows, monkeypatch):
+    """The same rows; and the progress display counts each run as it ends, as it does locally
+    (under Dask it showed nothing until every run was gathered)."""
     pytest.importorskip("dask.distributed")
+    shown = []
+    monkeypatch.setattr(experiment, "_progress", lambda done, total: shown.append((done, total)))
     rows = run_grid(tiny_dict, UPDATES, DELAYS, RUNS, seed=BASE, config=CONFIG, scheduler="local", workers=2)
     assert _strip(rows) == _strip(serial_rows)
+    n = len(serial_rows)
+    assert shown == [(i, n) for i in range(1, n + 1)]
+
+
+def test_a_base_seed_past_the_search_s_32_bits_runs_and_repeats(tiny_dict):
+    """A run's seed grows with the base seed (``run_seed``): from a base of about 42 949 on (of the
+    0 to 2**32 - 1 the command line takes) it passed the search's 32 bits, and every run failed
+    with an error about a seed nobody typed. The search now draws its seed from the run's."""
+    rows = run_grid(tiny_dict, (1,), (0,), 2, seed=MAX_SEED, config=CONFIG, workers=1)
+    assert [r["seed"] for r in rows] == [run_seed(MAX_SEED, r) for r in range(2)]
+    assert all(r["seed"] > MAX_SEED and r["rejected_deltas"] == 0 for r in rows)
+    assert _strip(run_grid(tiny_dict, (1,), (0,), 2, seed=MAX_SEED, config=CONFIG, workers=1)) == _strip(rows)
+
+
+def test_the_search_keeps_a_run_s_seed_it_can_take_and_draws_one_from_a_larger():
+    assert [planner_seed(s) for s in (0, 7, MAX_SEED)] == [0, 7, MAX_SEED]  # the runs measured so far
+    drawn = [planner_seed(run_seed(MAX_SEED, r)) for r in range(50)]
+    assert all(0 <= s <= MAX_SEED for s in drawn) and len(set(drawn)) == 50
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_simulate_refuses_a_seed_that_is_not_a_whole_number_from_zero(tiny_dict, seed):
+    with pytest.raises(InputError, match="seed"):
+        simulate(tiny_dict, seed=seed, config=CONFIG)
+
+
+def test_cli_a_scheduler_without_dask_installed_is_one_line(capsys, tiny_file, tmp_path, monkeypatch):
+    """Dask is an optional extra: asked for without it, the command says how to install it (it
+    raised ModuleNotFoundError with a traceback)."""
+    monkeypatch.setitem(sys.modules, "dask", None)  # an import of it raises ImportError
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    code = main(["experiment", str(tiny_file), "--scheduler", "local", "--runs", "1", "--updates", "1",
+                 "--delays", "0", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines() == [err.splitlines()[0]]
+    assert err.startswith("goldenhour: --scheduler: ") and "goldenhour[distributed]" in err
 
 
 # --- files and summaries ---------------------------------------------------------------------------
@@ -103,12 +146,13 @@ def test_summarise_matches_a_hand_computation(serial_rows):
         scores = groups[(s["updates"], s["delay"])]
         assert s["runs"] == len(scores)
         assert s["mean"] == pytest.approx(statistics.mean(scores), abs=1e-12)
-        expected_std = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        assert s["std"] == pytest.approx(expected_std, abs=1e-12)
+        expected_std = statistics.stdev(scores) if len(scores) > 1 else math.nan  # one run has no spread
+        assert s["std"] == pytest.approx(expected_std, abs=1e-12, nan_ok=True)
     by = {(s["updates"], s["delay"]): s for s in summary}
     assert by[(7, 1.0)]["mean"] == pytest.approx(2.75)
     assert by[(7, 1.0)]["std"] == pytest.approx(math.sqrt(((1.75 ** 2) + 0.25 ** 2 + 2.0 ** 2) / 2))
-    assert by[(2, 4.0)]["std"] == 0.0
+    assert math.isnan(by[(2, 4.0)]["std"])  # it was 0.0, read as "no spread"
+    assert summary_markdown([by[(2, 4.0)]]).splitlines()[-1] == "| 2 | 4 | 1 | 3.25 | – |"
 
 
 def test_summary_markdown_has_one_row_per_policy(serial_rows):
