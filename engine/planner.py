@@ -121,6 +121,32 @@ def _set_off_when_issued(model: dict, before: dict, d, issued_at: float | None) 
         model["responders"][j] = dict(now, available_at=old.get("available_at", now["available_at"]))
 
 
+def _sent_on(model: dict, before: dict, sc: Scenario, pins: dict, kept: dict) -> dict:
+    """``model`` with each team whose issued task the repair dropped (its casualty known dead,
+    or in another team's care) free at that task's site when it gets there.
+
+    The team set off for it, and a crew checks on arrival that the work is still its own (as the
+    simulator's crews do); the model has no place between two places. Left where it set off, it
+    was planned from there, minutes nearer its next work than it can be. A team the delta itself
+    moved (a report of its own work) is where the delta put it."""
+    P = problem_arrays(sc)
+    out = None
+    for rid, tasks in pins.items():
+        first = kept.get(rid, [None])[0]
+        if first is not None and (first.kind, first.casualty) == (tasks[0].kind, tasks[0].casualty):
+            continue
+        r = sc.responder_index[rid]
+        team, was = model["responders"][r], before["responders"][r]
+        if (team.get("start"), team.get("available_at")) != (was.get("start"), was.get("available_at")):
+            continue
+        c = sc.casualty_index[tasks[0].casualty]
+        if out is None:
+            out = dict(model, responders=list(model["responders"]))
+        out["responders"][r] = dict(team, start=model["casualties"][c]["site"],
+                                    available_at=float(P.resp_avail[r] + P.travel[P.resp_loc[r], P.site_loc[c]]))
+    return model if out is None else out
+
+
 def _delta_path(path: str, d, before: dict) -> str:
     """Where a problem of the changed model lies for the sender: a record the delta added by its
     place in the delta (the model's index, ``casualties[4]``, is one the sender cannot know),
@@ -551,7 +577,15 @@ class Planner:
                 vet(_Change(model, pins, started, seen, sc, inc))
             return _Change(model, pins, started, seen, sc, rescored(sc, inc, in_place))
         sol = repair_solution(sc, inc, pins)  # a new solution: the incumbent stays as it was
-        change = _Change(model, issued(sol), started, seen, sc, sol)
+        kept = issued(sol)
+        sent = _sent_on(model, self._model, sc, pins, kept)
+        if sent is not model:  # rare: planned again from where the teams will be
+            try:
+                sc = derive(sc, model, sent)
+            except ScenarioError as err:
+                raise DeltaError([Problem(_delta_path(p.path, d, self._model), p.message) for p in err.problems]) from None
+            model, sol = sent, repair_solution(sc, inc, kept)
+        change = _Change(model, kept, started, seen, sc, sol)
         if vet is not None:
             vet(change)
         return change

@@ -790,6 +790,49 @@ def test_an_issued_task_the_model_no_longer_allows_is_not_issued_again(case):
         p.close()
 
 
+@pytest.mark.parametrize("case", ["dead", "carried by another team", "rescued by another team",
+                                  "completed without a start"])
+def test_a_team_whose_issued_task_is_dropped_is_planned_from_where_it_was_sent(case):
+    """The team set off for its issued task; a crew learns on arrival that the work is gone (as
+    the simulator's do). It was left where it set off, when it set off: planned from there,
+    minutes nearer its next work than it can be. It is now free at the task's site when it gets
+    there; a team the delta itself moved (its own completion report) is where the report put it."""
+    p = Planner(factories.one_site(), algorithm="descent", seed=0)
+    try:
+        p.step(5)
+        fire = "rescue" in case or "completed" in case
+        teams = ["fire1", "fire2"] if fire else ["amb1", "amb2"]
+        rid, other = sorted(teams, key=lambda r: not p.best()[0].routes[r])
+        p.apply({"type": "clock", "time": 0.5})
+        task = p.next_task(rid, 0.5)
+        sc = p.scenario
+        P = problem_arrays(sc)
+        r, c = sc.responder_index[rid], sc.casualty_index[task.casualty]
+        set_off = next(x for x in p._model["responders"] if x["id"] == rid)
+        assert set_off["start"] != "S" and set_off["available_at"] == 0.5
+        there = 0.5 + P.travel[P.resp_loc[r], P.site_loc[c]]
+        assert there > 1.5  # so that the team is still on its way at the delta's time
+        if case == "dead":
+            p.apply({"type": "health_observed", "time": 1.0, "casualty": task.casualty, "health": "deceased"})
+        elif case == "carried by another team":
+            p.apply({"type": "task_started", "time": 1.0, "responder": other, "task": "transport",
+                     "casualty": task.casualty, "hospital": "H2"})
+        elif case == "rescued by another team":
+            p.apply({"type": "task_started", "time": 1.0, "responder": other, "task": "rescue",
+                     "casualty": task.casualty})
+        else:
+            p.apply({"type": "task_completed", "time": 12.0, "responder": rid, "task": "rescue",
+                     "casualty": task.casualty})
+        team = next(x for x in p._model["responders"] if x["id"] == rid)
+        free = 12.0 if case == "completed without a start" else there
+        assert team["start"] == "S" and team["available_at"] == pytest.approx(free, abs=1e-12)
+        rows = p.scenario.model.responders[p.scenario.responder_index[rid]]
+        assert (rows.start, rows.available_at) == (team["start"], team["available_at"])
+        check_incumbent(p, {})
+    finally:
+        p.close()
+
+
 def test_next_task_advances_the_clock(planner):
     task = planner.next_task("amb-02", 2.5)
     assert planner.time == 2.5

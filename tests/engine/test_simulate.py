@@ -623,13 +623,16 @@ def test_online_annealing_cools_between_the_deltas_of_a_simulated_incident(monke
     """Every task started or ended and every observation re-heats the planner's annealing; it must
     cool again before the next (``engine.planner.ANNEAL_EPOCH``). Cooling over 20 000 iterations,
     as it once did, the search at 200 iterations a simulated minute never cooled, and the same
-    incidents (paired by seed) ended with more expected fatalities."""
+    incidents (paired by seed) ended with more expected fatalities: 1.07 +- 0.21 a run over 24
+    London incidents with one update (blocks of eight 1.03 to 1.13). With ten updates the gap
+    is within the noise (0.13 +- 0.13 over 48, blocks of eight -0.25 to +0.50), so the test
+    does not use them: it did once, and passed on its first eight seeds by chance."""
     import engine.planner as planner_mod
 
     sc = engine.load_scenario(LONDON)
     config = SimulationConfig(iterations_per_minute=200)
-    policy = Policy(updates=10)
+    policy = Policy(updates=1)
     now = [simulate(sc, policy, seed=s, config=config)["score"] for s in range(8)]
     monkeypatch.setattr(planner_mod, "ANNEAL_EPOCH", 20_000)
     slow = [simulate(sc, policy, seed=s, config=config)["score"] for s in range(8)]
-    assert np.mean(slow) - np.mean(now) > 0.3, (now, slow)
+    assert np.mean(slow) - np.mean(now) > 0.5, (now, slow)
