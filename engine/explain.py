@@ -99,7 +99,7 @@ def explain(sol: Solution) -> Explanation:
             "minutes_trapped": None if rescued is None else max(0.0, rescued - o),
             "minutes_ccs": None if pickup is None else max(0.0, pickup - ccs_from),
             "minutes_ambulance": (arrival - pickup) if (arrival is not None and pickup is not None)
-            else (arrival - o if P.status[c] == IN_TRANSIT else None),
+            else (arrival - o if P.status[c] == IN_TRANSIT and arrival is not None else None),  # none in a cycle
         })
     F = sol.cur[0]
     return Explanation(casualties, hospitals, None if np.isnan(F) else float(F))

@@ -49,6 +49,21 @@ def test_a_plan_in_a_cycle_of_waits_has_no_p_dead_and_no_share():
     assert "c0" in text and "nan" not in text.lower()
 
 
+def test_a_casualty_in_transit_in_a_plan_caught_in_a_cycle_is_explained():
+    """Its ride is a fact, but a plan in a cycle of waits has no arrivals: its minutes in the
+    ambulance are unknown too (the explanation raised a TypeError, and so did ``solve`` from
+    such a plan, pinned so that no move could break the cycle)."""
+    d = _two_casualties()
+    d["casualties"].append({"id": "c2", "site": "s", "health": "urgent", "in_transit": {"hospital": "h", "arrival": 5.0}})
+    sc = engine.load_scenario(d)
+    routes = {"a": [Task("transport", "c0", "h", True), Task("treat", "c0", None, True)],
+              "b": [Task("transport", "c1", "h")]}
+    ex = engine.solve(sc, algorithm="descent", initial=Plan(routes, sc.model.name, 0.0)).explanation
+    assert ex.expected_fatalities is None
+    ride = next(c for c in ex.casualties if c["casualty"] == "c2")
+    assert ride["hospital"] == "h" and ride["minutes_ambulance"] is None and ride["p_dead"] is None
+
+
 def test_a_casualty_known_dead_is_explained_with_no_hospital():
     """It is carried nowhere: the JSON says null, and the text a dash (it printed "None")."""
     d = _two_casualties()
