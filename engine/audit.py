@@ -17,26 +17,42 @@ FIELDS = ("time", "responder", "task", "casualty", "hospital", "objective", "alt
 
 
 class AuditLog:
-    """Appends issue records to ``path`` (created if missing; existing lines are kept)."""
+    """Appends issue records to ``path`` (created if missing; existing lines are kept, unless
+    ``fresh``: a replay's log is its own)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, fresh: bool = False):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
+            self._fd = os.open(self.path, flags, 0o644)
         except OSError as exc:  # bad input (a folder, no such place), not a crash
             raise InputError(Problem(str(self.path), f"cannot write the audit log: {exc.strerror or exc}")) from None
         self._lock = threading.Lock()  # issues are logged outside the planner's lock
 
     def write(self, record: dict) -> None:
-        line = json.dumps({k: record.get(k) for k in FIELDS}) + "\n"
+        """Append ``record`` as one line and sync it to disk; raises ``OSError`` (a full disk)
+        with the file as it was, not half a line that the next record would run on from."""
+        line = (json.dumps({k: record.get(k) for k in FIELDS}) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            size = os.fstat(self._fd).st_size
+            try:
+                done = 0
+                while done < len(line):
+                    done += os.write(self._fd, line[done:])
+                os.fsync(self._fd)
+            except OSError:
+                try:
+                    os.ftruncate(self._fd, size)
+                except OSError:
+                    pass
+                raise
 
     def close(self) -> None:
-        self._file.close()
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 def read_audit(path: str | os.PathLike) -> pa.Table:

@@ -164,7 +164,16 @@ def cmd_replay(args) -> int:
     if problems:
         raise InputError(problems)
     audit = args.audit or str(path.with_suffix(".audit.jsonl"))
-    planner = Planner(args.scenario, algorithm=args.algorithm, seed=args.seed, audit=audit)
+    from .audit import AuditLog
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)  # a bad scenario leaves an old log alone
+    log = AuditLog(audit, fresh=True)  # this replay's issues only, not a previous run's too
+    try:
+        planner = Planner(scenario, algorithm=args.algorithm, seed=args.seed, audit=log)
+    except Exception:
+        log.close()
+        raise
     last = planner.time
     for i, rec in records:
         try:
@@ -181,7 +190,11 @@ def cmd_replay(args) -> int:
         last = max(last, rec["time"])
         try:
             if rec.get("type") == "next_task":
-                task = planner.next_task(rec["responder"], float(rec["time"]))
+                try:
+                    task = planner.next_task(rec["responder"], float(rec["time"]))
+                except OSError as exc:  # the disk refused the audit record: the task was not issued
+                    planner.close()
+                    raise InputError(Problem(audit, f"cannot write the audit log: {exc.strerror or exc}")) from None
                 what = "wait" if task is None else (f"{task.kind} {task.casualty}"
                                                    + (f" -> {task.hospital}" if task.hospital else ""))
                 print(f"{_clock(rec['time'])}  {rec.get('responder')}: {what}")

@@ -241,7 +241,8 @@ class Planner:
         self._thread: threading.Thread | None = None
         self._running = threading.Lock()  # start and stop, from any thread, one at a time
         self._idle = False
-        self._audit = AuditLog(audit) if audit is not None else None
+        self._audit = audit if isinstance(audit, AuditLog) or audit is None else AuditLog(audit)
+        self._unlogged: dict[str, dict] = {}  # an issue whose record did not reach the disk, by team
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         # (task, casualty id) -> (start, team) for the work reported started and not done;
@@ -630,9 +631,15 @@ class Planner:
             elif now < self.time - 1e-9:
                 raise DeltaError(Problem("now", f"{now} is before the model's time {self.time}"))
             if self._pins.get(responder):
-                pinned = self._pins[responder][0]
+                pinned, issued = self._pins[responder][0], self._unlogged.pop(responder, None)
+                if issued is not None and (issued[1]["task"], issued[1]["casualty"]) != (pinned.kind, pinned.casualty):
+                    issued = None  # that issue's task is gone from the plan: not told now
             else:
                 pinned, issued = None, self._issue(responder, now)
+        if pinned is not None and issued is not None:  # told only once its record is on disk
+            self._log(responder, *issued)
+            if self.on_issue:
+                self.on_issue(issued[1])
         if pinned is not None or issued is None:
             if moved is not None:  # the clock moved: the incumbent is re-scored
                 self._announce()
@@ -642,12 +649,23 @@ class Planner:
         # alternative outside the lock too let twice as many deltas land under load, but the
         # issue then competed with them for the cores: its p99 doubled; see the README.)
         task, record = issued
-        if self._audit is not None:
-            self._audit.write(record)
+        self._log(responder, task, record)
         self._announce()  # the plan with the task pinned (or the better one issued)
         if self.on_issue:
             self.on_issue(record)
         return task
+
+    def _log(self, rid: str, task: Task, record: dict) -> None:
+        """Write an issue's audit record. If the disk refuses it, the error is raised and the
+        team is not told the task, which stays pinned; it is written when the team asks again,
+        and only then told: no task is handed out that the log lacks."""
+        if self._audit is None:
+            return
+        try:
+            self._audit.write(record)
+        except OSError:
+            self._unlogged[rid] = (task, record)
+            raise
 
     def _refuse_after_shift(self, rid: str, now: float, moved: "_Change") -> None:
         """Raise what ``_issue`` would raise, once the clock has ``moved`` to ``now``, for a team

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -1033,6 +1034,61 @@ def test_audit_log_appends_to_an_existing_file(tmp_path):
         finally:
             p.close()
     assert read_audit(path).num_rows == 2
+
+
+def test_an_issue_the_disk_refuses_is_told_only_once_its_record_is_written(tmp_path, monkeypatch):
+    """The record is written after the task is pinned. A full disk raised from ``next_task``
+    with the task pinned, and asking again returned it with no record ever written: a task
+    handed out that the log lacks. Now the same ask writes the record first, then tells it."""
+    from engine import audit as audit_mod
+
+    path = tmp_path / "audit.jsonl"
+    real, calls = audit_mod.AuditLog.write, []
+
+    def full_once(log, record):
+        calls.append(record)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real(log, record)
+
+    monkeypatch.setattr(audit_mod.AuditLog, "write", full_once)
+    told = []
+    p = Planner(tiny(), seed=0, audit=path)
+    p.on_issue = told.append
+    try:
+        with pytest.raises(OSError):
+            p.next_task("amb-01", 0.0)
+        assert read_audit(path).num_rows == 0 and told == []
+        task = p.next_task("amb-01", 0.0)
+        rows = read_audit(path).to_pylist()
+        assert [(r["responder"], r["task"], r["casualty"]) for r in rows] == [("amb-01", task.kind, task.casualty)]
+        assert len(told) == 1 and p.next_task("amb-01", 0.0) == task and read_audit(path).num_rows == 1
+    finally:
+        p.close()
+
+
+def test_a_record_the_disk_takes_half_of_leaves_no_half_line(tmp_path, monkeypatch):
+    """Half a line left in the file would run on into the next record, and the log would no
+    longer read as a table."""
+    from engine import audit as audit_mod
+
+    path = tmp_path / "audit.jsonl"
+    log = audit_mod.AuditLog(path)
+    record = {"time": 0.0, "responder": "amb-01", "task": "treat", "casualty": "c1", "objective": 1.0}
+    log.write(record)
+    real_write = os.write
+
+    def half(fd, data):
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audit_mod.os, "write", half)
+    with pytest.raises(OSError):
+        log.write(dict(record, casualty="c2"))
+    monkeypatch.setattr(audit_mod.os, "write", real_write)
+    log.write(dict(record, casualty="c3"))
+    log.close()
+    assert [r["casualty"] for r in read_audit(path).to_pylist()] == ["c1", "c3"]
 
 
 def test_empty_audit_log_reads_as_an_empty_table(tmp_path):

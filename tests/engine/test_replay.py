@@ -127,6 +127,23 @@ def test_replay_prints_a_refused_huge_time_as_one_short_field(tmp_path, capsys):
     assert len(refused) == 1 and refused[0].split()[0] == "1e+300" and len(refused[0]) < 200, out
 
 
+def test_replay_writes_its_own_audit_log_not_after_a_previous_one(tmp_path, capsys):
+    """Run twice to one log, the second run's rows came after the first's, time going back."""
+    audit = tmp_path / "audit.jsonl"
+    for _ in range(2):
+        assert main(["replay", str(SCENARIO), str(DELTAS), "--audit", str(audit), "--iterations-per-minute", "10"]) == 0
+    once = read_audit(audit).num_rows
+    assert 0 < once == len([ln for ln in capsys.readouterr().out.splitlines() if "rejected" not in ln
+                            and re.match(r"^\s*\d+\.\d\d\s+[\w-]+: (rescue|treat|transport)", ln)]) // 2
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (a disk that is always full)")
+def test_replay_whose_audit_log_the_disk_refuses_is_bad_input(tmp_path, capsys):
+    code = main(["replay", str(SCENARIO), str(DELTAS), "--audit", "/dev/full"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "goldenhour: /dev/full: cannot write the audit log: No space left on device\n"
+
+
 def test_replay_missing_deltas_file(tmp_path, capsys):
     code = main(["replay", str(SCENARIO), str(tmp_path / "nope.jsonl")])
     _, err = capsys.readouterr()
