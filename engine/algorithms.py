@@ -19,9 +19,9 @@ import numpy as np
 
 from kernels.config import ASSERT_REL, ASSERT_TOL
 from kernels.followups import OUT_WIDTH, apply_followups
-from kernels.layout import CYCLE, FEASIBLE, workspace_for
+from kernels.layout import CYCLE, FEASIBLE, KINDS, RESCUE, workspace_for
 from kernels.memo import META_SIZE
-from kernels.moves import enumerate_moves
+from kernels.moves import RELOCATE, enumerate_moves
 from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, pick_diversified, sample_deltas, sweep,
                             tabu_allowed, tabu_count, tabu_record)
 
@@ -87,8 +87,30 @@ class SearchState:
             if n <= len(self._moves):
                 # exactly the moves: the sweeps read runs of one task's relocations up to the
                 # array's end (kernels.score.worth_without), and past n are an earlier sweep's
-                return self._moves[:n], n
+                moves = self._moves[:n]
+                if neigh.shape[1]:
+                    moves = _with_moves_to_idle_teams(P, sol, moves)
+                return moves, len(moves)
             self._moves = np.empty((int(n * 1.25) + 16, 4), dtype=np.int64)
+
+
+def _with_moves_to_idle_teams(P, sol: Solution, moves: np.ndarray) -> np.ndarray:
+    """``moves`` and the relocation of every task that may move to each team with no task it
+    may lose (an empty list, or only issued tasks), to the first place after its pins.
+
+    A granular neighbourhood tries a task only next to its nearest casualties' tasks: a team
+    without such tasks (one just added, or one whose list the search emptied) was never given
+    work by descent or tabu. Such teams are few, so this costs little."""
+    idle = np.flatnonzero(np.diff(sol.starts) == sol.pins)
+    if not len(idle):
+        return moves
+    n = int(sol.starts[-1])
+    owner = np.repeat(np.arange(len(sol.pins)), np.diff(sol.starts))
+    slots = np.flatnonzero(np.arange(n) - sol.starts[owner] >= sol.pins[owner])  # the tasks that may move
+    rescue = sol.order[slots] % KINDS == RESCUE
+    extra = [np.stack([np.full(m.sum(), RELOCATE), slots[m], np.full(m.sum(), r), np.full(m.sum(), sol.pins[r])], axis=1)
+             for r in idle.tolist() for m in [rescue == P.resp_fire[r]]]
+    return np.concatenate([moves, *extra]).astype(np.int64, copy=False)
 
 
 def _score_all(state: SearchState, record_first: bool = True):

@@ -816,3 +816,32 @@ def test_tabu_s_tenure_forbids_undoing_a_move_for_that_many_iterations():
     back = [n for n in range(1, 30) if kinds[n - 1] != TWO_OPT and plans[n + 1] == plans[n - 1]]
     assert back == []
     assert len(set(plans)) > 3  # it moved on
+
+
+@pytest.mark.parametrize("algorithm", ["descent", "tabu"])
+def test_a_granular_search_gives_work_to_a_team_with_none(monkeypatch, algorithm):
+    """A granular neighbourhood tries a task next to its nearest casualties' tasks only: a team
+    with an empty list (one added, or emptied) was never given work by descent or tabu. Each
+    task may now also move to such a team, and the search ends where no such move improves."""
+    monkeypatch.setattr(algorithms, "GRANULAR_ABOVE", 0)  # granular at a size checked by hand
+    sc = engine.load_scenario(generate("random", seed=3, casualties=24, paramedics=4, fire=2, hospitals=3))
+    routes = {r: list(ts) for r, ts in solve(sc, algorithm="greedy").plan.routes.items()}
+    paras = [r.id for r in sc.model.responders if r.kind == "paramedic"]
+    idle = paras[0]
+    routes[paras[1]] += routes[idle]
+    routes[idle] = []
+    start = Plan(routes, sc.model.name, sc.model.time)
+    result = solve(sc, algorithm=algorithm, initial=start, iterations=40 if algorithm == "tabu" else None)
+    assert check_plan(sc, {r: [t.to_json() for t in ts] for r, ts in result.plan.routes.items()}) == []
+    assert result.plan.routes[idle], "the idle team was given nothing"
+    best = result.objective.expected_fatalities
+    got = {r: list(ts) for r, ts in result.plan.routes.items()}
+    for empty in [r.id for r in sc.model.responders if not got.get(r.id)]:
+        fire = sc.model.responders[sc.responder_index[empty]].kind == "fire"
+        for rid, tasks in got.items():
+            for i, t in enumerate(tasks):
+                if (t.kind == "rescue") != fire:
+                    continue
+                moved = dict(got, **{rid: tasks[:i] + tasks[i + 1:], empty: [t]})
+                other = engine.evaluate(sc, Plan(moved, sc.model.name, sc.model.time))
+                assert other.expected_fatalities is None or other.expected_fatalities >= best - 1e-9, (t, empty)
