@@ -19,9 +19,9 @@ import numpy as np
 
 from kernels.config import ASSERT_REL, ASSERT_TOL
 from kernels.followups import OUT_WIDTH, apply_followups
-from kernels.layout import CYCLE, FEASIBLE, KINDS, RESCUE, workspace_for
+from kernels.layout import ACTIVE, CYCLE, FEASIBLE, KINDS, RESCUE, TREAT, workspace_for
 from kernels.memo import META_SIZE
-from kernels.moves import RELOCATE, enumerate_moves
+from kernels.moves import INSERT_TREAT, RELOCATE, enumerate_moves
 from kernels.search import (TIE, anneal_chunk, better, commit, pick_best, pick_diversified, sample_deltas, sweep,
                             tabu_allowed, tabu_count, tabu_record)
 
@@ -96,7 +96,8 @@ class SearchState:
 
 def _with_moves_to_idle_teams(P, sol: Solution, moves: np.ndarray) -> np.ndarray:
     """``moves`` and the relocation of every task that may move to each team with no task it
-    may lose (an empty list, or only issued tasks), to the first place after its pins.
+    may lose (an empty list, or only issued tasks), to the first place after its pins; and, to
+    a paramedic team of these, the treat of every casualty that may have one and has none.
 
     A granular neighbourhood tries a task only next to its nearest casualties' tasks: a team
     without such tasks (one just added, or one whose list the search emptied) was never given
@@ -110,6 +111,14 @@ def _with_moves_to_idle_teams(P, sol: Solution, moves: np.ndarray) -> np.ndarray
     rescue = sol.order[slots] % KINDS == RESCUE
     extra = [np.stack([np.full(m.sum(), RELOCATE), slots[m], np.full(m.sum(), r), np.full(m.sum(), sol.pins[r])], axis=1)
              for r in idle.tolist() for m in [rescue == P.resp_fire[r]]]
+    # and a treat for each casualty that may have one and has none (kernels.moves: the end of any
+    # paramedic team's list is in the full neighbourhood)
+    treated = np.zeros(len(P.status), dtype=np.bool_)
+    codes = sol.order[:n]
+    treated[codes[codes % KINDS == TREAT] // KINDS] = True
+    untreated = np.flatnonzero(P.can_treat & (P.status == ACTIVE) & ~treated)
+    extra += [np.stack([np.full(len(untreated), INSERT_TREAT), untreated, np.full(len(untreated), r),
+                        np.full(len(untreated), sol.pins[r])], axis=1) for r in idle.tolist() if not P.resp_fire[r]]
     return np.concatenate([moves, *extra]).astype(np.int64, copy=False)
 
 

@@ -264,8 +264,8 @@ def _hospital_swap(P, out, n, c, c2, hosp, starts, pins, slot_owner, slot_of):
 def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
     """Write every move of the neighbourhood into ``out`` (rows of 4); return how many there are.
 
-    Treats are inserted before the casualty's own transport, or anywhere on a HART team for a
-    trapped casualty. With ``neigh`` of shape ``(C, k > 0)`` the neighbourhood is granular: a task is only tried
+    Treats are inserted before the casualty's own transport, anywhere on a HART team for a
+    trapped casualty, or at the end of any other paramedic team's list. With ``neigh`` of shape ``(C, k > 0)`` the neighbourhood is granular: a task is only tried
     next to the tasks of its ``k`` nearest casualties, and a transport only at the hospitals in
     ``hosp_neigh``; so a sweep costs the same per task at any scale. With ``k = 0`` it is full.
     If the return value exceeds ``len(out)``, only the first ``len(out)`` were written.
@@ -356,19 +356,23 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
             continue
         if not granular:
             # a treat goes before its casualty's transport on the same team, or, for a trapped
-            # casualty, anywhere on a HART team (the only one that can treat under the debris)
+            # casualty, anywhere on a HART team (the only one that can treat under the debris);
+            # any other paramedic team may treat it once its own work is done (at the end of its
+            # list: an idle team nearby), since its carrier then waits for the treatment, and
+            # every place on every team would add two fifths to a sweep at paper size
             ts = slot_of[3 * c + TRANSPORT]
             owner = slot_owner[ts] if ts >= 0 else -1
             for r in range(n_resp):
                 if P.resp_fire[r]:
                     continue
+                first = pins[r]
                 if r == owner:
                     last = ts - starts[r]
                 elif P.resp_hart[r] and P.trapped[c]:
                     last = starts[r + 1] - starts[r]
                 else:
-                    continue
-                for pos in range(pins[r], last + 1):
+                    first = last = starts[r + 1] - starts[r]
+                for pos in range(first, last + 1):
                     n = _push(out, n, INSERT_TREAT, c, r, pos)
         else:
             # next to its own transport, and next to the tasks of its nearest casualties, where
@@ -386,7 +390,10 @@ def enumerate_moves(P, starts, order, hosp, pins, neigh, hosp_neigh, out):
                         last = ts - starts[r2]
                     elif P.resp_hart[r2] and P.trapped[c]:
                         last = starts[r2 + 1] - starts[r2]
-                    else:
+                    else:  # at the end of its list only, as in the full neighbourhood
+                        end = starts[r2 + 1] - starts[r2]
+                        if s2 - starts[r2] == end - 1:
+                            n = _push(out, n, INSERT_TREAT, c, r2, end)
                         continue
                     idx = s2 - starts[r2]
                     for pos in (idx, idx + 1):

@@ -845,3 +845,49 @@ def test_a_granular_search_gives_work_to_a_team_with_none(monkeypatch, algorithm
                 moved = dict(got, **{rid: tasks[:i] + tasks[i + 1:], empty: [t]})
                 other = engine.evaluate(sc, Plan(moved, sc.model.name, sc.model.time))
                 assert other.expected_fatalities is None or other.expected_fatalities >= best - 1e-9, (t, empty)
+
+
+def test_descent_lets_an_idle_team_at_the_site_treat_a_casualty_another_carries():
+    """SPEC §5: any paramedic may treat. The neighbourhood inserted a treat only before the
+    casualty's own transport, or on a HART team for a trapped casualty: an idle team at the site
+    (whose shift ends before it could carry) was never sent to treat while the carrier drove in
+    from afar, though that gives fewer expected fatalities."""
+    d = {"format": "goldenhour.scenario/1", "name": "treat-gap", "network": {"kind": "geo", "speed_kmh": 30.0},
+         "hospitals": [{"id": "H", "lat": 51.43, "lon": -0.10, "capacity": 5}],
+         "sites": [{"id": "S", "lat": 51.52, "lon": -0.10}],
+         "stations": [{"id": "far", "lat": 51.60, "lon": -0.10}],
+         "responders": [{"id": "carrier", "kind": "paramedic", "start": "far"},
+                        {"id": "nearby", "kind": "paramedic", "start": "S", "shift_end": 15.0}],
+         "casualties": [{"id": "c0", "site": "S", "health": "immediate"}]}
+    sc = engine.load_scenario(d)
+    carry = Plan({"carrier": [engine.Task("transport", "c0", "H")]}, sc.model.name, 0.0)
+    treated = Plan({"carrier": [engine.Task("transport", "c0", "H")], "nearby": [engine.Task("treat", "c0")]},
+                   sc.model.name, 0.0)
+    assert engine.evaluate(sc, treated).expected_fatalities < engine.evaluate(sc, carry).expected_fatalities - 0.01
+    result = solve(sc, algorithm="descent", initial=carry)
+    assert [(t.kind, t.casualty) for t in result.plan.routes["nearby"]] == [("treat", "c0")]
+
+
+def test_a_granular_search_s_moves_are_part_of_the_full_neighbourhood(monkeypatch):
+    """The moves added for idle teams (``_with_moves_to_idle_teams``) are moves of the full
+    neighbourhood too: a granular sweep never tries what a full one would not."""
+    d = generate("random", seed=5, casualties=30, paramedics=5, fire=2, hospitals=3)
+    state = _state(d)
+    sol = state.current
+    routes = sol.to_plan().routes
+    paras = [r.id for r in sol.sc.model.responders if r.kind == "paramedic"]
+    fires = [r.id for r in sol.sc.model.responders if r.kind == "fire"]
+    for idle, other in ((paras[0], paras[1]), (fires[0], fires[1])):
+        routes[other] = routes[other] + routes[idle]
+        routes[idle] = []
+    sol = Solution.from_plan(sol.sc, Plan(routes, sol.sc.model.name, sol.sc.model.time))
+    full_state = SearchState(sol, sol.copy())
+    full = {tuple(m) for m in full_state.moves()[0].tolist()}
+    monkeypatch.setattr(algorithms, "GRANULAR_ABOVE", 0)
+    gran_state = SearchState(sol, sol.copy())
+    moves, n = gran_state.moves()
+    gran = {tuple(m) for m in moves[:n].tolist()}
+    assert gran <= full, sorted(gran - full)[:5]
+    idle_rows = [m for m in gran if m[0] == RELOCATE and m[2] in (sol.sc.responder_index[paras[0]],
+                                                                  sol.sc.responder_index[fires[0]])]
+    assert len(idle_rows) == int(sol.starts[-1])  # every task may go to the idle team of its kind
