@@ -109,17 +109,20 @@ def _with_moves_to_idle_teams(P, sol: Solution, moves: np.ndarray) -> np.ndarray
     owner = np.repeat(np.arange(len(sol.pins)), np.diff(sol.starts))
     slots = np.flatnonzero(np.arange(n) - sol.starts[owner] >= sol.pins[owner])  # the tasks that may move
     rescue = sol.order[slots] % KINDS == RESCUE
-    extra = [np.stack([np.full(m.sum(), RELOCATE), slots[m], np.full(m.sum(), r), np.full(m.sum(), sol.pins[r])], axis=1)
-             for r in idle.tolist() for m in [rescue == P.resp_fire[r]]]
+    extra = [_rows(RELOCATE, slots[rescue == P.resp_fire[r]], r, sol.pins[r]) for r in idle.tolist()]
     # and a treat for each casualty that may have one and has none (kernels.moves: the end of any
     # paramedic team's list is in the full neighbourhood)
     treated = np.zeros(len(P.status), dtype=np.bool_)
     codes = sol.order[:n]
     treated[codes[codes % KINDS == TREAT] // KINDS] = True
     untreated = np.flatnonzero(P.can_treat & (P.status == ACTIVE) & ~treated)
-    extra += [np.stack([np.full(len(untreated), INSERT_TREAT), untreated, np.full(len(untreated), r),
-                        np.full(len(untreated), sol.pins[r])], axis=1) for r in idle.tolist() if not P.resp_fire[r]]
+    extra += [_rows(INSERT_TREAT, untreated, r, sol.pins[r]) for r in idle.tolist() if not P.resp_fire[r]]
     return np.concatenate([moves, *extra]).astype(np.int64, copy=False)
+
+
+def _rows(kind: int, a: np.ndarray, b: int, c: int) -> np.ndarray:
+    """The moves ``(kind, x, b, c)`` for each ``x`` of ``a`` (``kernels.moves``' encoding)."""
+    return np.stack([np.full(len(a), kind), a, np.full(len(a), b), np.full(len(a), c)], axis=1)
 
 
 def _score_all(state: SearchState, record_first: bool = True):

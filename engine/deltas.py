@@ -22,7 +22,8 @@ from .checks import check_shift
 from .derive import earliest_end
 from .errors import DeltaError, Problem
 from .health import ENVIRONMENTS, is_known_dead
-from .model import GEO_SPEED_MAX, Beds, Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site, Strict, Time
+from .model import (GEO_SPEED_MAX, Beds, Casualty, Durations, Health, Id, Minutes, NodeId, Number, Responder, Site,
+                    Strict, Time)
 from .observations import (DELIVERED, bed_reports, carried, carried_again, deliveries_recorded, observe,
                            set_bed_reports)
 from .scenario import Scenario, health_vector, pydantic_problems

@@ -242,7 +242,7 @@ class Planner:
         self._running = threading.Lock()  # start and stop, from any thread, one at a time
         self._idle = False
         self._audit = audit if isinstance(audit, AuditLog) or audit is None else AuditLog(audit)
-        self._unlogged: dict[str, dict] = {}  # an issue whose record did not reach the disk, by team
+        self._unlogged: dict[str, tuple[Task, dict]] = {}  # issues whose record the disk refused, by team
         self._model = model
         self._pins: dict[str, list[Task]] = {}
         # (task, casualty id) -> (start, team) for the work reported started and not done;
@@ -584,7 +584,8 @@ class Planner:
             try:
                 sc = derive(sc, model, sent)
             except ScenarioError as err:
-                raise DeltaError([Problem(_delta_path(p.path, d, self._model), p.message) for p in err.problems]) from None
+                raise DeltaError([Problem(_delta_path(p.path, d, self._model), p.message)
+                                  for p in err.problems]) from None
             model, sol = sent, repair_solution(sc, inc, kept)
         change = _Change(model, kept, started, seen, sc, sol)
         if vet is not None:

@@ -39,10 +39,10 @@ import numpy as np
 from .evaluate import evaluate_detail
 from .health import ENVIRONMENTS, is_known_dead, step_matrix
 from .deltas import team_doing
+from .errors import InputError, Problem
 from .planner import Planner
 from .plan import problem_arrays
 from .scenario import load_scenario
-from .errors import InputError, Problem
 from .solve import MAX_SEED, whole
 
 TRAPPED, CCS, AMBULANCE = (ENVIRONMENTS.index(k) for k in ("trapped", "ccs", "ambulance"))
