@@ -18,7 +18,8 @@ FIELDS = ("time", "responder", "task", "casualty", "hospital", "objective", "alt
 
 class AuditLog:
     """Appends issue records to ``path`` (created if missing; existing lines are kept, unless
-    ``fresh``: a replay's log is its own)."""
+    ``fresh``: a replay's log is its own). A last line cut short by a process that died writing
+    it is dropped, so the next record does not run on from it."""
 
     def __init__(self, path: str | os.PathLike, fresh: bool = False):
         self.path = Path(path)
@@ -26,6 +27,8 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
             self._fd = os.open(self.path, flags, 0o644)
+            if not fresh:
+                os.ftruncate(self._fd, _whole_lines(self.path))
         except OSError as exc:  # bad input (a folder, no such place), not a crash
             raise InputError(Problem(str(self.path), f"cannot write the audit log: {exc.strerror or exc}")) from None
         self._lock = threading.Lock()  # issues are logged outside the planner's lock
@@ -60,6 +63,22 @@ def read_audit(path: str | os.PathLike) -> pa.Table:
     schema = pa.schema([("time", pa.float64()), ("responder", pa.string()), ("task", pa.string()),
                         ("casualty", pa.string()), ("hospital", pa.string()), ("objective", pa.float64()),
                         ("alternative_objective", pa.float64())])
-    if Path(path).stat().st_size == 0:
+    end = _whole_lines(path)
+    if end == 0:
         return schema.empty_table()
-    return pajson.read_json(path, parse_options=pajson.ParseOptions(explicit_schema=schema))
+    with open(path, "rb") as f:
+        data = f.read(end)
+    return pajson.read_json(pa.BufferReader(data), parse_options=pajson.ParseOptions(explicit_schema=schema))
+
+
+def _whole_lines(path: str | os.PathLike, tail: int = 1 << 16) -> int:
+    """The length of ``path`` up to its last newline. Beyond it lies at most a record the process
+    died writing: not synced, so ``next_task`` never returned it and no crew was told."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = max(size - tail, 0)
+        f.seek(start)
+        last = f.read().rfind(b"\n")
+    if last < 0:
+        return 0 if start == 0 else _whole_lines(path, 2 * tail)
+    return start + last + 1

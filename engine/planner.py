@@ -179,6 +179,18 @@ def _lower_priority(niceness: int) -> None:
             pass
 
 
+def _staging(path: Path) -> Path:
+    """Where ``path`` is written before it is put in place (``os.replace``, within one folder)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def require_teams(sc: Scenario, error: type, checked: Scenario | None = None) -> None:
     """A valid plan needs a fire team if anyone waits for a rescue, a paramedic team if anyone
     waits for transport: without one, no plan can be kept valid. Nothing to check if ``sc``
@@ -817,6 +829,10 @@ class Planner:
         obj, W, arrays = evaluate_detail(sc, plan)
         files = ((scenario_path, model), (plan_path, plan.to_json(obj, schedule_records(sc, W, arrays))),
                  (out / HISTORY_FILE, history))
+        # every file is written in full beside its place first, and only then put in place: a
+        # snapshot refused half-way (a full disk) or cut short leaves the last one as it was,
+        # never a scenario of one snapshot beside the plan of another
+        staged: list[tuple[Path, Path]] = []
         try:
             out.mkdir(parents=True, exist_ok=True)
             net = model["network"] = dict(model["network"])
@@ -825,11 +841,17 @@ class Planner:
                     src = Path(net[key])
                     name = f"network-{key[:-5]}{''.join(src.suffixes)}"
                     if not ((out / name).exists() and (out / name).samefile(src)):  # a restored snapshot's own
-                        shutil.copyfile(src, out / name)
+                        staged.append((_staging(out / name), out / name))
+                        shutil.copyfile(src, staged[-1][0])
                     net[key] = name
             for path, doc in files:
-                path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+                staged.append((_staging(path), path))
+                _write_synced(staged[-1][0], (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+            for tmp, path in staged:
+                os.replace(tmp, path)
         except OSError as exc:  # e.g. a file where the folder should be: bad input, not a crash
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
             raise InputError(Problem(str(directory), f"cannot write a snapshot there: {exc.strerror or exc}")) from None
         return scenario_path, plan_path
 

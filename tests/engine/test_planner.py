@@ -1091,6 +1091,42 @@ def test_a_record_the_disk_takes_half_of_leaves_no_half_line(tmp_path, monkeypat
     assert [r["casualty"] for r in read_audit(path).to_pylist()] == ["c1", "c3"]
 
 
+@pytest.mark.parametrize("whole", [0, 1, 2])
+def test_a_last_record_cut_short_by_a_dead_process_is_dropped(tmp_path, whole):
+    """A process died writing a record (power lost before the sync; the crew was never told):
+    the log still reads, without it, and the next process's first record starts a line of its
+    own instead of running on from the torn one."""
+    from engine import audit as audit_mod
+
+    path = tmp_path / "audit.jsonl"
+    record = {"time": 0.0, "responder": "amb-01", "task": "treat", "casualty": "c1", "objective": 1.0}
+    log = audit_mod.AuditLog(path)
+    for i in range(whole):
+        log.write(dict(record, casualty=f"c{i}"))
+    log.close()
+    line = json.dumps(dict(record, casualty="torn"))
+    with open(path, "a") as f:
+        f.write(line[: len(line) // 2])
+    assert [r["casualty"] for r in read_audit(path).to_pylist()] == [f"c{i}" for i in range(whole)]
+    log = audit_mod.AuditLog(path)
+    log.write(dict(record, casualty="next"))
+    log.close()
+    assert [r["casualty"] for r in read_audit(path).to_pylist()] == [f"c{i}" for i in range(whole)] + ["next"]
+    assert path.read_text().count("\n") == whole + 1
+
+
+def test_the_last_whole_line_is_found_beyond_the_tail_first_read(tmp_path):
+    from engine.audit import _whole_lines
+
+    path = tmp_path / "log"
+    path.write_bytes(b"a\n" + b"x" * 100)
+    assert _whole_lines(path, tail=8) == 2
+    path.write_bytes(b"x" * 100)
+    assert _whole_lines(path, tail=8) == 0
+    path.write_bytes(b"")
+    assert _whole_lines(path, tail=8) == 0
+
+
 def test_empty_audit_log_reads_as_an_empty_table(tmp_path):
     path = tmp_path / "audit.jsonl"
     p = Planner(tiny(), seed=0, audit=path)
@@ -1560,6 +1596,44 @@ def test_restore_takes_the_snapshot_directory(tmp_path):
         with pytest.raises(engine.InputError, match="a-file"):  # not a raw FileExistsError
             p.snapshot(tmp_path / "a-file")
         assert (tmp_path / "a-file").read_text() == ""
+    finally:
+        p.close()
+
+
+def test_a_snapshot_refused_half_way_leaves_the_last_one_whole(tmp_path, monkeypatch):
+    """The disk refuses the second of a snapshot's files: the folder still holds the previous
+    snapshot, all of it (not a scenario of the new one beside the plan of the old), with no
+    partial files, and it restores."""
+    import engine.planner as planner_module
+
+    class Refusing:  # json, but the disk is full from the second file on
+        calls = 0
+
+        @classmethod
+        def dumps(cls, *args, **kwargs):
+            cls.calls += 1
+            if cls.calls >= 2:
+                raise OSError(28, "No space left on device")
+            return json.dumps(*args, **kwargs)
+
+    p = Planner(tiny(), seed=0)
+    try:
+        p.step(200)
+        snap = tmp_path / "snap"
+        p.snapshot(snap)
+        before = {f.name: f.read_bytes() for f in snap.iterdir()}
+        p.next_task("amb-01", 0.0)
+        p.apply({"type": "health_observed", "time": 1.0, "casualty": "c002", "health": "urgent", "observed_at": 0.5})
+        monkeypatch.setattr(planner_module, "json", Refusing)
+        with pytest.raises(engine.InputError, match="No space left"):
+            p.snapshot(snap)
+        monkeypatch.undo()
+        assert {f.name: f.read_bytes() for f in snap.iterdir()} == before
+        q = Planner.restore(snap, seed=0)
+        q.close()
+        p.snapshot(snap)  # and the next one is written in full
+        assert json.loads((snap / "scenario.json").read_text())["time"] == 1.0
+        assert sorted(f.name for f in snap.iterdir()) == sorted(before)
     finally:
         p.close()
 
