@@ -189,11 +189,22 @@ def _improving(F, T, st, cur) -> np.ndarray:
     """Which of the scored moves are ``better`` than the incumbent ``cur``, as a mask: SPEC §7's
     rule as ``kernels.search.better`` states it (feasibility first, then ``F``, then ``T`` where
     the ``F`` differ by at most ``TIE``), so that the two agree to the last bit."""
-    rank = np.where(st == FEASIBLE, 0, np.where(st == CYCLE, 2, 1))
-    r0 = 0 if int(cur[3]) == FEASIBLE else (2 if int(cur[3]) == CYCLE else 1)
+    rank, r0 = _rank(st), _rank(cur[3])
     with np.errstate(invalid="ignore"):  # a wait cycle's F and T are NaN
         ahead = np.where(np.abs(F - cur[0]) > TIE, F < cur[0], T < cur[2] - TIE)
     return (rank < r0) | ((rank == r0) & (rank != 2) & ahead)
+
+
+def _rank(status):
+    """Feasibility's rank in SPEC §7's comparison: 0 feasible, 1 past a shift's end, 2 a wait cycle."""
+    status = np.asarray(status).astype(np.int64)
+    return np.where(status == FEASIBLE, 0, np.where(status == CYCLE, 2, 1))
+
+
+def _within_tie_of(floor: float, F, st, cur):
+    """Which moves keep ``F`` within ``TIE`` of ``floor``, or gain feasibility (``Descent``)."""
+    with np.errstate(invalid="ignore"):  # no floor (NaN) bars nothing
+        return (_rank(st) < _rank(cur[3])) | ~(F > floor + TIE)
 
 
 def _by_merit(mask, F, T, st) -> np.ndarray:
@@ -254,6 +265,7 @@ class Descent(_Sweeping):
     def __init__(self, followups: bool = True):
         self.followups = followups
         self._scratch = None  # (problem, workspace) for the follow-up moves' scoring
+        self._floor = None  # (state, the F and rank it left the plan at, the lowest F since): _floor_of
 
     def fresh(self) -> "Descent":
         """A new descent with these settings and nothing of a run (``engine.solve``)."""
@@ -274,7 +286,8 @@ class Descent(_Sweeping):
     def choose(self, state: SearchState, moves, m: int, F, T, st) -> Proposal | None:
         """``propose`` from a sweep already made of ``state.current`` (``_score_all``'s arrays)."""
         sol = state.current
-        improving = _improving(F[:m], T[:m], st[:m], sol.cur)
+        improving = _improving(F[:m], T[:m], st[:m], sol.cur) & _within_tie_of(self._floor_of(state), F[:m], st[:m],
+                                                                                 sol.cur)
         best = pick_best(F, T, st, m, improving)
         if best < 0:
             return None
@@ -288,12 +301,36 @@ class Descent(_Sweeping):
         return proposal
 
     def accept(self, state: SearchState, proposal: Proposal) -> Outcome:
+        floor, rank = self._floor_of(state), self._floor[2]
         _apply(state, proposal.move, proposal.predicted)
+        c = state.current.cur
+        if int(_rank(c[3])) != rank or not floor <= c[0]:  # (NaN: in a wait cycle)
+            floor = c[0]
         if proposal.followups is not None and len(proposal.followups[2]):
-            self._follow(state, proposal)
+            floor = self._follow(state, proposal, floor)
+        c = state.current.cur
+        self._floor = (state, c[0], int(_rank(c[3])), floor)
         return Outcome.BEST if state.improve_best() else Outcome.BETTER
 
-    def _follow(self, state: SearchState, proposal: Proposal) -> None:
+    def _floor_of(self, state: SearchState) -> float:
+        """The lowest ``F`` this descent has taken ``state``'s plan to (NaN in a wait cycle).
+
+        SPEC §7's tie is not an order: a move may raise ``F`` by up to ``TIE`` if it lowers
+        ``T``, and one that lowers ``F`` by just over ``TIE`` may raise ``T``, so descent went
+        round a cycle of such moves for ever (a 1 000-casualty scenario, 10 000 casualties from
+        ``rule``). So no move may take ``F`` more than ``TIE`` above the lowest it has reached,
+        unless it gains feasibility: the floor falls with each move that wins on ``F``, and
+        between two such falls every move wins on ``T``, so no plan comes round again. The
+        floor starts afresh whenever the plan is not as descent left it (a delta, another
+        algorithm's move) or its feasibility changed.
+        """
+        c = state.current.cur
+        kept = self._floor
+        if kept is None or kept[0] is not state or not kept[1] == c[0] or kept[2] != int(_rank(c[3])):
+            self._floor = (state, c[0], int(_rank(c[3])), c[0])
+        return self._floor[3]
+
+    def _follow(self, state: SearchState, proposal: Proposal, floor: float) -> float:
         sol = state.current
         P = problem_arrays(sol.sc)
         if self._scratch is None or self._scratch[0] is not P:
@@ -304,9 +341,10 @@ class Descent(_Sweeping):
         stamp, meta = stamps if track else (np.zeros(1, np.int64), np.zeros(META_SIZE, np.int64))
         cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
         out = np.empty((len(cand), OUT_WIDTH))
-        done, scored = apply_followups(P, cand, gain, len(cand), proposal.move, starts0, order0, sol.starts, sol.order,
-                                       sol.hosp, sol.pins, sol.W, sol.cur, track, stamp, meta, self._scratch[1],
-                                       cs, co, ch, len(cand), state.assert_moves, out)
+        done, scored, floor = apply_followups(P, cand, gain, len(cand), proposal.move, starts0, order0, sol.starts,
+                                              sol.order, sol.hosp, sol.pins, sol.W, sol.cur, track, stamp, meta,
+                                              self._scratch[1], cs, co, ch, len(cand), state.assert_moves, out,
+                                              float(floor))
         state.applied += done
         state.evaluations += scored
         if track:
@@ -314,10 +352,11 @@ class Descent(_Sweeping):
         if state.assert_moves:
             for row in out[:done]:
                 _check_move(row[:4], *row[4:])
+        return floor
 
     def _takes(self, state: SearchState, F: float, T: float, status: int) -> bool:
         c = state.current.cur
-        return better(F, T, status, c[0], c[2], int(c[3]))
+        return better(F, T, status, c[0], c[2], int(c[3])) and bool(_within_tie_of(self._floor_of(state), F, status, c))
 
 
 class Tabu(_Sweeping):

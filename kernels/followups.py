@@ -27,7 +27,7 @@ from .local import count_shift
 from .memo import stamp_scored
 from .moves import INSERT_TREAT, RELOCATE, REMOVE_TREAT, SWAP, TWO_OPT, slot_tables
 from .score import incumbent_tables
-from .search import TIE, better, take_over
+from .search import TIE, _rank, better, take_over
 
 #: ``out`` columns: the move as applied (kind, a, b, c), its predicted F and T, then the F and T
 #: of a full evaluation after it (assert mode compares them; else the predicted ones again)
@@ -72,7 +72,7 @@ def _mark(kind, a, b, owner, order0, changed, treat):
 
 @njit(**JIT)
 def apply_followups(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, pins, Winc, inc, track, stamp,
-                    meta, W, cs, co, ch, limit, check, out):
+                    meta, W, cs, co, ch, limit, check, out, floor):
     """Apply, best first, the still-improving moves among ``cand[:n_cand]`` after ``first``.
 
     ``cand`` (rows of ``(kind, a, b, c)``) and ``first`` are moves of the swept plan
@@ -80,15 +80,18 @@ def apply_followups(P, cand, gain, n_cand, first, starts0, order0, starts, order
     ``hosp``, its workspace ``Winc`` and objective ``inc``), which this updates in place with each
     move it applies, at most ``limit``. A move is skipped if a list it reads was changed by a move
     applied since the sweep, or if it inserts a treat for a casualty whose treat changed; else it
-    is scored against the incumbent as it now is and applied if it is better and gains at least
-    ``gain[t]`` in ``F`` (what the sweep found, less ``TIE``). With ``track``, each is stamped
-    first (``memo.stamp_scored``) for the next sweep's memo.
+    is scored against the incumbent as it now is and applied if it is better, gains at least
+    ``gain[t]`` in ``F`` (what the sweep found, less ``TIE``), and, unless it gains feasibility,
+    leaves ``F`` at most ``TIE`` above ``floor``, the lowest ``F`` descent has reached (NaN:
+    none), which each move applied lowers (``engine.algorithms.Descent._floor_of``: without it,
+    moves that win on ``T`` each raised ``F`` a little, and descent went round a cycle). With
+    ``track``, each is stamped first (``memo.stamp_scored``) for the next sweep's memo.
 
     An applied move's timing is taken over from its scoring, as annealing does (``search.take_over``,
     O(what it touched)), not by a full evaluation, which at 10 000 casualties made each applied
     move cost a millisecond; ``inc`` is settled by one full evaluation at the end. Writes the
     applied moves to ``out`` (``OUT_WIDTH`` columns; with ``check``, assert mode, the last two are
-    a full evaluation's, in a workspace of its own) and returns ``(applied, scored)``.
+    a full evaluation's, in a workspace of its own) and returns ``(applied, scored, floor)``.
     """
     n_cas = P.h0.shape[0]
     owner0 = np.empty(max(order0.shape[0], 1), np.int64)
@@ -100,12 +103,13 @@ def apply_followups(P, cand, gain, n_cand, first, starts0, order0, starts, order
     else:
         Wfull = make_workspace(0, 0, 0, 0)
     return _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, pins, Winc, inc, track, stamp,
-                   meta, W, cs, co, ch, limit, check, out, owner0, slot_of0, slot_owner, slot_of, n_shift, Wfull)
+                   meta, W, cs, co, ch, limit, check, out, owner0, slot_of0, slot_owner, slot_of, n_shift, Wfull,
+                   floor)
 
 
 @njit(**JIT)
 def _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, pins, Winc, inc, track, stamp, meta,
-            W, cs, co, ch, limit, check, out, owner0, slot_of0, slot_owner, slot_of, n_shift, Wfull):
+            W, cs, co, ch, limit, check, out, owner0, slot_of0, slot_owner, slot_of, n_shift, Wfull, floor):
     """``apply_followups``'s loop, with the tables it made: every array borrowed (``kernels.borrow``)."""
     P, cand, gain, first, starts0, order0, starts, order, hosp, pins = borrow(
         (P, cand, gain, first, starts0, order0, starts, order, hosp, pins))
@@ -136,6 +140,9 @@ def _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, 
         # (a NaN gain, swept from a plan in a wait cycle, is no gain to keep: skipped)
         if not inc[0] - F >= gain[t] - TIE or not better(F, T, st, inc[0], inc[2], int(inc[3])):
             continue
+        same_rank = _rank(st) == _rank(int(inc[3]))
+        if same_rank and F > floor + TIE:  # (a NaN floor bars nothing)
+            continue
         if track:  # from W's scoring above (it writes the whole candidate into cs, co, ch)
             stamp_scored(P, kind, a1, b1, c, st, starts, order, hosp, Winc, slot_owner, slot_of, stamp, meta, W, cs,
                          co, ch)
@@ -146,6 +153,8 @@ def _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, 
             F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
             ensure_admissions(P, hosp, Winc)
         inc[0], inc[1], inc[2], inc[3] = F, o, T, st
+        if not same_rank or not floor <= F:  # (a NaN floor is none)
+            floor = F
         n_shift = count_shift(P, starts, Winc)
         F1, T1 = F, T
         if check:
@@ -158,4 +167,6 @@ def _follow(P, cand, gain, n_cand, first, starts0, order0, starts, order, hosp, 
         # locally scored F and T carry rounding (about 1e-15 a move): settle them once
         F, o, T, st = evaluate(P, starts, order, hosp, pins, Winc)
         inc[0], inc[1], inc[2], inc[3] = F, o, T, st
-    return done, scored
+        if not floor <= F:
+            floor = F
+    return done, scored, floor

@@ -495,7 +495,7 @@ def apply_move(lists, hosp, move, at):
     return lists, hosp
 
 
-def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
+def followups(sc, lists0, hosp0, pins, first, cand, gain, limit, floor=math.nan):
     """Descent's follow-up moves (``kernels/followups.py::apply_followups``), from the rule it
     states, with a full ``evaluate`` of the plan after every candidate move.
 
@@ -512,12 +512,16 @@ def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
       applied since inserted or removed;
     - else it is the same tasks of the same lists (same list, same index): it is applied to the
       plan as it is now and the result evaluated; kept if ``F_now - F_new >= gain[t] - 1e-9``
-      (else ``"gain"``) and the new plan is ``better`` (else ``"worse"``). A NaN gain (descent
-      swept a plan in a wait cycle, which has no F, so the sweep measured no gain) is never met.
+      (else ``"gain"``), the new plan is ``better`` (else ``"worse"``) and, unless it is of a
+      better feasibility rank, ``F_new <= floor + 1e-9`` (else ``"floor"``). A NaN gain (descent
+      swept a plan in a wait cycle, which has no F, so the sweep measured no gain) is never met;
+      a NaN floor bars nothing. ``floor`` becomes each applied move's ``F`` if lower, or if the
+      move changed the rank.
 
-    Returns ``(lists, hosp, applied, outcome, scored)``: the final plan, the applied moves in
-    the slots of the plan each was applied to, each candidate's outcome (``"applied"``, the
-    reasons above, or ``"stopped"``), and how many candidates were evaluated.
+    Returns ``(lists, hosp, applied, outcome, scored, floor)``: the final plan, the applied
+    moves in the slots of the plan each was applied to, each candidate's outcome
+    (``"applied"``, the reasons above, or ``"stopped"``), how many candidates were evaluated,
+    and the floor at the end.
     """
     at0 = [(r, i) for r, codes in enumerate(lists0) for i in range(len(codes))]  # slot -> (list, index)
 
@@ -563,6 +567,11 @@ def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
         if not better(new, now):
             outcome.append("worse")
             continue
+        if new[0] == now[0] and new[1] > floor + TIE:
+            outcome.append("floor")
+            continue
+        if new[0] != now[0] or not floor <= new[1]:
+            floor = new[1]
         a1 = slot(lists, *at0[a]) if kind in (RELOCATE, SWAP, REMOVE_TREAT, TWO_OPT) else a
         b1 = slot(lists, *at0[b]) if kind in (SWAP, TWO_OPT) else b
         applied.append((kind, a1, b1, c))
@@ -570,7 +579,7 @@ def followups(sc, lists0, hosp0, pins, first, cand, gain, limit):
         changed |= {r for r in range(len(lists)) if new_lists[r] != lists[r]}
         treat_changed |= treated(new_lists) ^ treated(lists)
         lists, hosp, now = new_lists, new_hosp, new
-    return lists, hosp, applied, outcome, scored
+    return lists, hosp, applied, outcome, scored, floor
 
 
 # --- greedy cheapest insertion (engine/construct.py) ---------------------------------------------

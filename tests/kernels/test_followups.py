@@ -65,39 +65,41 @@ def _propose(sol, moves, F, T, st):
     return moves[best].copy(), np.ascontiguousarray(moves[ranked]), c[0] - F[ranked]
 
 
-def _kernel(sol, first, cand, gain, limit, check=False):
+def _kernel(sol, first, cand, gain, limit, check=False, floor=math.nan):
     """Commit ``first`` to ``sol`` and run ``apply_followups`` as ``Descent._follow`` does
     (``track=False``; ``check``: assert mode, each applied move also evaluated in full); returns
-    ``(applied moves, out rows, scored)``."""
+    ``(applied moves, out rows, scored, floor)``."""
     P = problem_arrays(sol.sc)
     starts0, order0 = sol.starts.copy(), sol.order.copy()
     cs, co, ch = np.empty_like(sol.starts), np.empty_like(sol.order), np.empty_like(sol.hosp)
     sol.cur[:] = commit(P, *first, sol.starts, sol.order, sol.hosp, sol.pins, sol.W, cs, co, ch)
     stamp, meta = np.zeros(1, np.int64), np.zeros(META_SIZE, np.int64)
     out = np.empty((len(cand), OUT_WIDTH))
-    done, scored = apply_followups(P, cand, gain, len(cand), first, starts0, order0, sol.starts, sol.order, sol.hosp,
-                                   sol.pins, sol.W, sol.cur, False, stamp, meta, workspace_for(P), cs, co, ch, limit,
-                                   check, out)
-    return _rows(out, done), out[:done], int(scored)
+    done, scored, floor = apply_followups(P, cand, gain, len(cand), first, starts0, order0, sol.starts, sol.order,
+                                          sol.hosp, sol.pins, sol.W, sol.cur, False, stamp, meta, workspace_for(P),
+                                          cs, co, ch, limit, check, out, floor)
+    return _rows(out, done), out[:done], int(scored), floor
 
 
 def _rows(out, done):
     return [tuple(int(x) for x in row[:4]) for row in out[:done]]
 
 
-def _repro(d, sc, lists0, hosp0, pins, first, cand, gain, limit) -> str:
+def _repro(d, sc, lists0, hosp0, pins, first, cand, gain, limit, floor) -> str:
     plan = reference.plan_of(sc, lists0, hosp0, pins)
     return (f"scenario = {json.dumps(d)}\nplan = {json.dumps(plan.to_json())}\n"
-            f"first = {tuple(int(x) for x in first)}\ncand = {cand.tolist()}\ngain = {gain.tolist()}\nlimit = {limit}")
+            f"first = {tuple(int(x) for x in first)}\ncand = {cand.tolist()}\ngain = {gain.tolist()}\nlimit = {limit}"
+            f"\nfloor = {floor!r}")
 
 
-def compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stats) -> str | None:
-    """What differs between the kernel's follow-ups (``got``, ``out``, ``scored``, ``sol`` after
-    them) and the reference's from the swept plan ``before = (lists, hosp, pins)``; ``None`` if
-    nothing. Counts each candidate's outcome in ``stats``."""
+def compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stats, floor=math.nan,
+            got_floor=math.nan) -> str | None:
+    """What differs between the kernel's follow-ups (``got``, ``out``, ``scored``, ``got_floor``,
+    ``sol`` after them, from ``floor``) and the reference's from the swept plan ``before =
+    (lists, hosp, pins)``; ``None`` if nothing. Counts each candidate's outcome in ``stats``."""
     lists0, hosp0, pins = before
-    want_lists, want_hosp, want, outcome, want_scored = reference.followups(sc, lists0, hosp0, pins, first, cand,
-                                                                            gain, limit)
+    want_lists, want_hosp, want, outcome, want_scored, want_floor = reference.followups(
+        sc, lists0, hosp0, pins, first, cand, gain, limit, floor)
     stats.update(outcome)
     for move, what in zip(cand, outcome):
         if what == "applied":
@@ -108,6 +110,8 @@ def compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stat
         problems.append(f"applied {got}, reference {want}")
     if scored != want_scored:
         problems.append(f"scored {scored}, reference {want_scored}")
+    if not (abs(got_floor - want_floor) <= TOL or math.isnan(got_floor) and math.isnan(want_floor)):
+        problems.append(f"floor {got_floor!r}, reference {want_floor!r}")
     if _lists(sol) != want_lists or sol.hosp.tolist() != list(want_hosp):
         problems.append(f"final plan {_lists(sol)} {sol.hosp.tolist()}, reference {want_lists} {list(want_hosp)}")
     F, T, st = sol.cur[0], sol.cur[2], int(sol.cur[3])
@@ -118,7 +122,8 @@ def compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stat
             problems.append(f"move {_rows(row[None], 1)}: predicted F, T {row[4:6]}, full {row[6:]}")
     if not problems:
         return None
-    return "\n".join(problems + [f"outcomes {outcome}", _repro(d, sc, lists0, hosp0, pins, first, cand, gain, limit)])
+    return "\n".join(problems + [f"outcomes {outcome}",
+                                  _repro(d, sc, lists0, hosp0, pins, first, cand, gain, limit, floor)])
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,10 +151,13 @@ def run_seed(seed):
             stats[f"swept {int(sol.cur[3])}"] += 1
             before = (_lists(sol), sol.hosp.tolist(), sol.pins.tolist())
             check = k % 2 == 0
-            got, out, scored = _kernel(sol, first, cand, gain, limit, check)
+            # none; the swept plan's F (descent's floor when it has only gone down); below it, so
+            # that moves gaining less than the swept plan's gap to it are barred
+            floor = (math.nan, sol.cur[0], sol.cur[0] - 1e-3, sol.cur[0] - 0.05)[k % 4]
+            got, out, scored, got_floor = _kernel(sol, first, cand, gain, limit, check, floor)
             stats[f"limit {min(limit, 3)}"] += 1
             stats["checked"] += check and len(got) > 0
-            wrong = compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stats)
+            wrong = compare(d, sc, before, sol, first, cand, gain, limit, got, out, scored, stats, floor, got_floor)
             if wrong:
                 bad.append(f"{label}, iteration {it}:\n{wrong}")
                 break
@@ -166,13 +174,13 @@ def test_followups_equal_the_reference(seed):
 def test_cases_apply_some_and_skip_for_every_reason():
     """Not vacuous: across the cases the follow-ups apply moves of several kinds, and skip
     candidates for each reason: a list changed, a treat changed, a gain weakened, no longer
-    better, the limit reached; with limits 0, 1 and all, empty candidate lists, and swept
-    plans that were feasible, over a shift end or in a wait cycle."""
+    better, above the floor, the limit reached; with limits 0, 1 and all, empty candidate
+    lists, and swept plans that were feasible, over a shift end or in a wait cycle."""
     stats = collections.Counter()
     for seed in SEEDS:
         stats.update(run_seed(seed)[1])
     assert stats["applied"] >= 50, stats
-    for reason in ("list", "treat", "gain", "worse", "stopped"):
+    for reason in ("list", "treat", "gain", "worse", "floor", "stopped"):
         assert stats[reason] >= 3, (reason, stats)
     assert sum(stats[f"applied {name}"] > 0 for name in MOVE_NAMES) >= 4, stats
     assert stats["limit 0"] >= 5 and stats["limit 1"] >= 5 and stats["no candidates"] >= 1, stats
@@ -186,9 +194,9 @@ def test_descent_with_its_memo_equals_the_reference(monkeypatch):
     calls = []
 
     def spy(*args):
-        done, scored = apply_followups(*args)
-        calls.append((args[13], args[-1][:done].copy(), int(scored)))  # (track, out, scored)
-        return done, scored
+        done, scored, floor = apply_followups(*args)
+        calls.append((args[13], args[-2][:done].copy(), int(scored), args[-1]))  # (track, out, scored, floor)
+        return done, scored, floor
 
     monkeypatch.setattr(algorithms, "apply_followups", spy)
     # the memo itself after every sweep's follow-ups: never a plain sweep in its stead
@@ -215,11 +223,11 @@ def test_descent_with_its_memo_equals_the_reference(monkeypatch):
                 if not len(cand):
                     assert not calls
                     continue
-                (track, out, scored), = calls
+                (track, out, scored, floor), = calls
                 stats["tracked"] += track
                 got = _rows(out, len(out))
                 wrong = compare(d, sc, before, state.current, proposal.move, cand, gain, len(cand), got, out, scored,
-                                stats)
+                                stats, floor, descent._floor[3])
                 if wrong:
                     bad.append(f"{label}, iteration {it}:\n{wrong}")
                     break
@@ -256,10 +264,10 @@ def test_the_gain_rule_matters():
                             ("-inf", np.full(len(cand), -math.inf))):
                 trial = sol.copy()
                 before = (_lists(trial), trial.hosp.tolist(), trial.pins.tolist())
-                got, out, n = _kernel(trial, first, cand, g, len(cand))
+                got, out, n, got_floor = _kernel(trial, first, cand, g, len(cand))
                 if name != "true":  # (the true gains: test_followups_equal_the_reference)
                     wrong = compare(d, sc, before, trial, first, cand, g, len(cand), got, out, n,
-                                    collections.Counter())
+                                    collections.Counter(), got_floor=got_floor)
                     assert wrong is None, f"{label}, gains {name}:\n{wrong}"
                 runs[name] = got
                 scored += n if name == "+inf" else 0
@@ -285,9 +293,10 @@ def test_nothing_follows_a_first_move_into_a_wait_cycle():
             _first, cand, gain = prop
             first = moves[into[0]].copy()
             before = (_lists(sol), sol.hosp.tolist(), sol.pins.tolist())
-            got, out, scored = _kernel(sol, first, cand, gain, len(cand))
+            got, out, scored, got_floor = _kernel(sol, first, cand, gain, len(cand))
             assert int(sol.cur[3]) == CYCLE and got == [] and scored == 0, label
-            wrong = compare(d, sc, before, sol, first, cand, gain, len(cand), got, out, scored, collections.Counter())
+            wrong = compare(d, sc, before, sol, first, cand, gain, len(cand), got, out, scored, collections.Counter(),
+                            got_floor=got_floor)
             assert wrong is None, f"{label}:\n{wrong}"
             n += 1
     assert n >= 10, n
