@@ -25,10 +25,11 @@ class AuditLog:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            keep = _whole_lines(self.path) if not fresh and self.path.is_file() else 0
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
             self._fd = os.open(self.path, flags, 0o644)
             if not fresh:
-                os.ftruncate(self._fd, _whole_lines(self.path))
+                os.ftruncate(self._fd, keep)
         except OSError as exc:  # bad input (a folder, no such place), not a crash
             raise InputError(Problem(str(self.path), f"cannot write the audit log: {exc.strerror or exc}")) from None
         self._lock = threading.Lock()  # issues are logged outside the planner's lock
@@ -73,12 +74,19 @@ def read_audit(path: str | os.PathLike) -> pa.Table:
 
 def _whole_lines(path: str | os.PathLike, tail: int = 1 << 16) -> int:
     """The length of ``path`` up to its last newline. Beyond it lies at most a record the process
-    died writing: not synced, so ``next_task`` never returned it and no crew was told."""
+    died writing: not synced, so ``next_task`` never returned it and no crew was told. A file
+    whose last line is not the start of a record is not an audit log: refused, not cut."""
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         start = max(size - tail, 0)
         f.seek(start)
-        last = f.read().rfind(b"\n")
-    if last < 0:
-        return 0 if start == 0 else _whole_lines(path, 2 * tail)
-    return start + last + 1
+        data = f.read()
+    cut = data.rfind(b"\n") + 1
+    torn = data[cut:]
+    if (cut == 0 and start > 0) or not (torn.startswith(_RECORD_START) or _RECORD_START.startswith(torn)):
+        raise InputError(Problem(str(path), "not an audit log: its last line is not a record, nor the start of one"))
+    return start + cut
+
+
+#: how every record starts (``AuditLog.write``: the fields in ``FIELDS`` order)
+_RECORD_START = b'{"' + FIELDS[0].encode() + b'": '

@@ -1115,16 +1115,36 @@ def test_a_last_record_cut_short_by_a_dead_process_is_dropped(tmp_path, whole):
     assert path.read_text().count("\n") == whole + 1
 
 
-def test_the_last_whole_line_is_found_beyond_the_tail_first_read(tmp_path):
+@pytest.mark.parametrize("text", [b"not a log", b"a\n" + b"x" * 100, b'{"time": 0.0}\nhello'])
+def test_a_file_that_is_no_audit_log_is_refused_and_left_as_it_was(tmp_path, text):
+    """Its last line is neither a record nor the start of one: not cut, though a torn record's
+    last line would be."""
+    from engine.audit import AuditLog, _whole_lines
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text)
+    with pytest.raises(engine.InputError, match="notes.txt: not an audit log"):
+        AuditLog(path)
+    with pytest.raises(engine.InputError, match="not an audit log"):
+        read_audit(path)
+    assert path.read_bytes() == text
+    with pytest.raises(engine.InputError):
+        _whole_lines(path, tail=8)
+    AuditLog(path, fresh=True).close()  # a fresh log replaces whatever was there
+    assert path.read_bytes() == b""
+
+
+def test_the_last_whole_line_is_found_within_the_tail_read():
+    import tempfile
+
     from engine.audit import _whole_lines
 
-    path = tmp_path / "log"
-    path.write_bytes(b"a\n" + b"x" * 100)
-    assert _whole_lines(path, tail=8) == 2
-    path.write_bytes(b"x" * 100)
-    assert _whole_lines(path, tail=8) == 0
-    path.write_bytes(b"")
-    assert _whole_lines(path, tail=8) == 0
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "log"
+        for text, want in ((b'{"time": 1}\n' * 3 + b'{"ti', 36), (b'{"time": 1}\n{"time": 2', 12), (b"", 0),
+                           (b'{"', 0), (b'{"time": 1}\n', 12)):
+            path.write_bytes(text)
+            assert _whole_lines(path, tail=16) == want, text
 
 
 def test_empty_audit_log_reads_as_an_empty_table(tmp_path):
